@@ -1,0 +1,1 @@
+"""Usage, cost and redaction: pure functions, table-tested."""

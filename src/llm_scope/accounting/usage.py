@@ -1,0 +1,53 @@
+"""Usage from each wire format's own fields, normalised into one `Usage`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..types import Usage
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def openai_usage(raw: Any) -> Usage:
+    """OpenAI chat-completions `usage` (also what LiteLLM emits for translated providers)."""
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    inp = _int(raw.get("prompt_tokens"))
+    out = _int(raw.get("completion_tokens"))
+    return Usage(
+        input=inp,
+        output=out,
+        total=_int(raw.get("total_tokens")) or inp + out,
+        cache_read=_int(prompt_details.get("cached_tokens")) or _int(raw.get("cache_read_input_tokens")),
+        cache_write=_int(raw.get("cache_creation_input_tokens")),
+        reasoning=_int(completion_details.get("reasoning_tokens")),
+    )
+
+
+def anthropic_usage(raw: Any) -> Usage:
+    """Anthropic `usage`: input_tokens excludes cache reads/writes, so the total adds them back."""
+    if not isinstance(raw, dict):
+        return Usage()
+    inp = _int(raw.get("input_tokens"))
+    read = _int(raw.get("cache_read_input_tokens"))
+    write = _int(raw.get("cache_creation_input_tokens"))
+    out = _int(raw.get("output_tokens"))
+    total_in = inp + read + write
+    return Usage(input=total_in, output=out, total=total_in + out, cache_read=read, cache_write=write)
+
+
+def merge(a: Usage, b: Usage) -> Usage:
+    """Combine partial reports (Anthropic streams send input at start and output at the end)."""
+    return Usage(
+        input=b.input or a.input,
+        output=b.output or a.output,
+        total=max(b.total, a.total, (b.input or a.input) + (b.output or a.output)),
+        cache_read=b.cache_read or a.cache_read,
+        cache_write=b.cache_write or a.cache_write,
+        reasoning=b.reasoning or a.reasoning,
+    )

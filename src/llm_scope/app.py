@@ -1,0 +1,115 @@
+"""The composition root: `create_app(settings)` wires config, providers, gateway and routes.
+
+No import-time side effects: everything is built here and kept on `app.state`, so tests run several
+gateways side by side in one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from . import __version__
+from .accounting.cost import models_for_provider, price_table
+from .config import ModelConfig, load_model_config
+from .gateway.handle import Gateway
+from .gateway.routing import Router
+from .http import openai, system
+from .http.auth import MasterKeyMiddleware
+from .http.middleware import TraceHeadersMiddleware
+from .providers.base import Provider
+from .providers.litellm_adapter import LiteLLMProvider
+from .providers.mock import MockProvider
+from .providers.openai_compat import OpenAICompatProvider
+from .settings import Settings
+from .types import CallRecord, Recorder
+
+log = logging.getLogger("llm_scope")
+
+
+class NullRecorder:
+    def submit(self, record: CallRecord) -> None:
+        return None
+
+
+def create_app(
+    settings: Settings, *, model_config: ModelConfig | None = None, recorder: Recorder | None = None
+) -> Starlette:
+    config = model_config or load_model_config(settings)
+    router = Router(config.deployments)
+    providers: dict[str, Provider] = {
+        "openai": OpenAICompatProvider(),
+        "mock": MockProvider(),
+        "litellm": LiteLLMProvider(),
+    }
+    gateway = Gateway(
+        router,
+        providers,
+        recorder or NullRecorder(),
+        timeout=settings.upstream_timeout,
+        connect_timeout=settings.connect_timeout,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
+        # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
+        gc.collect()
+        gc.freeze()
+        app.state.started = True
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    middleware = [Middleware(TraceHeadersMiddleware)]
+    if settings.cors_origin_list:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origin_list,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["x-trace-id", "x-duration-ms"],
+            )
+        )
+    if settings.master_key:
+        middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
+    app = Starlette(
+        routes=[*system.routes, *openai.routes],
+        middleware=middleware,
+        exception_handlers={404: system.http_exception, 405: system.http_exception},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.gateway = gateway
+    app.state.model_config = config
+    app.state.started = False
+    app.state.model_list = _model_lister(router)
+    app.state.readiness = lambda: [] if app.state.started else ["starting up"]
+    return app
+
+
+def _model_lister(router: Router) -> Any:
+    cache: list[dict[str, Any]] = []
+
+    def model_list() -> list[dict[str, Any]]:
+        if not cache:
+            created = int(time.time())
+            names = dict.fromkeys(router.names)
+            for d in router.wildcards:
+                if d.provider != "mock" and d.model_name.endswith("/*"):
+                    prefix = d.model_name[:-1]
+                    names.update(dict.fromkeys(prefix + m for m in models_for_provider(d.provider, price_table())))
+            cache.extend({"id": n, "object": "model", "created": created, "owned_by": "llm-scope"} for n in names)
+        return cache
+
+    return model_list

@@ -1,0 +1,76 @@
+"""Model name → deployment: exact names first, then wildcard routes, then a bare-name guess.
+
+Several deployments may share one name; calls rotate through them so load spreads evenly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+
+from ..errors import ModelNotFound
+from ..types import Deployment
+
+# Bare names IDEs send by default, mapped to the provider prefix that serves them.
+_BARE_NAME_PROVIDERS = (
+    (("gpt-", "o1", "o3", "o4", "chatgpt-", "text-embedding-", "codex-"), "openai"),
+    (("claude-",), "anthropic"),
+    (("gemini-",), "gemini"),
+)
+
+
+class Router:
+    def __init__(self, deployments: Iterable[Deployment]) -> None:
+        self._exact: dict[str, list[Deployment]] = {}
+        self._wildcards: list[Deployment] = []
+        for d in deployments:
+            if d.wildcard:
+                self._wildcards.append(d)
+            else:
+                self._exact.setdefault(d.model_name, []).append(d)
+        # Longest pattern first, so "anthropic/claude-*" beats "anthropic/*" beats "*".
+        self._wildcards.sort(key=lambda d: len(d.model_name.replace("*", "")), reverse=True)
+        self._cycles: dict[str, Iterator[Deployment]] = {n: itertools.cycle(ds) for n, ds in self._exact.items()}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._exact)
+
+    @property
+    def wildcards(self) -> list[Deployment]:
+        return list(self._wildcards)
+
+    def candidates(self, name: str) -> list[Deployment]:
+        """Every deployment that can serve `name`, the next in rotation first."""
+        exact = self._exact.get(name)
+        if exact:
+            first = next(self._cycles[name])
+            return [first] + [d for d in exact if d is not first]
+        for d in self._wildcards:
+            if fnmatch.fnmatchcase(name, d.model_name):
+                return [_bind_wildcard(d, name)]
+        for prefixes, provider in _BARE_NAME_PROVIDERS:
+            if "/" not in name and name.startswith(prefixes):
+                for d in self._wildcards:
+                    if d.model_name == f"{provider}/*":
+                        return [_bind_wildcard(d, f"{provider}/{name}")]
+        return []
+
+    def resolve(self, name: str) -> list[Deployment]:
+        found = self.candidates(name)
+        if not found:
+            raise ModelNotFound(
+                f"The model '{name}' does not exist or is not configured on this gateway", param="model"
+            )
+        return found
+
+
+def _bind_wildcard(d: Deployment, requested: str) -> Deployment:
+    """`openai/*` asked for `openai/gpt-4o` → upstream model `gpt-4o`; a model with no `*` is used as is."""
+    if "*" not in d.model:
+        return replace(d, model_name=requested, wildcard=False)
+    prefix, _, suffix = d.model_name.partition("*")
+    matched = requested[len(prefix) : len(requested) - len(suffix) if suffix else None]
+    return replace(d, model_name=requested, model=d.model.replace("*", matched), wildcard=False)

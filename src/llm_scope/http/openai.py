@@ -1,0 +1,124 @@
+"""OpenAI-compatible routes: parse, one call into the gateway, serialize."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
+from ..gateway.handle import CallContext, Gateway
+from .middleware import START_KEY, TRACE_ID_KEY
+from .responses import RawResponse, StreamResponse, error_response, json_response
+
+SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id")
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {int(declared)} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidRequest("Request body is empty; expected a JSON object", code="invalid_json")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def call_context(request: Request, route: str, body: Any) -> CallContext:
+    headers = request.headers
+    start_wall, _ = request.scope.get(START_KEY, (time.time(), 0.0))
+    metadata = body.get("metadata") if isinstance(body, dict) else None
+    session = next((headers[h] for h in SESSION_HEADERS if h in headers), None)
+    if session is None and isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
+        session = metadata["session_id"]
+    user = headers.get("x-user-id")
+    if user is None and isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        user = metadata["user_id"]
+    agent = headers.get("user-agent")
+    return CallContext(
+        trace_id=request.scope[TRACE_ID_KEY],
+        route=route,
+        start_time=start_wall,
+        user_id=user,
+        session_id=session,
+        client=agent.split(" ")[0][:80] if agent else None,
+        metadata=dict(metadata) if isinstance(metadata, dict) else {},
+    )
+
+
+def validate_chat(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object", code="invalid_type")
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequest("Missing required parameter: 'model'", param="model", code="missing_required_parameter")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest(
+            "Invalid type for 'model': expected a non-empty string", param="model", code="invalid_type"
+        )
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "Invalid type for 'messages': expected a non-empty array of message objects",
+            param="messages",
+            code="invalid_type",
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise InvalidRequest(
+                f"Invalid value for 'messages[{i}]': expected an object with a string 'role'",
+                param=f"messages[{i}]",
+                code="invalid_type",
+            )
+    if "stream" in body and not isinstance(body["stream"], bool | None):
+        raise InvalidRequest("Invalid type for 'stream': expected a boolean", param="stream", code="invalid_type")
+    return body
+
+
+async def chat_completions(request: Request) -> RawResponse | StreamResponse:
+    gateway: Gateway = request.app.state.gateway
+    body: Any = None
+    try:
+        body = await read_json(request, request.app.state.settings.max_body_bytes)
+        ctx = call_context(request, "chat_completion", body)
+        body = validate_chat(body)
+    except GatewayError as exc:
+        ctx = call_context(request, "chat_completion", None)
+        gateway.record_failure(ctx, body if isinstance(body, dict) else None, exc)
+        return error_response(exc)
+    try:
+        result = await gateway.chat(ctx, body)
+    except GatewayError as exc:
+        return error_response(exc)
+    if result.stream is not None:
+        return StreamResponse(result.status, result.stream, result.headers)
+    return RawResponse(result.status, result.body, result.headers, after=result.finish)
+
+
+async def list_models(request: Request) -> RawResponse:
+    return json_response({"object": "list", "data": request.app.state.model_list()})
+
+
+routes = [
+    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+    Route("/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/models", list_models, methods=["GET"]),
+]

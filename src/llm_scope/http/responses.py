@@ -1,0 +1,95 @@
+"""Response types the gateway needs beyond Starlette's: raw bytes, OpenAI errors, and a stream that
+stops the upstream the moment the client goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ..errors import GatewayError
+
+
+class RawResponse(Response):
+    """Bytes as the upstream sent them; `after` runs once the client has them (trace recording)."""
+
+    def __init__(
+        self, status: int, body: bytes, headers: Mapping[str, str], after: Callable[[], None] | None = None
+    ) -> None:
+        self.status_code = status
+        self.body = body
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers.append((b"content-length", str(len(body)).encode()))
+        self.after = after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+        if self.after is not None:
+            self.after()
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> RawResponse:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return RawResponse(status, body, {"content-type": "application/json", **(headers or {})})
+
+
+def error_response(exc: GatewayError, *, anthropic: bool = False) -> RawResponse:
+    headers = {}
+    if exc.retry_after is not None:
+        headers["retry-after"] = f"{exc.retry_after:g}"
+    return json_response(exc.anthropic_body() if anthropic else exc.openai_body(), exc.status, headers)
+
+
+class StreamResponse(Response):
+    """Relay an async iterator of SSE bytes, flushing each chunk.
+
+    A watcher listens for `http.disconnect` and cancels the relay, so a client that leaves mid-stream
+    closes the upstream request at once instead of when the next chunk fails to send.
+    """
+
+    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+        self.status_code = status
+        self.chunks = chunks
+        merged = {
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            "x-accel-buffering": "no",
+            **{k: v for k, v in headers.items() if k not in ("content-length", "content-encoding")},
+        }
+        self.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        relay = asyncio.current_task()
+        assert relay is not None
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    relay.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise
+            relay.uncancel()
+        except OSError:
+            pass  # the client went away while we were writing
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await self.chunks.aclose()  # type: ignore[attr-defined]

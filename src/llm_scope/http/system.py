@@ -1,0 +1,43 @@
+"""Liveness, readiness, and errors for paths and methods that don't exist (in OpenAI's shape)."""
+
+from __future__ import annotations
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ..errors import GatewayError, NotFound
+from .responses import RawResponse, error_response, json_response
+
+
+async def health(request: Request) -> RawResponse:
+    return json_response({"status": "healthy"})
+
+
+async def ready(request: Request) -> RawResponse:
+    problems: list[str] = request.app.state.readiness()
+    if problems:
+        return json_response({"status": "not_ready", "reasons": problems}, status=503)
+    return json_response({"status": "ready"})
+
+
+async def http_exception(request: Request, exc: Exception) -> RawResponse:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    if status == 404:
+        return error_response(NotFound(f"Unknown path: {request.method} {request.url.path}"))
+    if status == 405:
+        return error_response(
+            GatewayError(
+                f"Method {request.method} is not allowed on {request.url.path}",
+                status=405,
+                type="invalid_request_error",
+                code="method_not_allowed",
+            )
+        )
+    return error_response(GatewayError(str(getattr(exc, "detail", "error")), status=status))
+
+
+routes = [
+    Route("/health", health, methods=["GET"]),
+    Route("/ready", ready, methods=["GET"]),
+]

@@ -1,0 +1,146 @@
+"""Settings from the environment and `.env`: the only place that reads `os.environ`.
+
+Everything downstream receives a frozen `Settings`, so tests build one from a plain dict and no module
+consults the process environment behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("config/config.yaml")
+
+
+def _alias(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Gateway settings; see `.env.example` for every variable and its meaning."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True, populate_by_name=True)
+
+    host: str = Field("127.0.0.1", validation_alias=_alias("PROXY_HOST", "host"))
+    port: int = Field(8000, validation_alias=_alias("PROXY_PORT", "port"))
+    workers: int = Field(1, validation_alias=_alias("LLM_SCOPE_WORKERS", "workers"))
+    log_level: str = Field("INFO", validation_alias=_alias("LOG_LEVEL", "log_level"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_alias("LOG_FORMAT", "log_format"))
+    debug_mode: bool = Field(False, validation_alias=_alias("DEBUG_MODE", "debug_mode"))
+    config_path: Path | None = Field(None, validation_alias=_alias("LLM_SCOPE_CONFIG", "config_path"))
+    data_dir: Path = Field(Path("data"), validation_alias=_alias("LLM_SCOPE_DATA_DIR", "data_dir"))
+    master_key: str | None = Field(None, validation_alias=_alias("LLM_SCOPE_MASTER_KEY", "master_key"))
+    cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
+    max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
+    upstream_timeout: float = Field(600.0, validation_alias=_alias("LLM_SCOPE_UPSTREAM_TIMEOUT", "upstream_timeout"))
+    connect_timeout: float = Field(10.0, validation_alias=_alias("LLM_SCOPE_CONNECT_TIMEOUT", "connect_timeout"))
+
+    # Tracing
+    trace_content: bool = Field(True, validation_alias=_alias("LLM_SCOPE_TRACE_CONTENT", "trace_content"))
+    retention_days: int = Field(30, validation_alias=_alias("LLM_SCOPE_RETENTION_DAYS", "retention_days"))
+    outbox_max_rows: int = Field(200_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
+    queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
+    environment: str = Field("default", validation_alias=_alias("LLM_SCOPE_ENVIRONMENT", "environment"))
+    langfuse_enabled: bool = Field(True, validation_alias=_alias("LANGFUSE_ENABLED", "langfuse_enabled"))
+    langfuse_public_key: str | None = Field(None, validation_alias=_alias("LANGFUSE_PUBLIC_KEY", "langfuse_public_key"))
+    langfuse_secret_key: str | None = Field(None, validation_alias=_alias("LANGFUSE_SECRET_KEY", "langfuse_secret_key"))
+    langfuse_host: str = Field(
+        "https://cloud.langfuse.com",
+        validation_alias=_alias("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "langfuse_host"),
+    )
+    langfuse_export_interval: float = Field(
+        1.0, validation_alias=_alias("LANGFUSE_EXPORT_INTERVAL", "langfuse_export_interval")
+    )
+
+    # Metrics
+    metrics_port: int = Field(9090, validation_alias=_alias("METRICS_PORT", "metrics_port"))
+    metrics_on_main_port: bool = Field(True, validation_alias=_alias("METRICS_ON_MAIN_PORT", "metrics_on_main_port"))
+
+    # Provider credentials, named as LiteLLM names them.
+    openai_api_key: str | None = Field(None, validation_alias=_alias("OPENAI_API_KEY", "openai_api_key"))
+    openai_api_base: str | None = Field(
+        None, validation_alias=_alias("OPENAI_API_BASE", "OPENAI_BASE_URL", "openai_api_base")
+    )
+    anthropic_api_key: str | None = Field(None, validation_alias=_alias("ANTHROPIC_API_KEY", "anthropic_api_key"))
+    anthropic_api_base: str | None = Field(
+        None, validation_alias=_alias("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL", "anthropic_api_base")
+    )
+    azure_api_key: str | None = Field(None, validation_alias=_alias("AZURE_API_KEY", "azure_api_key"))
+    azure_api_base: str | None = Field(None, validation_alias=_alias("AZURE_API_BASE", "azure_api_base"))
+    azure_api_version: str | None = Field(None, validation_alias=_alias("AZURE_API_VERSION", "azure_api_version"))
+    aws_access_key_id: str | None = Field(None, validation_alias=_alias("AWS_ACCESS_KEY_ID", "aws_access_key_id"))
+    aws_secret_access_key: str | None = Field(
+        None, validation_alias=_alias("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key")
+    )
+    aws_region_name: str | None = Field(
+        None, validation_alias=_alias("AWS_REGION_NAME", "AWS_REGION", "aws_region_name")
+    )
+    vertex_project: str | None = Field(
+        None, validation_alias=_alias("VERTEXAI_PROJECT", "VERTEX_PROJECT", "vertex_project")
+    )
+    vertex_location: str | None = Field(
+        None, validation_alias=_alias("VERTEXAI_LOCATION", "VERTEX_LOCATION", "vertex_location")
+    )
+    google_application_credentials: str | None = Field(
+        None, validation_alias=_alias("GOOGLE_APPLICATION_CREDENTIALS", "google_application_credentials")
+    )
+    gemini_api_key: str | None = Field(None, validation_alias=_alias("GEMINI_API_KEY", "gemini_api_key"))
+    groq_api_key: str | None = Field(None, validation_alias=_alias("GROQ_API_KEY", "groq_api_key"))
+    openrouter_api_key: str | None = Field(None, validation_alias=_alias("OPENROUTER_API_KEY", "openrouter_api_key"))
+
+    # The environment as read, for `os.environ/NAME` references in the model config.
+    environ: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def langfuse_configured(self) -> bool:
+        return bool(self.langfuse_enabled and self.langfuse_public_key and self.langfuse_secret_key)
+
+    @property
+    def resolved_config_path(self) -> Path | None:
+        if self.config_path is not None:
+            return self.config_path
+        return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+    def secrets(self) -> list[str]:
+        """Every secret value we hold, so redaction can scrub them from anything we emit."""
+        names = [n for n in type(self).model_fields if n.endswith(("_key", "_secret_key", "access_key"))]
+        values = [getattr(self, n) for n in names] + [self.master_key, self.google_application_credentials]
+        return [v for v in values if isinstance(v, str) and len(v) >= 6]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, env_file: str | None = ".env", **overrides: object
+) -> Settings:
+    """Build Settings from `environ` (default: the process environment) plus `.env`, then overrides.
+
+    `.env` values are applied to `environ` for `os.environ/NAME` lookups too, so a key kept in `.env`
+    works in the YAML exactly as it would in LiteLLM Proxy.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if env_file and Path(env_file).is_file():
+        for name, value in dotenv_values(env_file).items():
+            if value is not None:
+                env.setdefault(name, value)
+    fields: dict[str, object] = {}
+    lowered = {k.upper(): v for k, v in env.items()}
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if not isinstance(alias, AliasChoices):
+            continue
+        for choice in alias.choices:
+            if isinstance(choice, str) and choice.isupper() and choice in lowered:
+                fields[name] = lowered[choice]
+                break
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    fields["environ"] = env
+    return Settings.model_validate(fields)  # env already merged: don't let BaseSettings read it again
