@@ -18,11 +18,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .accounting.cost import models_for_provider, price_table
+from .accounting.cost import Prices, lookup_prices, models_for_provider, price_table
 from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import openai, system
+from .http import api, openai, system
 from .http.auth import MasterKeyMiddleware
 from .http.middleware import TraceHeadersMiddleware
 from .providers.base import Provider
@@ -30,21 +30,17 @@ from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .settings import Settings
-from .types import CallRecord, Recorder
+from .tracing.langfuse import LangfuseExporter
+from .tracing.pipeline import TracePipeline
+from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
 
 
-class NullRecorder:
-    def submit(self, record: CallRecord) -> None:
-        return None
-
-
-def create_app(
-    settings: Settings, *, model_config: ModelConfig | None = None, recorder: Recorder | None = None
-) -> Starlette:
+def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Starlette:
     config = model_config or load_model_config(settings)
     router = Router(config.deployments)
+    pipeline = build_pipeline(settings, config)
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(),
         "mock": MockProvider(),
@@ -53,7 +49,7 @@ def create_app(
     gateway = Gateway(
         router,
         providers,
-        recorder or NullRecorder(),
+        pipeline,
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
     )
@@ -64,11 +60,13 @@ def create_app(
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
         gc.freeze()
+        await pipeline.start()
         app.state.started = True
         try:
             yield
         finally:
             await gateway.aclose()
+            await pipeline.stop()
 
     middleware = [Middleware(TraceHeadersMiddleware)]
     if settings.cors_origin_list:
@@ -84,18 +82,58 @@ def create_app(
     if settings.master_key:
         middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
     app = Starlette(
-        routes=[*system.routes, *openai.routes],
+        routes=[*system.routes, *openai.routes, *api.routes],
         middleware=middleware,
         exception_handlers={404: system.http_exception, 405: system.http_exception},
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.gateway = gateway
+    app.state.pipeline = pipeline
     app.state.model_config = config
     app.state.started = False
     app.state.model_list = _model_lister(router)
-    app.state.readiness = lambda: [] if app.state.started else ["starting up"]
+    app.state.readiness = lambda: _readiness(app)
     return app
+
+
+def build_pipeline(settings: Settings, config: ModelConfig) -> TracePipeline:
+    exporter = None
+    if settings.langfuse_configured:
+        assert settings.langfuse_public_key and settings.langfuse_secret_key
+        exporter = LangfuseExporter(
+            host=settings.langfuse_host,
+            public_key=settings.langfuse_public_key,
+            secret_key=settings.langfuse_secret_key,
+            environment=settings.environment,
+            release=__version__,
+        )
+    overrides = config.price_overrides
+
+    def prices_for(record: CallRecord) -> Prices | None:
+        return overrides.get(record.requested_model) or lookup_prices(
+            record.resolved_model, record.provider, price_table()
+        )
+
+    return TracePipeline(
+        settings.data_dir / "llm-scope.db",
+        exporter,
+        prices_for=prices_for,
+        secrets=settings.secrets(),
+        trace_content=settings.trace_content,
+        queue_size=settings.queue_size,
+        max_outbox=settings.outbox_max_rows,
+        retention_days=settings.retention_days,
+    )
+
+
+def _readiness(app: Starlette) -> list[str]:
+    problems = []
+    if not app.state.started:
+        problems.append("starting up")
+    if not app.state.pipeline.ready:
+        problems.append("local trace store is not open")
+    return problems
 
 
 def _model_lister(router: Router) -> Any:

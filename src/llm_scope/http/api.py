@@ -1,0 +1,161 @@
+"""The local store's read API (and scores), for the dashboard, scripts and `llm-scope traces`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.routing import Route
+
+from ..errors import GatewayError, InvalidRequest, NotFound
+from ..tracing import queries
+from ..tracing.pipeline import TracePipeline
+from ..tracing.store import Store
+from .openai import read_json
+from .responses import RawResponse, error_response, json_response
+
+T = TypeVar("T")
+
+
+def _time(value: str | None, name: str) -> float | None:
+    """Epoch seconds or ISO-8601."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected epoch seconds or an ISO-8601 time", param=name) from None
+
+
+def _int(value: str | None, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected an integer", param=name) from None
+
+
+def trace_filter(request: Request) -> queries.TraceFilter:
+    q = request.query_params
+    status = q.get("status")
+    if status is not None and status not in ("ok", "error") and not status.isdigit():
+        raise InvalidRequest("Invalid 'status': expected ok, error or an HTTP status code", param="status")
+    return queries.TraceFilter(
+        user=q.get("user") or q.get("user_id"),
+        session=q.get("session") or q.get("session_id"),
+        model=q.get("model"),
+        status=status,
+        since=_time(q.get("since") or q.get("from"), "since"),
+        until=_time(q.get("until") or q.get("to"), "until"),
+        limit=_int(q.get("limit"), "limit", 50),
+        offset=_int(q.get("offset"), "offset", 0),
+    )
+
+
+def _pipeline(request: Request) -> TracePipeline:
+    pipeline: TracePipeline = request.app.state.pipeline
+    return pipeline
+
+
+async def _read(request: Request, query: Callable[[Store, queries.TraceFilter], T], f: queries.TraceFilter) -> T:
+    """Flush first: a caller that just made a call should see it (read-your-writes)."""
+    pipeline = _pipeline(request)
+    await pipeline.flush()
+    return await pipeline.read(query, pipeline.store, f)
+
+
+async def list_traces(request: Request) -> RawResponse:
+    try:
+        f = trace_filter(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response(await _read(request, queries.list_traces, f))
+
+
+async def get_trace(request: Request) -> RawResponse:
+    trace_id = request.path_params["trace_id"]
+    pipeline = _pipeline(request)
+    await pipeline.flush()  # a trace id the client just got back must be readable at once
+    found = await pipeline.read(queries.get_trace, pipeline.store, trace_id)
+    if found is None:
+        return error_response(NotFound(f"No trace with id '{trace_id}'"))
+    return json_response(found)
+
+
+async def list_sessions(request: Request) -> RawResponse:
+    try:
+        f = trace_filter(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response(await _read(request, queries.list_sessions, f))
+
+
+async def usage(request: Request) -> RawResponse:
+    try:
+        f = trace_filter(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response(await _read(request, queries.usage, f))
+
+
+def parse_score(trace_id: str, body: Any) -> dict[str, Any]:
+    """Validate a score the way Langfuse's public API types it (NUMERIC, BOOLEAN, CATEGORICAL)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("Score must be a JSON object with 'name' and 'value'")
+    name, value = body.get("name"), body.get("value")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("Missing required parameter: 'name'", param="name")
+    if isinstance(value, bool):
+        data_type, value = "BOOLEAN", 1 if value else 0
+    elif isinstance(value, int | float):
+        data_type = "NUMERIC"
+    elif isinstance(value, str) and value:
+        data_type = "CATEGORICAL"
+    else:
+        raise InvalidRequest("Invalid 'value': expected a number, a boolean or a non-empty string", param="value")
+    data_type = body.get("data_type") or body.get("dataType") or data_type
+    comment = body.get("comment")
+    if comment is not None and not isinstance(comment, str):
+        raise InvalidRequest("Invalid 'comment': expected a string", param="comment")
+    # A stable id makes a retried delivery idempotent in Langfuse.
+    ident = body.get("id") or hashlib.sha256(f"{trace_id}:{name}:{json.dumps(value)}".encode()).hexdigest()[:32]
+    return {
+        "id": str(ident),
+        "traceId": trace_id,
+        "name": name,
+        "value": value,
+        "dataType": data_type,
+        "comment": comment,
+    }
+
+
+async def add_score(request: Request) -> RawResponse:
+    trace_id = request.path_params["trace_id"]
+    pipeline = _pipeline(request)
+    try:
+        score = parse_score(trace_id, await read_json(request, 64 * 1024))
+        await pipeline.flush()
+        if await pipeline.read(queries.get_trace, pipeline.store, trace_id) is None:
+            raise NotFound(f"No trace with id '{trace_id}'")
+    except GatewayError as exc:
+        return error_response(exc)
+    await pipeline.add_score(score)
+    return json_response(score, status=201)
+
+
+routes = [
+    Route("/api/traces", list_traces, methods=["GET"]),
+    Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
+    Route("/api/traces/{trace_id}/scores", add_score, methods=["POST"]),
+    Route("/api/sessions", list_sessions, methods=["GET"]),
+    Route("/api/usage", usage, methods=["GET"]),
+]

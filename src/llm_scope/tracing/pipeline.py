@@ -1,0 +1,265 @@
+"""Off the hot path, never dropped: records go queue → SQLite (store + outbox) → Langfuse.
+
+`submit` is a deque append. A writer task drains the queue every `flush_interval` (so `kill -9` loses at
+most that much) and writes one transaction per batch on the store's thread. An exporter task reads the
+outbox, sends to Langfuse, and deletes rows only once Langfuse acknowledged them, backing off while it
+is down; rows outlive restarts. Span ids are stable, so a batch resent after a crash is not duplicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..accounting.cost import Prices
+from ..types import CallRecord
+from .langfuse import ExportResult, ExportStatus, LangfuseExporter
+from .records import enrich, record_from_json
+from .store import Store
+
+log = logging.getLogger("llm_scope.tracing")
+T = TypeVar("T")
+
+
+@dataclass
+class PipelineStats:
+    """Counters the metrics module reads; `lost` must stay 0."""
+
+    submitted: int = 0
+    written: int = 0
+    exported: int = 0
+    export_failures: int = 0
+    rejected: int = 0
+    lost: int = 0
+    backlog: int = 0
+
+
+class TracePipeline:
+    def __init__(
+        self,
+        store_path: Path,
+        exporter: LangfuseExporter | None,
+        *,
+        prices_for: Callable[[CallRecord], Prices | None],
+        secrets: Sequence[str],
+        trace_content: bool = True,
+        queue_size: int = 10_000,
+        max_outbox: int = 200_000,
+        flush_interval: float = 0.2,
+        batch_size: int = 200,
+        retention_days: float = 30,
+    ) -> None:
+        self.store_path = store_path
+        self._store: Store | None = None
+        self.exporter = exporter
+        self.prices_for = prices_for
+        self.secrets = list(secrets)
+        self.trace_content = trace_content
+        self.queue_size = queue_size
+        self.max_outbox = max_outbox
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.retention_days = retention_days
+        self.stats = PipelineStats()
+        self._queue: collections.deque[CallRecord] = collections.deque()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake_exporter = asyncio.Event()
+        self._stopping = False
+        self._last_overflow_log = 0.0
+
+    # --- the hot path ----------------------------------------------------------------------------------
+
+    def submit(self, record: CallRecord) -> None:
+        if len(self._queue) >= self.queue_size:
+            self._lose(1, "in-memory trace queue is full")
+            return
+        self._queue.append(record)
+        self.stats.submitted += 1
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("trace pipeline not started")
+        return self._store
+
+    @property
+    def ready(self) -> bool:
+        return self._store is not None and not self._stopping
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._store = store = await self._run(Store, self.store_path)
+        self.stats.backlog = await self._run(store.backlog)
+        if self.stats.backlog:
+            log.info("resuming export of %d traces left from a previous run", self.stats.backlog)
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="llm-scope-trace-writer"))
+        if self.exporter is not None:
+            self._tasks.append(asyncio.create_task(self._export_loop(), name="llm-scope-trace-exporter"))
+
+    async def stop(self, export_deadline: float = 5.0) -> None:
+        """Drain the queue to disk, then give the exporter a bounded chance to deliver what is pending."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+        if self.exporter is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._export_all(), export_deadline)
+            await self.exporter.aclose()
+        if self._store is not None:
+            await self._run(self._store.close)
+        self._db.shutdown(wait=True)
+
+    async def flush(self) -> None:
+        """Write everything queued so far (tests and shutdown use this; the writer loop does it too)."""
+        while self._queue:
+            batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_size * 5))]
+            await self._write(batch)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    # --- writer ----------------------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self.flush()
+                if time.monotonic() - last_prune > 3600:
+                    last_prune = time.monotonic()
+                    await self._run(self.store.prune, self.retention_days)
+            except Exception:  # a full disk must not kill the writer; records stay queued (bounded)
+                log.exception("writing traces to the local store failed; will retry")
+
+    async def _write(self, batch: list[CallRecord]) -> None:
+        def work() -> int:
+            for record in batch:
+                enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
+            return self.store.write(batch, outbox=self.exporter is not None, max_outbox=self.max_outbox)
+
+        try:
+            dropped = await self._run(work)
+        except BaseException:
+            self._queue.extendleft(reversed(batch))  # keep them for the next attempt
+            raise
+        self.stats.written += len(batch)
+        if dropped:
+            self._lose(dropped, f"export outbox is over its limit of {self.max_outbox} rows")
+        if self.exporter is not None:
+            self.stats.backlog += len(batch) - dropped
+            self._wake_exporter.set()
+
+    def _lose(self, count: int, why: str) -> None:
+        self.stats.lost += count
+        now = time.monotonic()
+        if now - self._last_overflow_log > 10:
+            self._last_overflow_log = now
+            log.error("trace records lost: %s (lost so far: %d)", why, self.stats.lost)
+
+    # --- exporter --------------------------------------------------------------------------------------
+
+    async def _export_loop(self) -> None:
+        delay = 0.0
+        while True:
+            if delay:
+                await asyncio.sleep(delay)
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake_exporter.wait(), timeout=1.0)
+            self._wake_exporter.clear()
+            try:
+                result = await self._export_batch()
+            except Exception:
+                log.exception("trace export failed unexpectedly; will retry")
+                result = ExportResult(ExportStatus.RETRYABLE)
+            if result is None:
+                delay = 0.0
+            elif result.status is ExportStatus.RETRYABLE or result.http_status in (401, 403):
+                self.stats.export_failures += 1
+                delay = min(60.0, max(delay * 2, 0.5)) if delay else 0.5
+                if result.retry_after:
+                    delay = max(delay, min(result.retry_after, 300.0))
+                delay *= random.uniform(0.8, 1.2)
+            else:
+                delay = 0.0
+
+    async def _export_all(self) -> None:
+        while True:
+            result = await self._export_batch()
+            if result is None or not result.ok:
+                return
+
+    async def _export_batch(self) -> ExportResult | None:
+        """Send the oldest pending rows; returns None when nothing was pending."""
+        assert self.exporter is not None
+        rows = await self._run(self.store.pending, self.batch_size)
+        if not rows:
+            self.stats.backlog = 0
+            return None
+        traces = [r for r in rows if r["kind"] == "trace"]
+        scores = [r for r in rows if r["kind"] == "score"]
+        done: list[int] = []
+        result = ExportResult(ExportStatus.OK)
+        if traces:
+            result = await self.exporter.export([record_from_json(r["payload"]) for r in traces])
+            if result.ok:
+                done += [r["id"] for r in traces]
+                self.stats.exported += len(traces)
+            elif result.status is ExportStatus.REJECTED and result.http_status not in (401, 403):
+                log.error(
+                    "Langfuse rejected %d traces (HTTP %s); they stay in the local store only",
+                    len(traces),
+                    result.http_status,
+                )
+                done += [r["id"] for r in traces]
+                self.stats.rejected += len(traces)
+        if result.ok:
+            for row in scores:
+                score_result = await self.exporter.send_score(json.loads(row["payload"]))
+                if score_result.ok or (
+                    score_result.status is ExportStatus.REJECTED and score_result.http_status not in (401, 403)
+                ):
+                    done.append(row["id"])
+                else:
+                    result = score_result
+                    break
+        if done:
+            await self._run(self.store.acknowledge, done)
+            self.stats.backlog = max(0, self.stats.backlog - len(done))
+        elif not result.ok:
+            await self._run(self.store.mark_attempt, [r["id"] for r in rows])
+        return result
+
+    # --- scores ----------------------------------------------------------------------------------------
+
+    async def add_score(self, score: dict[str, Any]) -> None:
+        payload = json.dumps(score) if self.exporter is not None else None
+        await self._run(lambda: self.store.add_score(score, outbox_payload=payload))
+        if self.exporter is not None:
+            self.stats.backlog += 1
+            self._wake_exporter.set()
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read query on the store's thread, so the event loop never waits on SQLite."""
+        return await self._run(fn, *args)

@@ -1,0 +1,140 @@
+"""Read queries over the local store, shared by the HTTP read API, the CLI and the dashboard.
+
+Filters arrive as plain values; every value is bound as a SQL parameter, never formatted in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .store import SUMMARY_COLUMNS, Store
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class TraceFilter:
+    user: str | None = None
+    session: str | None = None
+    model: str | None = None
+    status: str | None = None  # "ok", "error", or an HTTP status code
+    since: float | None = None  # epoch seconds
+    until: float | None = None
+    limit: int = 50
+    offset: int = 0
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.user is not None:
+            clauses.append("user_id = ?")
+            params.append(self.user)
+        if self.session is not None:
+            clauses.append("session_id = ?")
+            params.append(self.session)
+        if self.model is not None:
+            clauses.append("(resolved_model = ? OR requested_model = ?)")
+            params += [self.model, self.model]
+        if self.status == "ok":
+            clauses.append("status_code < 400 AND error_type IS NULL")
+        elif self.status == "error":
+            clauses.append("(status_code >= 400 OR error_type IS NOT NULL)")
+        elif self.status is not None:
+            clauses.append("status_code = ?")
+            params.append(int(self.status))
+        if self.since is not None:
+            clauses.append("start_time >= ?")
+            params.append(self.since)
+        if self.until is not None:
+            clauses.append("start_time < ?")
+            params.append(self.until)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def list_traces(store: Store, f: TraceFilter) -> dict[str, Any]:
+    where, params = f.where()
+    limit = max(1, min(f.limit, MAX_LIMIT))
+    offset = max(0, f.offset)
+    rows = store.query(
+        f"SELECT {','.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY start_time DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    total = store.query(f"SELECT COUNT(*) AS n FROM traces{where}", params)[0]["n"]
+    return {"data": rows, "total": total, "limit": limit, "offset": offset}
+
+
+def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
+    rows = store.query(f"SELECT {','.join(SUMMARY_COLUMNS)}, record FROM traces WHERE trace_id = ?", [trace_id])
+    if not rows:
+        return None
+    row = rows[0]
+    record = json.loads(row.pop("record"))
+    row.update(
+        {
+            k: record.get(k)
+            for k in (
+                "input",
+                "output",
+                "metadata",
+                "model_parameters",
+                "finish_reason",
+                "error_message",
+                "completion_start_time",
+                "usage",
+                "cost",
+            )
+        }
+    )
+    row["scores"] = store.query(
+        "SELECT id, name, value, data_type, comment, created FROM scores WHERE trace_id = ? ORDER BY created",
+        [trace_id],
+    )
+    return row
+
+
+def list_sessions(store: Store, f: TraceFilter) -> dict[str, Any]:
+    where, params = TraceFilter(user=f.user, model=f.model, since=f.since, until=f.until).where()
+    where = (where + " AND " if where else " WHERE ") + "session_id IS NOT NULL"
+    limit = max(1, min(f.limit, MAX_LIMIT))
+    rows = store.query(
+        "SELECT session_id, MIN(start_time) AS first_seen, MAX(end_time) AS last_seen, COUNT(*) AS calls, "
+        "GROUP_CONCAT(DISTINCT user_id) AS users, SUM(input_tokens) AS input_tokens, "
+        "SUM(output_tokens) AS output_tokens, SUM(total_tokens) AS total_tokens, "
+        "SUM(COALESCE(cost_total, 0)) AS cost_total, "
+        "SUM(CASE WHEN status_code >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END) AS errors "
+        f"FROM traces{where} GROUP BY session_id ORDER BY last_seen DESC LIMIT ? OFFSET ?",
+        [*params, limit, max(0, f.offset)],
+    )
+    return {"data": rows, "limit": limit, "offset": max(0, f.offset)}
+
+
+_USAGE_GROUPS = {
+    "model": "COALESCE(NULLIF(resolved_model, ''), requested_model)",
+    "user": "user_id",
+    "day": "date(start_time, 'unixepoch')",
+}
+
+
+def usage(store: Store, f: TraceFilter) -> dict[str, Any]:
+    """Tokens and cost grouped by model, by user, by day, and by day and model (for charts)."""
+    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    totals = (
+        "COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+        "SUM(total_tokens) AS total_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+        "SUM(COALESCE(cost_total, 0)) AS cost_total"
+    )
+    out: dict[str, Any] = {}
+    for name, expr in _USAGE_GROUPS.items():
+        out[f"by_{name}"] = store.query(
+            f"SELECT {expr} AS {name}, {totals} FROM traces{where} GROUP BY 1 ORDER BY cost_total DESC, calls DESC",
+            params,
+        )
+    out["by_day_model"] = store.query(
+        f"SELECT {_USAGE_GROUPS['day']} AS day, {_USAGE_GROUPS['model']} AS model, {totals} FROM traces{where} "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    out["total"] = store.query(f"SELECT {totals} FROM traces{where}", params)[0]
+    return out

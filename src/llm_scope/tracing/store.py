@@ -1,0 +1,178 @@
+"""The embedded local store: SQLite in the data dir, holding every call and the export outbox.
+
+One file, WAL mode, migrations as an ordered list (simonw/llm's habit). The outbox lives in the same
+database as the traces so a call is stored and queued for Langfuse in one transaction: after a restart,
+whatever Langfuse has not acknowledged is still there. All methods are synchronous; the pipeline runs
+them on its own thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..types import CallRecord
+from .records import record_to_json, summary_row
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE traces (
+        trace_id TEXT PRIMARY KEY, start_time REAL NOT NULL, end_time REAL, route TEXT,
+        user_id TEXT, session_id TEXT, client TEXT, requested_model TEXT, resolved_model TEXT, provider TEXT,
+        status_code INTEGER, error_type TEXT, stream INTEGER,
+        input_tokens INTEGER, output_tokens INTEGER, total_tokens INTEGER, cache_read_tokens INTEGER,
+        cache_write_tokens INTEGER, reasoning_tokens INTEGER,
+        cost_input REAL, cost_output REAL, cost_total REAL,
+        duration_ms REAL, ttft_ms REAL, upstream_ms REAL, record TEXT NOT NULL
+    );
+    CREATE INDEX traces_start ON traces(start_time);
+    CREATE INDEX traces_user ON traces(user_id, start_time);
+    CREATE INDEX traces_session ON traces(session_id, start_time);
+    CREATE INDEX traces_model ON traces(resolved_model, start_time);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, trace_id TEXT NOT NULL,
+        payload TEXT NOT NULL, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE scores (
+        id TEXT PRIMARY KEY, trace_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+        data_type TEXT NOT NULL, comment TEXT, created REAL NOT NULL
+    );
+    CREATE INDEX scores_trace ON scores(trace_id);
+    """,
+]
+
+SUMMARY_COLUMNS = list(summary_row(CallRecord(trace_id="0" * 32, route="", start_time=0.0)))
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                self.db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # --- writes ----------------------------------------------------------------------------------------
+
+    def write(self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int) -> int:
+        """Store records and, when exporting, queue them; returns how many outbox rows were dropped."""
+        if not records:
+            return 0
+        rows = []
+        for record in records:
+            row = summary_row(record)
+            row["record"] = record_to_json(record)
+            rows.append(row)
+        cols = [*SUMMARY_COLUMNS, "record"]
+        sql = f"INSERT OR REPLACE INTO traces ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
+        now = time.time()
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany(sql, [[row[c] for c in cols] for row in rows])
+                dropped = 0
+                if outbox:
+                    self.db.executemany(
+                        "INSERT INTO outbox (kind, trace_id, payload, created) VALUES ('trace', ?, ?, ?)",
+                        [(row["trace_id"], row["record"], now) for row in rows],
+                    )
+                    dropped = self._bound_outbox(max_outbox)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return dropped
+
+    def _bound_outbox(self, max_rows: int) -> int:
+        count = self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        excess = count - max_rows
+        if excess <= 0:
+            return 0
+        self.db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (excess,))
+        return int(excess)
+
+    def enqueue(self, kind: str, trace_id: str, payload: str) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO outbox (kind, trace_id, payload, created) VALUES (?, ?, ?, ?)",
+                (kind, trace_id, payload, time.time()),
+            )
+
+    def add_score(self, score: dict[str, Any], *, outbox_payload: str | None) -> None:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO scores (id, trace_id, name, value, data_type, comment, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        score["id"],
+                        score["traceId"],
+                        score["name"],
+                        str(score["value"]),
+                        score["dataType"],
+                        score.get("comment"),
+                        time.time(),
+                    ),
+                )
+                if outbox_payload is not None:
+                    self.db.execute(
+                        "INSERT INTO outbox (kind, trace_id, payload, created) VALUES ('score', ?, ?, ?)",
+                        (score["traceId"], outbox_payload, time.time()),
+                    )
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    # --- outbox ----------------------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(
+                "SELECT id, kind, trace_id, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+
+    def acknowledge(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        with self._lock:
+            self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def mark_attempt(self, ids: Iterable[int]) -> None:
+        with self._lock:
+            self.db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids])
+
+    def backlog(self) -> int:
+        with self._lock:
+            return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def prune(self, retention_days: float) -> int:
+        cutoff = time.time() - retention_days * 86400
+        with self._lock:
+            cur = self.db.execute("DELETE FROM traces WHERE start_time < ?", (cutoff,))
+            self.db.execute("DELETE FROM scores WHERE created < ?", (cutoff,))
+            return cur.rowcount
+
+    # --- reads -----------------------------------------------------------------------------------------
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self.db.execute(sql, params).fetchall()]
