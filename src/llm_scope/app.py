@@ -52,6 +52,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         pipeline,
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
+        secrets=settings.secrets(),
+        debug=settings.debug_mode,
     )
 
     @contextlib.asynccontextmanager

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .config import ConfigError, load_model_config
@@ -110,6 +113,57 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_row(row: dict[str, Any]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(row["start_time"])))
+    cost, ttft = row.get("cost_total"), row.get("ttft_ms")
+    user, session = str(row.get("user_id") or "-")[:16], str(row.get("session_id") or "-")[:16]
+    model = str(row.get("requested_model") or "-")[:24]
+    tokens = f"{row.get('input_tokens') or 0:>6}/{row.get('output_tokens') or 0:<6}"
+    cost_text = f"${cost:.6f}" if isinstance(cost, int | float) else "-"
+    ttft_text = f"{ttft:.1f}ms" if isinstance(ttft, int | float) else "-"
+    return (
+        f"{when}  {row['trace_id']}  {user:16}  {session:16}  {model:24}  {row['status_code']:>3}  {tokens}"
+        f"  {cost_text:>10}  {float(row.get('duration_ms') or 0):>8.1f}ms  {ttft_text:>9}"
+    )
+
+
+def traces(args: argparse.Namespace) -> int:
+    """Print recent calls from the local store; `--follow` keeps printing new ones as they land."""
+    from .tracing.queries import TraceFilter, list_traces
+    from .tracing.store import Store
+
+    if args.data_dir:
+        os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
+    settings = load_settings()
+    path = settings.data_dir / "llm-scope.db"
+    if not path.exists():
+        print(f"no local store at {path} yet: make a call through the gateway first", file=sys.stderr)
+        return 1
+    store = Store(path)
+    f = TraceFilter(user=args.user, session=args.session, model=args.model, limit=args.limit)
+    rows = list(reversed(list_traces(store, f)["data"]))
+    if not args.json:
+        print(
+            "time                 trace_id                          user              session           "
+            "model                     st  in/out         cost   duration       ttft"
+        )
+    seen = {r["trace_id"] for r in rows}
+    since = max((float(r["start_time"]) for r in rows), default=0.0)
+    for row in rows:
+        print(json.dumps(row) if args.json else _format_row(row), flush=True)
+    while args.follow:
+        time.sleep(1.0)
+        fresh = list_traces(
+            store, TraceFilter(user=args.user, session=args.session, model=args.model, since=since - 60, limit=500)
+        )["data"]
+        for row in reversed(fresh):
+            if row["trace_id"] not in seen:
+                seen.add(row["trace_id"])
+                since = max(since, float(row["start_time"]))
+                print(json.dumps(row) if args.json else _format_row(row), flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-scope", description="An LLM gateway that traces every call.")
     parser.add_argument("--version", action="version", version=f"llm-scope {__version__}")
@@ -124,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check-config", help="validate the config and print the model routes")
     c.add_argument("--config")
     c.set_defaults(func=check_config)
+    t = sub.add_parser("traces", help="print recent calls from the local store")
+    t.add_argument("--follow", "-f", action="store_true", help="keep printing new calls")
+    t.add_argument("--limit", "-n", type=int, default=20)
+    t.add_argument("--user")
+    t.add_argument("--session")
+    t.add_argument("--model")
+    t.add_argument("--json", action="store_true", help="one JSON object per line")
+    t.add_argument("--data-dir", dest="data_dir", type=Path)
+    t.set_defaults(func=traces)
     return parser
 
 

@@ -7,17 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..accounting.redact import redact_value
 from ..errors import GatewayError
 from ..providers import provider_kind
 from ..providers.base import CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
 from .routing import Router
 from .streaming import ChatStreamTap, Summary, summarize_json
+
+log = logging.getLogger("llm_scope.gateway")
 
 MODEL_PARAMETERS = (
     "temperature",
@@ -86,12 +90,16 @@ class Gateway:
         *,
         timeout: float,
         connect_timeout: float,
+        secrets: list[str] | None = None,
+        debug: bool = False,
     ) -> None:
         self.router = router
         self.providers = providers
         self.recorder = recorder
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self.secrets = secrets or []
+        self.debug = debug
 
     async def aclose(self) -> None:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
@@ -105,6 +113,8 @@ class Gateway:
 
     async def chat(self, ctx: CallContext, body: dict[str, Any]) -> Result:
         record = ctx.new_record(body)
+        if self.debug:
+            log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
             deployment = self.router.resolve(record.requested_model)[0]
             record.resolved_model, record.provider = deployment.model, deployment.provider
@@ -165,6 +175,13 @@ class Gateway:
         record.finish_reason = summary.finish_reason
         if summary.error and record.error_type is None:
             record.error_type, record.error_message = "upstream_error", summary.error
+        if self.debug:
+            log.debug(
+                "response %s (HTTP %d): %s",
+                record.trace_id,
+                record.status_code,
+                json.dumps(redact_value(summary.output, self.secrets)),
+            )
         self.recorder.submit(record)
 
 

@@ -1,0 +1,128 @@
+"""Crash and shutdown: the real `llm-scope serve` process, killed with SIGKILL or stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import upstream_models
+from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
+from tests.fakes.serving import free_port
+from tests.fakes.upstream import FakeUpstream
+
+PK, SK = "pk-lf-durable", "sk-lf-durable-secret"
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    r = start_otlp_receiver(credentials=(PK, SK))
+    yield r
+    if r.running:
+        r.stop()
+
+
+def start_gateway(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> tuple[subprocess.Popen[bytes], str]:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model_list": upstream_models(upstream)}))
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LANGFUSE_PUBLIC_KEY": PK,
+        "LANGFUSE_SECRET_KEY": SK,
+        "LANGFUSE_HOST": receiver.url,
+        "LLM_SCOPE_CONFIG": str(config),
+        "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
+        "PROXY_PORT": str(port),
+        "LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_scope", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"gateway did not start: {proc.stderr.read() if proc.stderr else b''!r}")
+        time.sleep(0.05)
+
+
+def calls(url: str, n: int) -> list[str]:
+    ids = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for i in range(n):
+            r = client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-fake", "stream": i % 2 == 0, "messages": [{"role": "user", "content": f"n{i}"}]},
+            )
+            assert r.status_code == 200
+            ids.append(r.headers["x-trace-id"])
+    return ids
+
+
+def stored_ids(tmp_path: Path) -> set[str]:
+    with sqlite3.connect(tmp_path / "data" / "llm-scope.db") as db:
+        return {row[0] for row in db.execute("SELECT trace_id FROM traces")}
+
+
+def wait_delivered(receiver: OtlpReceiver, ids: list[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = [i for i in ids if len(receiver.spans_for_trace(i)) < 2]
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"{len(missing)} of {len(ids)} traces never reached Langfuse"
+        time.sleep(0.05)
+
+
+def test_kill_9_while_langfuse_is_down_loses_nothing_older_than_a_second(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    receiver.stop()
+    proc, url = start_gateway(tmp_path, upstream, receiver)
+    ids = calls(url, 20)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert stored_ids(tmp_path) >= set(ids)  # on disk, waiting in the outbox
+    receiver.start()
+    proc, url = start_gateway(tmp_path, upstream, receiver)
+    try:
+        wait_delivered(receiver, ids)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    counts = Counter(s["span_id"] for s in receiver.spans())
+    assert len(counts) == 40 and set(counts.values()) == {1}
+
+
+def test_sigterm_drains_and_flushes(tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver) -> None:
+    proc, url = start_gateway(tmp_path, upstream, receiver)
+    ids = calls(url, 10)
+    proc.send_signal(signal.SIGTERM)  # at once: nothing has had time to be flushed by the periodic writer
+    assert proc.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert stored_ids(tmp_path) >= set(ids)
+    wait_delivered(receiver, ids, timeout=1)  # delivered during shutdown, not after
