@@ -61,6 +61,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     """Hermetic settings: no process environment, no .env, data in the test's own directory."""
     environ = overrides.pop("environ", {})
     overrides.setdefault("data_dir", tmp_path / "data")
+    overrides.setdefault("metrics_port", 0)  # no separate metrics port unless a test asks for one
     return load_settings(environ, env_file=None, **overrides)
 
 

@@ -1,4 +1,4 @@
-"""The composition root: `create_app(settings)` wires config, providers, gateway and routes.
+"""The composition root: `create_app(settings)` wires config, providers, gateway, tracing and routes.
 
 No import-time side effects: everything is built here and kept on `app.state`, so tests run several
 gateways side by side in one process.
@@ -6,9 +6,11 @@ gateways side by side in one process.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +26,9 @@ from .gateway.handle import Gateway
 from .gateway.routing import Router
 from .http import api, openai, system
 from .http.auth import MasterKeyMiddleware
-from .http.middleware import TraceHeadersMiddleware
+from .http.middleware import InFlightMiddleware, TraceHeadersMiddleware
+from .logs import log_calls
+from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.base import Provider
 from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
@@ -37,10 +41,26 @@ from .types import CallRecord
 log = logging.getLogger("llm_scope")
 
 
+class ObservedRecorder:
+    """Finished calls go to the metrics (at once, cheap) and the trace pipeline (queued)."""
+
+    def __init__(self, metrics: Metrics, pipeline: TracePipeline) -> None:
+        self.metrics = metrics
+        self.pipeline = pipeline
+
+    def submit(self, record: CallRecord) -> None:
+        try:
+            self.metrics.observe_call(record)
+        except Exception:  # a metrics bug must not lose the trace
+            log.exception("recording metrics failed")
+        self.pipeline.submit(record)
+
+
 def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Starlette:
     config = model_config or load_model_config(settings)
     router = Router(config.deployments)
-    pipeline = build_pipeline(settings, config)
+    metrics = Metrics()
+    pipeline = build_pipeline(settings, config, metrics)
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(),
         "mock": MockProvider(),
@@ -49,28 +69,45 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     gateway = Gateway(
         router,
         providers,
-        pipeline,
+        ObservedRecorder(metrics, pipeline),
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
         secrets=settings.secrets(),
         debug=settings.debug_mode,
     )
 
+    def sync_metrics() -> None:
+        s = pipeline.stats
+        metrics.sync_pipeline(
+            queue_depth=pipeline.queue_depth,
+            backlog=s.backlog,
+            lost=s.lost,
+            export_failures=s.export_failures,
+            exported=s.exported,
+        )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await pipeline.start()
+        metrics_server = _start_metrics_server(settings, metrics)
+        syncer = asyncio.create_task(_every(1.0, sync_metrics))
         log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
         gc.freeze()
-        await pipeline.start()
         app.state.started = True
         try:
             yield
         finally:
+            syncer.cancel()
             await gateway.aclose()
             await pipeline.stop()
+            sync_metrics()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            mark_worker_dead(os.getpid())
 
-    middleware = [Middleware(TraceHeadersMiddleware)]
+    middleware = [Middleware(TraceHeadersMiddleware), Middleware(InFlightMiddleware, gauge=metrics.in_flight)]
     if settings.cors_origin_list:
         middleware.append(
             Middleware(
@@ -83,8 +120,11 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         )
     if settings.master_key:
         middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
+    routes = [*system.routes, *openai.routes, *api.routes]
+    if settings.metrics_on_main_port:
+        routes.append(system.metrics_route)
     app = Starlette(
-        routes=[*system.routes, *openai.routes, *api.routes],
+        routes=routes,
         middleware=middleware,
         exception_handlers={404: system.http_exception, 405: system.http_exception},
         lifespan=lifespan,
@@ -92,6 +132,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     app.state.settings = settings
     app.state.gateway = gateway
     app.state.pipeline = pipeline
+    app.state.metrics = metrics
+    app.state.sync_metrics = sync_metrics
     app.state.model_config = config
     app.state.started = False
     app.state.model_list = _model_lister(router)
@@ -99,7 +141,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     return app
 
 
-def build_pipeline(settings: Settings, config: ModelConfig) -> TracePipeline:
+def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> TracePipeline:
     exporter = None
     if settings.langfuse_configured:
         assert settings.langfuse_public_key and settings.langfuse_secret_key
@@ -117,6 +159,10 @@ def build_pipeline(settings: Settings, config: ModelConfig) -> TracePipeline:
             record.resolved_model, record.provider, price_table()
         )
 
+    def on_written(records: list[CallRecord]) -> None:
+        metrics.observe_cost(records)
+        log_calls(records)
+
     return TracePipeline(
         settings.data_dir / "llm-scope.db",
         exporter,
@@ -126,7 +172,27 @@ def build_pipeline(settings: Settings, config: ModelConfig) -> TracePipeline:
         queue_size=settings.queue_size,
         max_outbox=settings.outbox_max_rows,
         retention_days=settings.retention_days,
+        on_written=on_written,
     )
+
+
+def _start_metrics_server(settings: Settings, metrics: Metrics) -> Any:
+    """The separate metrics port; with several workers the CLI's parent process serves it instead."""
+    if not settings.metrics_port or multiprocess_dir():
+        return None
+    try:
+        return serve_metrics(settings.metrics_port, settings.host, metrics.registry)
+    except OSError as exc:
+        log.warning(
+            "metrics port %d unavailable (%s); /metrics stays on the main port", settings.metrics_port, exc.strerror
+        )
+        return None
+
+
+async def _every(seconds: float, fn: Any) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        fn()
 
 
 def _readiness(app: Starlette) -> list[str]:

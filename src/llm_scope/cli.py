@@ -43,10 +43,9 @@ def check_bind(settings: Settings) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    level = "DEBUG" if settings.debug_mode else settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for noisy in ("LiteLLM", "litellm", "httpx", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from .logs import configure_logging as configure
+
+    configure("DEBUG" if settings.debug_mode else settings.log_level, settings.log_format)
 
 
 def app_factory() -> object:
@@ -74,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     workers = args.workers or settings.workers
+    metrics_server = _multiprocess_metrics(settings) if workers > 1 else None
     log.info(
         "llm-scope %s listening on http://%s:%d (%d worker%s, %s)",
         __version__,
@@ -96,7 +96,25 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,
         server_header=False,
     )
+    if metrics_server is not None:
+        metrics_server.shutdown()
     return 0
+
+
+def _multiprocess_metrics(settings: Settings) -> Any:
+    """Several workers: each writes its metrics to a shared directory; this process serves the sum."""
+    directory = settings.data_dir / "prometheus-multiproc"
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)  # read by prometheus_client in each worker
+    from .metrics import prepare_multiprocess_dir, serve_metrics
+
+    prepare_multiprocess_dir(directory)
+    if not settings.metrics_port:
+        return None
+    try:
+        return serve_metrics(settings.metrics_port, settings.host)
+    except OSError as exc:
+        log.warning("metrics port %d unavailable: %s", settings.metrics_port, exc.strerror)
+        return None
 
 
 def check_config(args: argparse.Namespace) -> int:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 TRACE_ID_KEY = "llm_scope.trace_id"
 START_KEY = "llm_scope.start"
+# Only API routes get an in-flight series: a label per arbitrary path would be unbounded.
+TRACKED_PREFIXES = ("/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings")
 
 
 class TraceHeadersMiddleware:
@@ -38,3 +41,23 @@ class TraceHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class InFlightMiddleware:
+    """Counts requests being served (streams included, until their last byte) for the in-flight gauge."""
+
+    def __init__(self, app: ASGIApp, gauge: Any) -> None:
+        self.app = app
+        self.gauge = gauge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(TRACKED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        child = self.gauge.labels(path)
+        child.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            child.dec()

@@ -78,6 +78,9 @@ class StreamResponse(Response):
                     return
 
         watcher = asyncio.create_task(watch())
+        streams = scope["app"].state.metrics.in_flight_streams if "app" in scope else None
+        if streams is not None:
+            streams.inc()
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             async for chunk in self.chunks:
@@ -90,6 +93,8 @@ class StreamResponse(Response):
         except OSError:
             pass  # the client went away while we were writing
         finally:
+            if streams is not None:
+                streams.dec()
             watcher.cancel()
             with contextlib.suppress(BaseException):
                 await self.chunks.aclose()  # type: ignore[attr-defined]

@@ -21,6 +21,14 @@ async def ready(request: Request) -> RawResponse:
     return json_response({"status": "ready"})
 
 
+async def metrics(request: Request) -> RawResponse:
+    """Prometheus text format; never traced or counted as a request."""
+    request.app.state.sync_metrics()
+    from ..metrics import CONTENT_TYPE
+
+    return RawResponse(200, request.app.state.metrics.render(), {"content-type": CONTENT_TYPE})
+
+
 async def http_exception(request: Request, exc: Exception) -> RawResponse:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     if status == 404:
@@ -36,6 +44,8 @@ async def http_exception(request: Request, exc: Exception) -> RawResponse:
         )
     return error_response(GatewayError(str(getattr(exc, "detail", "error")), status=status))
 
+
+metrics_route = Route("/metrics", metrics, methods=["GET"])
 
 routes = [
     Route("/health", health, methods=["GET"]),

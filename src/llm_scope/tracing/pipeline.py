@@ -58,6 +58,7 @@ class TracePipeline:
         flush_interval: float = 0.2,
         batch_size: int = 200,
         retention_days: float = 30,
+        on_written: Callable[[list[CallRecord]], None] | None = None,
     ) -> None:
         self.store_path = store_path
         self._store: Store | None = None
@@ -70,6 +71,7 @@ class TracePipeline:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.retention_days = retention_days
+        self.on_written = on_written
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
@@ -156,7 +158,13 @@ class TracePipeline:
         def work() -> int:
             for record in batch:
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
-            return self.store.write(batch, outbox=self.exporter is not None, max_outbox=self.max_outbox)
+            dropped = self.store.write(batch, outbox=self.exporter is not None, max_outbox=self.max_outbox)
+            if self.on_written is not None:
+                try:
+                    self.on_written(batch)
+                except Exception:  # observers (metrics, logs) must never make a stored batch retry
+                    log.exception("post-write hook failed")
+            return dropped
 
         try:
             dropped = await self._run(work)

@@ -1,0 +1,222 @@
+"""Every Prometheus metric the gateway exposes, defined in one place (the only prometheus_client user).
+
+Labels stay bounded: route, model names from the config, provider, status, error type; never users,
+sessions or keys. With several workers, prometheus_client's multiprocess mode aggregates across them:
+the CLI points PROMETHEUS_MULTIPROC_DIR at a directory it cleans on start, and the scrape endpoint
+merges every worker's files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+
+from .types import CallRecord
+
+PREFIX = "llm_scope"
+# Resolve sub-millisecond gateway overhead as well as minute-long generations.
+OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600)
+TPS_BUCKETS = (1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 300, 500, 1000)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+@dataclass
+class _PipelineSeen:
+    lost: int = 0
+    export_failures: int = 0
+    exported: int = 0
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        model = ["route", "model", "provider"]
+        self.requests = Counter(
+            f"{PREFIX}_requests",
+            "Requests by route, model, provider, status and error type",
+            ["route", "requested_model", "model", "provider", "status_code", "error_type"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_request_duration_seconds",
+            "Total request latency as the client saw it",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream = Histogram(
+            f"{PREFIX}_upstream_duration_seconds",
+            "Time spent waiting on the upstream",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.overhead = Histogram(
+            f"{PREFIX}_overhead_seconds",
+            "Gateway overhead: total latency minus upstream time",
+            ["route"],
+            buckets=OVERHEAD_BUCKETS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            f"{PREFIX}_time_to_first_token_seconds",
+            "Time to first token of streamed answers",
+            model,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tps = Histogram(
+            f"{PREFIX}_output_tokens_per_second",
+            "Output tokens per second of generation time",
+            ["model", "provider"],
+            buckets=TPS_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            f"{PREFIX}_tokens",
+            "Tokens by direction (input, output, cached, reasoning)",
+            ["direction", "model", "provider"],
+            registry=r,
+        )
+        self.cost = Counter(
+            f"{PREFIX}_cost_usd", "Spend in USD from the price table", ["model", "provider"], registry=r
+        )
+        self.in_flight = Gauge(
+            f"{PREFIX}_in_flight_requests", "Requests being served", ["route"], multiprocess_mode="livesum", registry=r
+        )
+        self.in_flight_streams = Gauge(
+            f"{PREFIX}_in_flight_streams", "Streams being relayed", multiprocess_mode="livesum", registry=r
+        )
+        self.upstream_failures = Counter(
+            f"{PREFIX}_upstream_failures",
+            "Upstream failures per deployment",
+            ["deployment", "provider", "kind"],
+            registry=r,
+        )
+        self.trace_queue = Gauge(
+            f"{PREFIX}_trace_queue_depth", "Trace records waiting in memory", multiprocess_mode="livesum", registry=r
+        )
+        self.trace_backlog = Gauge(
+            f"{PREFIX}_trace_outbox_backlog",
+            "Traces stored but not yet acknowledged by Langfuse",
+            multiprocess_mode="livemax",
+            registry=r,
+        )
+        self.trace_exported = Counter(f"{PREFIX}_trace_exported", "Traces acknowledged by Langfuse", registry=r)
+        self.trace_export_failures = Counter(
+            f"{PREFIX}_trace_export_failures", "Failed export attempts to Langfuse", registry=r
+        )
+        self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
+        self._seen = _PipelineSeen()
+        self._lock = threading.Lock()
+
+    # --- observation -----------------------------------------------------------------------------------
+
+    def observe_call(self, record: CallRecord) -> None:
+        """Everything known when the call ends; cost comes later, from the trace writer."""
+        model = record.resolved_model or record.requested_model or "unknown"
+        provider = record.provider or "none"
+        route = record.route
+        self.requests.labels(
+            route, record.requested_model or "", model, provider, str(record.status_code), record.error_type or ""
+        ).inc()
+        self.duration.labels(route, model, provider).observe(record.duration)
+        if record.upstream_latency is not None:
+            self.upstream.labels(route, model, provider).observe(record.upstream_latency)
+            self.overhead.labels(route).observe(max(0.0, record.duration - record.upstream_latency))
+        if record.completion_start_time is not None:
+            first = max(0.0, record.completion_start_time - record.start_time)
+            self.ttft.labels(route, model, provider).observe(first)
+            generating = record.end_time - record.completion_start_time
+            if record.usage.output and generating > 0:
+                self.tps.labels(model, provider).observe(record.usage.output / generating)
+        usage = record.usage
+        for direction, count in (
+            ("input", usage.input),
+            ("output", usage.output),
+            ("cached", usage.cache_read),
+            ("cache_write", usage.cache_write),
+            ("reasoning", usage.reasoning),
+        ):
+            if count:
+                self.tokens.labels(direction, model, provider).inc(count)
+        if record.status_code >= 500 and record.provider:
+            kind = "timeout" if record.status_code == 504 else "error"
+            self.upstream_failures.labels(record.requested_model, provider, kind).inc()
+
+    def observe_cost(self, records: Iterable[CallRecord]) -> None:
+        for record in records:
+            if record.cost is not None and record.cost.total:
+                self.cost.labels(record.resolved_model or record.requested_model, record.provider or "none").inc(
+                    record.cost.total
+                )
+
+    def sync_pipeline(self, *, queue_depth: int, backlog: int, lost: int, export_failures: int, exported: int) -> None:
+        """Mirror the pipeline's own counters (it counts; we publish the increase since last time)."""
+        with self._lock:
+            self.trace_queue.set(queue_depth)
+            self.trace_backlog.set(backlog)
+            for name, counter, value in (
+                ("lost", self.trace_lost, lost),
+                ("export_failures", self.trace_export_failures, export_failures),
+                ("exported", self.trace_exported, exported),
+            ):
+                seen = getattr(self._seen, name)
+                if value > seen:
+                    counter.inc(value - seen)
+                    setattr(self._seen, name, value)
+
+    # --- exposition ------------------------------------------------------------------------------------
+
+    def scrape_registry(self) -> CollectorRegistry:
+        """In multiprocess mode, a fresh registry that merges every worker's files; else our own."""
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return registry
+        return self.registry
+
+    def render(self) -> bytes:
+        return generate_latest(self.scrape_registry())
+
+
+def serve_metrics(port: int, host: str, registry: CollectorRegistry | None = None) -> Any:
+    """The separate metrics port; in multiprocess mode the CLI's parent process serves the merged view."""
+    if registry is None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Start clean: stale files from a previous run would add old counts to new ones."""
+    path.mkdir(parents=True, exist_ok=True)
+    for child in path.glob("*.db"):
+        child.unlink()
+
+
+def mark_worker_dead(pid: int) -> None:
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

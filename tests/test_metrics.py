@@ -1,0 +1,124 @@
+"""Metrics scraped over HTTP after real calls, parsed with prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import upstream_models
+from tests.fakes.serving import free_port
+from tests.fakes.upstream import FakeUpstream
+from tests.fakes.wire import FAKE_PROMPT_TOKENS
+from tests.gateway_server import GatewayServer, make_settings, model_config
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(url: str) -> Samples:
+    text = httpx.get(url, timeout=10).text
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+def test_calls_move_the_right_metrics_by_the_right_amounts(tmp_path: Path, upstream: FakeUpstream) -> None:
+    port = free_port()
+    settings = make_settings(tmp_path, metrics_port=port)
+    with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as gw, gw.client() as client:
+        before = scrape(f"http://127.0.0.1:{port}/metrics")
+        for stream in (False, True, True):
+            r = client.post(
+                "/v1/chat/completions",
+                json={"model": "gpt-fake", "stream": stream, "messages": [{"role": "user", "content": "count me"}]},
+            )
+            assert r.status_code == 200
+        client.post("/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+        client.post("/v1/chat/completions", json={"model": "dead-fake", "messages": [{"role": "user", "content": "x"}]})
+        client.get("/api/traces")  # waits for the trace writer, which prices the calls
+        after = scrape(f"http://127.0.0.1:{port}/metrics")
+        main_port = scrape(gw.url + "/metrics")
+
+    def delta(name: str, **labels: str) -> float:
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    ok = {"route": "chat_completion", "requested_model": "gpt-fake", "model": "gpt-4o-mini", "provider": "openai"}
+    assert delta("llm_scope_requests_total", status_code="200", **ok) == 3
+    assert delta("llm_scope_requests_total", status_code="404", error_type="model_not_found") == 1
+    assert delta("llm_scope_requests_total", status_code="502") == 1
+    assert delta("llm_scope_upstream_failures_total", deployment="dead-fake", kind="error") == 1
+    assert delta("llm_scope_tokens_total", direction="input", model="gpt-4o-mini") == 3 * FAKE_PROMPT_TOKENS
+    assert delta("llm_scope_tokens_total", direction="cached", model="gpt-4o-mini") == 3 * 2
+    assert delta("llm_scope_request_duration_seconds_count", model="gpt-4o-mini") == 4  # 3 answered + unreachable
+    assert delta("llm_scope_upstream_duration_seconds_count", model="gpt-4o-mini") == 3  # only answered ones
+    assert delta("llm_scope_overhead_seconds_count", route="chat_completion") == 3
+    assert delta("llm_scope_time_to_first_token_seconds_count", model="gpt-4o-mini") == 2  # streams only
+    assert delta("llm_scope_cost_usd_total", model="gpt-4o-mini") > 0
+    assert total(after, "llm_scope_in_flight_requests") == 0 and total(after, "llm_scope_in_flight_streams") == 0
+    assert total(after, "llm_scope_trace_records_lost_total") == 0
+    assert total(main_port, "llm_scope_requests_total", status_code="200") == 3
+    # Scrapes are not requests: /metrics itself is not counted.
+    assert not any(dict(ls).get("route") == "/metrics" for (_, ls) in after)
+
+
+def test_two_workers_add_up(tmp_path: Path, upstream: FakeUpstream) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model_list": upstream_models(upstream)}))
+    port, metrics_port = free_port(), free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LLM_SCOPE_CONFIG": str(config),
+        "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
+        "PROXY_PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "LOG_LEVEL": "warning",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_scope", "serve", "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 40
+        while True:
+            try:
+                if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "gateway with 2 workers did not start"
+            time.sleep(0.1)
+        n = 40
+        for _ in range(n):  # a new connection each time, so the kernel spreads them over both workers
+            r = httpx.post(
+                url + "/v1/chat/completions",
+                timeout=10,
+                json={"model": "mock-gpt", "messages": [{"role": "user", "content": "w"}]},
+            )
+            assert r.status_code == 200
+        samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert total(samples, "llm_scope_requests_total", requested_model="mock-gpt", status_code="200") == n
+        assert total(samples, "llm_scope_request_duration_seconds_count", model="mock-gpt") == n
+        files = list((tmp_path / "data" / "prometheus-multiproc").glob("counter_*.db"))
+        assert len({f.stem.split("_")[-1] for f in files}) == 2  # both workers wrote counts that were merged
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
