@@ -42,7 +42,7 @@ def upstream_models(upstream: FakeUpstream) -> list[dict[str, object]]:
         {
             "model_name": "claude-fake",
             "litellm_params": {
-                "model": "anthropic/claude-3-5-haiku-20241022",
+                "model": "anthropic/claude-haiku-4-5-20251001",
                 "api_base": upstream.url,
                 "api_key": UPSTREAM_KEY,
             },

@@ -24,15 +24,17 @@ from .accounting.cost import Prices, lookup_prices, models_for_provider, price_t
 from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import api, openai, system
+from .http import anthropic, api, openai, system
 from .http.auth import MasterKeyMiddleware
 from .http.middleware import InFlightMiddleware, TraceHeadersMiddleware
 from .logs import log_calls
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
+from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
 from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
+from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
 from .tracing.langfuse import LangfuseExporter
 from .tracing.pipeline import TracePipeline
@@ -61,8 +63,10 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     router = Router(config.deployments)
     metrics = Metrics()
     pipeline = build_pipeline(settings, config, metrics)
+    http = UpstreamHTTP()
     providers: dict[str, Provider] = {
-        "openai": OpenAICompatProvider(),
+        "openai": OpenAICompatProvider(http),
+        "anthropic": AnthropicCompatProvider(http),
         "mock": MockProvider(),
         "litellm": LiteLLMProvider(),
     }
@@ -120,7 +124,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         )
     if settings.master_key:
         middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
-    routes = [*system.routes, *openai.routes, *api.routes]
+    routes = [*system.routes, *openai.routes, *anthropic.routes, *api.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     app = Starlette(
@@ -181,7 +185,7 @@ def _start_metrics_server(settings: Settings, metrics: Metrics) -> Any:
     if not settings.metrics_port or multiprocess_dir():
         return None
     try:
-        return serve_metrics(settings.metrics_port, settings.host, metrics.registry)
+        return serve_metrics(settings.metrics_port, settings.metrics_host, metrics.registry)
     except OSError as exc:
         log.warning(
             "metrics port %d unavailable (%s); /metrics stays on the main port", settings.metrics_port, exc.strerror

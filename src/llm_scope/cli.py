@@ -111,7 +111,7 @@ def _multiprocess_metrics(settings: Settings) -> Any:
     if not settings.metrics_port:
         return None
     try:
-        return serve_metrics(settings.metrics_port, settings.host)
+        return serve_metrics(settings.metrics_port, settings.metrics_host)
     except OSError as exc:
         log.warning("metrics port %d unavailable: %s", settings.metrics_port, exc.strerror)
         return None
@@ -210,9 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["serve", *argv]  # `llm-scope --port 8001` means serve
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        args = parser.parse_args(["serve", *(argv or sys.argv[1:])])
     return int(args.func(args))
 
 

@@ -48,6 +48,26 @@ _DEFAULT_PROVIDERS = (
     ("gemini", "gemini_api_key", None),
 )
 
+# LiteLLM's fallbacks when an entry omits credentials: (key, base, version) environment variables.
+PROVIDER_ENV: dict[str, tuple[str | None, str | None, str | None]] = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_API_BASE", None),
+    "azure": ("AZURE_API_KEY", "AZURE_API_BASE", "AZURE_API_VERSION"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_API_BASE", None),
+    "groq": ("GROQ_API_KEY", None, None),
+    "openrouter": ("OPENROUTER_API_KEY", None, None),
+    "deepseek": ("DEEPSEEK_API_KEY", None, None),
+    "together_ai": ("TOGETHERAI_API_KEY", None, None),
+    "fireworks_ai": ("FIREWORKS_AI_API_KEY", None, None),
+    "mistral": ("MISTRAL_API_KEY", None, None),
+    "xai": ("XAI_API_KEY", None, None),
+    "perplexity": ("PERPLEXITYAI_API_KEY", None, None),
+    "deepinfra": ("DEEPINFRA_API_KEY", None, None),
+    "gemini": ("GEMINI_API_KEY", None, None),
+}
+PRICE_FIELDS = frozenset(
+    {"input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost"}
+)
+
 _KNOWN_PARAMS = {"model", "api_base", "base_url", "api_key", "api_version", "timeout", "stream_timeout"}
 
 
@@ -125,25 +145,29 @@ def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[De
     for key in ("api_base", "base_url", "api_key", "api_version"):
         if resolved.get(key) is not None and not isinstance(resolved[key], str):
             raise ConfigError(f"{where}: field 'litellm_params.{key}' must be a string")
-    if provider == "azure" and not (resolved.get("api_base") or environ.get("AZURE_API_BASE")):
-        raise ConfigError(f"{where}: field 'litellm_params.api_base' is required for azure models")
+    env_key, env_base, env_version = PROVIDER_ENV.get(provider, (None, None, None))
+    api_base = resolved.get("api_base") or resolved.get("base_url") or (environ.get(env_base) if env_base else None)
+    api_key = resolved.get("api_key") or (environ.get(env_key) if env_key else None)
+    api_version = resolved.get("api_version") or (environ.get(env_version) if env_version else None)
+    if not api_base and provider in OPENAI_COMPATIBLE and OPENAI_COMPATIBLE[provider] is None:
+        hint = f" or set {env_base}" if env_base else ""
+        raise ConfigError(f"{where}: field 'litellm_params.api_base' is required for {provider} models{hint}")
     info = entry.get("model_info") or {}
     price = {
         k: float(v)
         for source in (info if isinstance(info, dict) else {}, resolved)
         for k, v in source.items()
-        if k in ("input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost")
-        and isinstance(v, int | float)
+        if k in PRICE_FIELDS and isinstance(v, int | float)
     }
     deployment = Deployment(
         model_name=name,
         provider=provider,
         model=upstream_model,
-        api_base=resolved.get("api_base") or resolved.get("base_url"),
-        api_key=resolved.get("api_key"),
-        api_version=resolved.get("api_version"),
+        api_base=api_base,
+        api_key=api_key,
+        api_version=api_version,
         timeout=float(timeout) if timeout is not None else None,
-        params={k: v for k, v in resolved.items() if k not in _KNOWN_PARAMS and not k.endswith("_cost_per_token")},
+        params={k: v for k, v in resolved.items() if k not in _KNOWN_PARAMS and k not in PRICE_FIELDS},
         wildcard="*" in name,
     )
     return deployment, price

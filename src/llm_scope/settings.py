@@ -54,23 +54,18 @@ class Settings(BaseSettings):
         "https://cloud.langfuse.com",
         validation_alias=_alias("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "langfuse_host"),
     )
-    langfuse_export_interval: float = Field(
-        1.0, validation_alias=_alias("LANGFUSE_EXPORT_INTERVAL", "langfuse_export_interval")
-    )
 
     # Metrics
     metrics_port: int = Field(9090, validation_alias=_alias("METRICS_PORT", "metrics_port"))
+    # Loopback by default even when the API listens wider: Prometheus in a container sets 0.0.0.0 explicitly.
+    metrics_host: str = Field("127.0.0.1", validation_alias=_alias("METRICS_HOST", "metrics_host"))
     metrics_on_main_port: bool = Field(True, validation_alias=_alias("METRICS_ON_MAIN_PORT", "metrics_on_main_port"))
 
     # Provider credentials, named as LiteLLM names them.
     openai_api_key: str | None = Field(None, validation_alias=_alias("OPENAI_API_KEY", "openai_api_key"))
-    openai_api_base: str | None = Field(
-        None, validation_alias=_alias("OPENAI_API_BASE", "OPENAI_BASE_URL", "openai_api_base")
-    )
+    openai_api_base: str | None = Field(None, validation_alias=_alias("OPENAI_API_BASE", "openai_api_base"))
     anthropic_api_key: str | None = Field(None, validation_alias=_alias("ANTHROPIC_API_KEY", "anthropic_api_key"))
-    anthropic_api_base: str | None = Field(
-        None, validation_alias=_alias("ANTHROPIC_API_BASE", "ANTHROPIC_BASE_URL", "anthropic_api_base")
-    )
+    anthropic_api_base: str | None = Field(None, validation_alias=_alias("ANTHROPIC_API_BASE", "anthropic_api_base"))
     azure_api_key: str | None = Field(None, validation_alias=_alias("AZURE_API_KEY", "azure_api_key"))
     azure_api_base: str | None = Field(None, validation_alias=_alias("AZURE_API_BASE", "azure_api_base"))
     azure_api_version: str | None = Field(None, validation_alias=_alias("AZURE_API_VERSION", "azure_api_version"))
@@ -138,7 +133,7 @@ def load_settings(
         if not isinstance(alias, AliasChoices):
             continue
         for choice in alias.choices:
-            if isinstance(choice, str) and choice.isupper() and choice in lowered:
+            if isinstance(choice, str) and choice.isupper() and lowered.get(choice, "") != "":
                 fields[name] = lowered[choice]
                 break
     fields.update({k: v for k, v in overrides.items() if v is not None})

@@ -24,7 +24,7 @@ def test_anthropic_upstream_non_stream(gateway: GatewayServer, upstream: FakeUps
     sent = upstream.last_request()
     assert sent.path == "/v1/messages"
     assert sent.headers["x-api-key"] == UPSTREAM_KEY
-    assert sent.json["model"] == "claude-3-5-haiku-20241022" and sent.json["system"]
+    assert sent.json["model"] == "claude-haiku-4-5-20251001" and sent.json["system"]
 
 
 def test_anthropic_upstream_stream(gateway: GatewayServer) -> None:

@@ -41,14 +41,13 @@ def lookup_prices(model: str, provider: str, table: dict[str, Prices]) -> Prices
 
 def compute_cost(usage: Usage, prices: Prices | None) -> Cost | None:
     """Cached input is billed at the cache-read rate, cache writes at the write rate; None = unknown price."""
-    if not prices:
+    if not prices or (prices.get("input_cost_per_token") is None and prices.get("output_cost_per_token") is None):
         return None
     per_in = float(prices.get("input_cost_per_token") or 0.0)
     per_out = float(prices.get("output_cost_per_token") or 0.0)
-    if not per_in and not per_out:
-        return None
-    per_read = float(prices.get("cache_read_input_token_cost") or per_in)
-    per_write = float(prices.get("cache_creation_input_token_cost") or per_in)
+    read, write = prices.get("cache_read_input_token_cost"), prices.get("cache_creation_input_token_cost")
+    per_read = float(read) if read is not None else per_in
+    per_write = float(write) if write is not None else per_in
     uncached = max(0, usage.input - usage.cache_read - usage.cache_write)
     input_cost = uncached * per_in + usage.cache_read * per_read + usage.cache_write * per_write
     output_cost = usage.output * per_out

@@ -15,8 +15,8 @@ REDACTED = "[REDACTED]"
 
 _KEY_PATTERNS = re.compile(
     r"(?:"
-    r"sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic
-    r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"  # OpenAI and OpenAI-style
+    r"(?<![A-Za-z0-9_\-])sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic
+    r"|(?<![A-Za-z0-9_\-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"  # OpenAI and OpenAI-style
     r"|sk-lf-[A-Za-z0-9\-]{8,}|pk-lf-[A-Za-z0-9\-]{8,}"  # Langfuse
     r"|AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|AIza[0-9A-Za-z_\-]{35}"  # Google API key

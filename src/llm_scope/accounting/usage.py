@@ -51,3 +51,17 @@ def merge(a: Usage, b: Usage) -> Usage:
         cache_write=b.cache_write or a.cache_write,
         reasoning=b.reasoning or a.reasoning,
     )
+
+
+def responses_usage(raw: Any) -> Usage:
+    """OpenAI Responses API `usage` (input/output naming, details objects)."""
+    if not isinstance(raw, dict):
+        return Usage()
+    inp, out = _int(raw.get("input_tokens")), _int(raw.get("output_tokens"))
+    return Usage(
+        input=inp,
+        output=out,
+        total=_int(raw.get("total_tokens")) or inp + out,
+        cache_read=_int((raw.get("input_tokens_details") or {}).get("cached_tokens")),
+        reasoning=_int((raw.get("output_tokens_details") or {}).get("reasoning_tokens")),
+    )

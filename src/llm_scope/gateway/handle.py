@@ -13,13 +13,23 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..accounting.redact import redact_value
+from ..accounting.redact import redact_text, redact_value
 from ..errors import GatewayError
 from ..providers import provider_kind
-from ..providers.base import CallOptions, Provider, UpstreamResponse
+from ..providers.base import Api, CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
 from .routing import Router
-from .streaming import ChatStreamTap, Summary, summarize_json
+from .streaming import ChatStreamTap, Summary
+from .taps import WHOLE_BODY, AnthropicTap, EventTap, ResponsesTap
+
+Tap = ChatStreamTap | EventTap
+ROUTE_NAMES: dict[str, str] = {
+    "chat": "chat_completion",
+    "messages": "messages",
+    "count_tokens": "count_tokens",
+    "responses": "responses",
+    "embeddings": "embeddings",
+}
 
 log = logging.getLogger("llm_scope.gateway")
 
@@ -40,6 +50,14 @@ MODEL_PARAMETERS = (
     "logprobs",
     "top_logprobs",
     "service_tier",
+    "top_k",
+    "thinking",
+    "max_output_tokens",
+    "stop_sequences",
+    "reasoning",
+    "truncation",
+    "dimensions",
+    "encoding_format",
 )
 
 
@@ -64,7 +82,7 @@ class CallContext:
     client: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def new_record(self, body: dict[str, Any] | None) -> CallRecord:
+    def new_record(self, body: dict[str, Any] | None, api: Api = "chat") -> CallRecord:
         body = body or {}
         return CallRecord(
             trace_id=self.trace_id,
@@ -77,7 +95,7 @@ class CallContext:
             requested_model=str(body.get("model") or ""),
             stream=bool(body.get("stream")),
             model_parameters={k: body[k] for k in MODEL_PARAMETERS if k in body},
-            input=_input_of(body) if body else None,
+            input=_input_of(api, body) if body else None,
         )
 
 
@@ -104,46 +122,62 @@ class Gateway:
     async def aclose(self) -> None:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
 
-    def record_failure(self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError) -> None:
+    def record_failure(
+        self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError, api: Api = "chat"
+    ) -> None:
         """Calls rejected before reaching a provider (bad JSON, unknown model) are traced too."""
-        record = ctx.new_record(body)
+        record = ctx.new_record(body, api)
         _fail(record, exc)
         record.end_time = time.time()
         self.recorder.submit(record)
 
-    async def chat(self, ctx: CallContext, body: dict[str, Any]) -> Result:
-        record = ctx.new_record(body)
+    async def call(
+        self, ctx: CallContext, api: Api, body: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> Result:
+        """Serve one call of any API; `headers` are client headers the upstream must see (anthropic-beta)."""
+        record = ctx.new_record(body, api)
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
             deployment = self.router.resolve(record.requested_model)[0]
             record.resolved_model, record.provider = deployment.model, deployment.provider
-            upstream_body, strip_usage = _upstream_body(body)
+            upstream_body, strip_usage = _upstream_body(api, body)
+            options = self._options(deployment, headers)
             sent = time.perf_counter()
-            upstream = await self._provider(deployment).chat(deployment, upstream_body, self._options(deployment))
+            provider = self.providers[provider_kind(api, deployment.provider)]
+            upstream = await provider.call(api, deployment, upstream_body, options)
         except GatewayError as exc:
+            exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
             record.end_time = time.time()
             self.recorder.submit(record)
             raise
         if upstream.chunks is None:
+            summarize = WHOLE_BODY[api]
 
             def finish() -> None:
                 record.upstream_latency = time.perf_counter() - sent
-                self._finish(record, summarize_json(upstream.body))
+                self._finish(record, summarize(upstream.body))
 
             return Result(status=upstream.status, headers=upstream.headers, body=upstream.body, finish=finish)
-        tap = ChatStreamTap(strip_usage=strip_usage)
-        return Result(status=upstream.status, headers=upstream.headers, stream=self._relay(record, upstream, tap, sent))
+        tap: Tap = (
+            AnthropicTap()
+            if api == "messages"
+            else ResponsesTap()
+            if api == "responses"
+            else ChatStreamTap(strip_usage=strip_usage)
+        )
+        return Result(
+            status=upstream.status, headers=upstream.headers, stream=self._relay(api, record, upstream, tap, sent)
+        )
 
-    def _provider(self, deployment: Deployment) -> Provider:
-        return self.providers[provider_kind(deployment.provider)]
-
-    def _options(self, deployment: Deployment) -> CallOptions:
-        return CallOptions(timeout=deployment.timeout or self.timeout, connect_timeout=self.connect_timeout)
+    def _options(self, deployment: Deployment, headers: dict[str, str] | None) -> CallOptions:
+        return CallOptions(
+            timeout=deployment.timeout or self.timeout, connect_timeout=self.connect_timeout, headers=headers or {}
+        )
 
     async def _relay(
-        self, record: CallRecord, upstream: UpstreamResponse, tap: ChatStreamTap, sent: float
+        self, api: Api, record: CallRecord, upstream: UpstreamResponse, tap: Tap, sent: float
     ) -> AsyncIterator[bytes]:
         """Forward chunks as they arrive; an error after the first byte becomes an SSE error event."""
         assert upstream.chunks is not None
@@ -157,7 +191,7 @@ class Gateway:
                 yield tail
         except GatewayError as exc:
             _fail(record, exc)
-            yield b"data: " + json.dumps(exc.openai_body()).encode() + b"\n\n"
+            yield stream_error_event(api, exc)
         except (asyncio.CancelledError, GeneratorExit):
             record.status_code, record.error_type = 499, "client_disconnected"
             record.error_message = "client disconnected before the stream ended"
@@ -191,14 +225,27 @@ def _fail(record: CallRecord, exc: GatewayError) -> None:
     record.error_message = exc.message
 
 
-def _upstream_body(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The body as the upstream should get it, and whether the gateway added usage to a stream.
+def stream_error_event(api: Api, exc: GatewayError) -> bytes:
+    """An error after the first byte, in the event shape the client's SDK raises on."""
+    if api == "messages":
+        return b"event: error\ndata: " + json.dumps(exc.anthropic_body()).encode() + b"\n\n"
+    if api == "responses":
+        body = {"type": "error", "code": exc.code, "message": exc.message, "param": exc.param}
+        return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
+    return b"data: " + json.dumps(exc.openai_body()).encode() + b"\n\n"
 
-    `metadata` is the gateway's (trace metadata) unless the client asked OpenAI to store the completion,
-    because OpenAI rejects `metadata` without `store`.
+
+def _upstream_body(api: Api, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The body as the upstream should get it, and whether the gateway added usage to a chat stream.
+
+    `metadata` is the gateway's (trace metadata) on OpenAI routes unless the client asked OpenAI to store
+    the completion, because OpenAI rejects `metadata` without `store`. Anthropic's own `metadata`
+    (user_id) is the upstream's and passes through.
     """
+    if api in ("messages", "count_tokens"):
+        return body, False
     out = body if "metadata" not in body or body.get("store") else {k: v for k, v in body.items() if k != "metadata"}
-    if not body.get("stream"):
+    if api != "chat" or not body.get("stream"):
         return out, False
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
@@ -208,8 +255,12 @@ def _upstream_body(body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return out, True
 
 
-def _input_of(body: dict[str, Any]) -> Any:
+def _input_of(api: Api, body: dict[str, Any]) -> Any:
+    if api == "embeddings":
+        return body.get("input")
+    if api == "responses":
+        extra = {k: body[k] for k in ("instructions", "tools") if body.get(k)}
+        return {"input": body.get("input"), **extra} if extra else body.get("input")
     messages = body.get("messages")
-    if body.get("tools"):
-        return {"messages": messages, "tools": body["tools"]}
-    return messages
+    extra = {k: body[k] for k in ("system", "tools") if body.get(k)}
+    return {"messages": messages, **extra} if extra else messages

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
-from ..gateway.handle import CallContext, Gateway
+from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
+from ..providers.base import Api
 from .middleware import START_KEY, TRACE_ID_KEY
 from .responses import RawResponse, StreamResponse, error_response, json_response
 
@@ -92,24 +95,58 @@ def validate_chat(body: Any) -> dict[str, Any]:
     return body
 
 
-async def chat_completions(request: Request) -> RawResponse | StreamResponse:
+def validate_input(body: Any) -> dict[str, Any]:
+    """Responses and embeddings: a model and an `input`."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object", code="invalid_type")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        code = "missing_required_parameter" if model is None else "invalid_type"
+        raise InvalidRequest("Missing or invalid parameter: 'model' (a non-empty string)", param="model", code=code)
+    if body.get("input") is None and not body.get("previous_response_id"):
+        raise InvalidRequest("Missing required parameter: 'input'", param="input", code="missing_required_parameter")
+    return body
+
+
+async def serve(
+    request: Request,
+    api: Api,
+    validate: Callable[[Any], dict[str, Any]],
+    *,
+    anthropic: bool = False,
+    forward: tuple[str, ...] = (),
+) -> Response:
+    """Parse, one call into the gateway, serialize: the same for every API family."""
     gateway: Gateway = request.app.state.gateway
+    route = ROUTE_NAMES[api]
     body: Any = None
     try:
         body = await read_json(request, request.app.state.settings.max_body_bytes)
-        ctx = call_context(request, "chat_completion", body)
-        body = validate_chat(body)
+        ctx = call_context(request, route, body)
+        body = validate(body)
     except GatewayError as exc:
-        ctx = call_context(request, "chat_completion", None)
-        gateway.record_failure(ctx, body if isinstance(body, dict) else None, exc)
-        return error_response(exc)
+        gateway.record_failure(call_context(request, route, None), body if isinstance(body, dict) else None, exc, api)
+        return error_response(exc, anthropic=anthropic)
+    headers = {h: request.headers[h] for h in forward if h in request.headers}
     try:
-        result = await gateway.chat(ctx, body)
+        result = await gateway.call(ctx, api, body, headers)
     except GatewayError as exc:
-        return error_response(exc)
+        return error_response(exc, anthropic=anthropic)
     if result.stream is not None:
         return StreamResponse(result.status, result.stream, result.headers)
     return RawResponse(result.status, result.body, result.headers, after=result.finish)
+
+
+async def chat_completions(request: Request) -> Response:
+    return await serve(request, "chat", validate_chat)
+
+
+async def responses(request: Request) -> Response:
+    return await serve(request, "responses", validate_input)
+
+
+async def embeddings(request: Request) -> Response:
+    return await serve(request, "embeddings", validate_input)
 
 
 async def list_models(request: Request) -> RawResponse:
@@ -119,6 +156,10 @@ async def list_models(request: Request) -> RawResponse:
 routes = [
     Route("/v1/chat/completions", chat_completions, methods=["POST"]),
     Route("/chat/completions", chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses, methods=["POST"]),
+    Route("/responses", responses, methods=["POST"]),
+    Route("/v1/embeddings", embeddings, methods=["POST"]),
+    Route("/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/models", list_models, methods=["GET"]),
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from ..types import Deployment
 
@@ -28,6 +28,10 @@ class UpstreamResponse:
             await self.close()
 
 
+# The wire APIs the gateway serves; a provider answers in the format of the API it was called for.
+Api = Literal["chat", "messages", "count_tokens", "responses", "embeddings"]
+
+
 @dataclass(frozen=True)
 class CallOptions:
     """Per-call knobs the gateway resolves from settings and the deployment."""
@@ -38,13 +42,15 @@ class CallOptions:
 
 
 class Provider(Protocol):
-    async def chat(self, deployment: Deployment, body: dict[str, Any], options: CallOptions) -> UpstreamResponse: ...
+    async def call(
+        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+    ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
 
 
 # Upstream response headers worth passing back to clients (rate limits, request ids for support).
-FORWARDED_RESPONSE_HEADERS = ("x-request-id", "openai-processing-ms", "openai-version", "retry-after")
+FORWARDED_RESPONSE_HEADERS = ("x-request-id", "request-id", "openai-processing-ms", "openai-version", "retry-after")
 FORWARDED_RESPONSE_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 
 

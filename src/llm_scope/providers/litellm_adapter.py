@@ -8,6 +8,7 @@ so the gateway's stream tap sees one format whatever the provider.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from types import ModuleType
@@ -15,7 +16,7 @@ from typing import Any
 
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..types import Deployment
-from .base import CallOptions, UpstreamResponse
+from .base import Api, CallOptions, UpstreamResponse
 
 _litellm: ModuleType | None = None
 
@@ -31,6 +32,8 @@ def load_litellm() -> ModuleType:
         litellm.telemetry = False
         litellm.suppress_debug_info = True
         litellm.drop_params = True
+        # Translate Anthropic Messages to chat/completions, which every OpenAI-compatible server speaks.
+        litellm.use_chat_completions_url_for_anthropic_messages = True
         _litellm = litellm
     return _litellm
 
@@ -39,7 +42,9 @@ class LiteLLMProvider:
     async def aclose(self) -> None:
         return None
 
-    async def chat(self, deployment: Deployment, body: dict[str, Any], options: CallOptions) -> UpstreamResponse:
+    async def call(
+        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+    ) -> UpstreamResponse:
         litellm = await asyncio.to_thread(load_litellm) if _litellm is None else _litellm
         kwargs = {k: v for k, v in body.items() if k not in ("model", "metadata")}
         kwargs.update({k: v for k, v in deployment.params.items() if not k.startswith("mock_")})
@@ -50,25 +55,66 @@ class LiteLLMProvider:
         if deployment.api_version:
             kwargs["api_version"] = deployment.api_version
         kwargs["timeout"] = options.timeout
-        kwargs["max_retries"] = 0
+        model = deployment.litellm_model
+        stream = bool(body.get("stream"))
         try:
-            result = await litellm.acompletion(model=deployment.litellm_model, **kwargs)
+            if api == "chat":
+                result = await litellm.acompletion(model=model, max_retries=0, **kwargs)
+            elif api == "messages":
+                result = await litellm.anthropic.messages.acreate(model=model, **kwargs)
+            elif api == "count_tokens":
+                count = litellm.token_counter(model=model, messages=_as_openai_messages(body))
+                return _json({"input_tokens": count})
+            elif api == "responses":
+                result = await litellm.aresponses(model=model, **kwargs)
+            else:
+                result = await litellm.aembedding(model=model, **kwargs)
         except Exception as exc:
             raise translate_error(exc) from None
-        if not body.get("stream"):
-            return UpstreamResponse(
-                headers={"content-type": "application/json"}, body=result.model_dump_json(exclude_none=True).encode()
-            )
-        return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=_sse(result))
+        if not stream:
+            return _json(result if isinstance(result, dict) else json.loads(result.model_dump_json(exclude_none=True)))
+        events = _anthropic_sse(result) if api == "messages" else _sse(result, done=api == "chat")
+        return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=events)
 
 
-async def _sse(stream: Any) -> AsyncIterator[bytes]:
+def _json(data: Any) -> UpstreamResponse:
+    return UpstreamResponse(headers={"content-type": "application/json"}, body=json.dumps(data).encode())
+
+
+def _as_openai_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
+    system = body.get("system")
+    messages = list(body.get("messages") or [])
+    if system:
+        text = system if isinstance(system, str) else " ".join(str(b.get("text", "")) for b in system)
+        messages.insert(0, {"role": "system", "content": text})
+    return messages
+
+
+async def _sse(stream: Any, *, done: bool) -> AsyncIterator[bytes]:
+    """Chat chunks (and Responses events) as OpenAI sends them; chat streams end with [DONE]."""
     try:
         async for chunk in stream:
-            yield b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
+            event = getattr(chunk, "type", None) if not done else None
+            prefix = f"event: {event}\n".encode() if isinstance(event, str) else b""
+            yield prefix + b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
     except Exception as exc:
         raise translate_error(exc) from None
-    yield b"data: [DONE]\n\n"
+    if done:
+        yield b"data: [DONE]\n\n"
+
+
+async def _anthropic_sse(stream: Any) -> AsyncIterator[bytes]:
+    """LiteLLM yields Anthropic events either already encoded or as dicts."""
+    try:
+        async for chunk in stream:
+            if isinstance(chunk, bytes | bytearray):
+                yield bytes(chunk)
+            elif isinstance(chunk, dict):
+                yield f"event: {chunk.get('type')}\ndata: {json.dumps(chunk)}\n\n".encode()
+            else:
+                yield str(chunk).encode()
+    except Exception as exc:
+        raise translate_error(exc) from None
 
 
 def translate_error(exc: BaseException) -> GatewayError:

@@ -15,14 +15,28 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..types import Deployment
-from .base import CallOptions, UpstreamResponse
+from .base import Api, CallOptions, UpstreamResponse
+from .mock_formats import mock_count_tokens, mock_embeddings, mock_messages, mock_responses
 
 
 class MockProvider:
     async def aclose(self) -> None:
         return None
 
-    async def chat(self, deployment: Deployment, body: dict[str, Any], options: CallOptions) -> UpstreamResponse:
+    async def call(
+        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+    ) -> UpstreamResponse:
+        if api == "messages":
+            return mock_messages(body, _last_user_text(body.get("messages")))
+        if api == "count_tokens":
+            return mock_count_tokens(body)
+        if api == "responses":
+            return mock_responses(body)
+        if api == "embeddings":
+            return mock_embeddings(body)
+        return await self.chat(deployment, body)
+
+    async def chat(self, deployment: Deployment, body: dict[str, Any]) -> UpstreamResponse:
         model = str(body.get("model") or deployment.model_name)
         message = _answer(body)
         usage = _usage(body, message)

@@ -1,0 +1,67 @@
+"""Native passthrough to Anthropic-format upstreams for `/v1/messages` and `/v1/messages/count_tokens`.
+
+Every field and `anthropic-beta` header goes up as sent; SSE events come back untouched. The one change:
+`role: "system"` entries inside `messages` (Claude Code sends them) are moved to the top-level `system`,
+which is the only place Anthropic's API accepts them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..types import Deployment
+from .base import Api, CallOptions, UpstreamResponse
+from .upstream_http import UpstreamHTTP
+
+DEFAULT_BASE = "https://api.anthropic.com"
+DEFAULT_VERSION = "2023-06-01"
+PATHS: dict[str, str] = {"messages": "v1/messages", "count_tokens": "v1/messages/count_tokens"}
+
+
+class AnthropicCompatProvider:
+    def __init__(self, http: UpstreamHTTP) -> None:
+        self.http = http
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def call(
+        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+    ) -> UpstreamResponse:
+        base = (deployment.api_base or DEFAULT_BASE).rstrip("/")
+        if base.endswith("/v1"):
+            base = base[:-3]
+        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **options.headers}
+        if deployment.api_key:
+            headers["x-api-key"] = deployment.api_key
+        payload = hoist_system_messages(body)
+        payload["model"] = deployment.model
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        return await self.http.post(
+            f"{base}/{PATHS[api]}", headers, data, stream=bool(body.get("stream")), options=options
+        )
+
+
+def hoist_system_messages(body: dict[str, Any]) -> dict[str, Any]:
+    """Move `role: system` messages into `system`, keeping their order after any existing system prompt."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        return dict(body)
+    blocks: list[dict[str, Any]] = []
+    existing = body.get("system")
+    if isinstance(existing, str) and existing:
+        blocks.append({"type": "text", "text": existing})
+    elif isinstance(existing, list):
+        blocks.extend(existing)
+    kept = []
+    for message in messages:
+        if isinstance(message, dict) and message.get("role") == "system":
+            content = message.get("content")
+            if isinstance(content, str):
+                blocks.append({"type": "text", "text": content})
+            elif isinstance(content, list):
+                blocks.extend(c for c in content if isinstance(c, dict))
+        else:
+            kept.append(message)
+    return {**body, "system": blocks, "messages": kept}
