@@ -60,7 +60,8 @@ def test_calls_move_the_right_metrics_by_the_right_amounts(tmp_path: Path, upstr
     assert delta("llm_scope_requests_total", status_code="200", **ok) == 3
     assert delta("llm_scope_requests_total", status_code="404", error_type="model_not_found") == 1
     assert delta("llm_scope_requests_total", status_code="502") == 1
-    assert delta("llm_scope_upstream_failures_total", deployment="dead-fake", kind="error") == 1
+    # Every attempt counts: the first try and the default two retries.
+    assert delta("llm_scope_upstream_failures_total", deployment="dead-fake", kind="error") == 3
     assert delta("llm_scope_tokens_total", direction="input", model="gpt-4o-mini") == 3 * FAKE_PROMPT_TOKENS
     assert delta("llm_scope_tokens_total", direction="cached", model="gpt-4o-mini") == 3 * 2
     assert delta("llm_scope_request_duration_seconds_count", model="gpt-4o-mini") == 4  # 3 answered + unreachable

@@ -26,7 +26,7 @@ from .gateway.handle import Gateway
 from .gateway.routing import Router
 from .http import anthropic, api, openai, system
 from .http.auth import MasterKeyMiddleware
-from .http.middleware import InFlightMiddleware, TraceHeadersMiddleware
+from .http.middleware import AdmissionMiddleware, InFlightMiddleware, TraceHeadersMiddleware
 from .logs import log_calls
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.anthropic_compat import AnthropicCompatProvider
@@ -78,6 +78,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         connect_timeout=settings.connect_timeout,
         secrets=settings.secrets(),
         debug=settings.debug_mode,
+        policy=config.policy,
+        on_upstream_failure=metrics.upstream_failure,
     )
 
     def sync_metrics() -> None:
@@ -124,6 +126,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         )
     if settings.master_key:
         middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
+    if settings.max_concurrency > 0:
+        middleware.append(Middleware(AdmissionMiddleware, limit=settings.max_concurrency, queue=settings.max_queue))
     routes = [*system.routes, *openai.routes, *anthropic.routes, *api.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)

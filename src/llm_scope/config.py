@@ -1,11 +1,12 @@
 """The model list, in LiteLLM Proxy's YAML format, so an existing LiteLLM config works unchanged.
 
 Parsing is strict about what we use (a bad entry fails start-up with file, entry and field named) and
-tolerant of what we don't (`router_settings`, `litellm_settings`, … are kept for later use).
+tolerant of what we don't (unknown keys of `router_settings`, `litellm_settings`, … are ignored).
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,54 @@ PRICE_FIELDS = frozenset(
 _KNOWN_PARAMS = {"model", "api_base", "base_url", "api_key", "api_version", "timeout", "stream_timeout"}
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    num_retries: int = 2  # extra attempts after the first, across deployments and fallbacks
+    backoff_base: float = 0.1  # seconds; doubled each attempt, with ±50% jitter
+    backoff_max: float = 5.0
+    allowed_fails: int = 3  # failures within `cooldown_time` before a deployment is cooled down
+    cooldown_time: float = 30.0
+    fallbacks: dict[str, list[str]] = field(default_factory=dict)
+
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        delay: float = min(self.backoff_max, self.backoff_base * 2.0**attempt) * random.uniform(0.5, 1.5)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.backoff_max))
+        return delay
+
+
+def parse_policy(router_settings: Mapping[str, Any], litellm_settings: Mapping[str, Any], where: str) -> RetryPolicy:
+    """Read LiteLLM's names; `router_settings` wins over `litellm_settings`."""
+    merged = {**litellm_settings, **router_settings}
+    defaults = RetryPolicy()
+
+    def number(name: str, default: float) -> float:
+        value = merged.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{where}: '{name}' must be a non-negative number")
+        return float(value)
+
+    fallbacks: dict[str, list[str]] = {}
+    raw = merged.get("fallbacks") or []
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: 'fallbacks' must be a list like [{{'gpt-4o': ['gpt-4o-mini']}}]")
+    for item in raw:
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: each 'fallbacks' entry must map a model name to a list of names")
+        for name, targets in item.items():
+            targets = [targets] if isinstance(targets, str) else targets
+            if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
+                raise ValueError(f"{where}: fallbacks for '{name}' must be a list of model names")
+            fallbacks.setdefault(str(name), []).extend(targets)
+    return RetryPolicy(
+        num_retries=int(number("num_retries", defaults.num_retries)),
+        backoff_base=number("retry_after", defaults.backoff_base) or defaults.backoff_base,
+        allowed_fails=int(number("allowed_fails", defaults.allowed_fails)),
+        cooldown_time=number("cooldown_time", defaults.cooldown_time),
+        fallbacks=fallbacks,
+    )
+
+
 class ConfigError(ValueError):
     """An invalid config file; the message names the file, entry and field."""
 
@@ -79,7 +128,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     deployments: tuple[Deployment, ...]
     source: str  # the file, or "defaults"
-    router_settings: dict[str, Any] = field(default_factory=dict)
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -117,9 +166,14 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, source: 
     names = {d.model_name for d in deployments}
     deployments += [d for d in _mock_deployments() if d.model_name not in names]
     router = raw.get("router_settings") or {}
-    if not isinstance(router, dict):
-        raise ConfigError(f"{source}: 'router_settings' must be a mapping")
-    return ModelConfig(tuple(deployments), source, dict(router), prices)
+    litellm_settings = raw.get("litellm_settings") or {}
+    if not isinstance(router, dict) or not isinstance(litellm_settings, dict):
+        raise ConfigError(f"{source}: 'router_settings' and 'litellm_settings' must be mappings")
+    try:
+        policy = parse_policy(router, litellm_settings, source)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return ModelConfig(tuple(deployments), source, policy, prices)
 
 
 def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[Deployment, dict[str, float]]:

@@ -26,7 +26,8 @@ from prometheus_client import (
     start_http_server,
 )
 
-from .types import CallRecord
+from .errors import GatewayError
+from .types import CallRecord, Deployment
 
 PREFIX = "llm_scope"
 # Resolve sub-millisecond gateway overhead as well as minute-long generations.
@@ -161,9 +162,11 @@ class Metrics:
         ):
             if count:
                 self.tokens.labels(direction, model, provider).inc(count)
-        if record.status_code >= 500 and record.provider:
-            kind = "timeout" if record.status_code == 504 else "error"
-            self.upstream_failures.labels(record.requested_model, provider, kind).inc()
+
+    def upstream_failure(self, deployment: Deployment, exc: GatewayError) -> None:
+        """Every failed attempt, retried or not, counts against its deployment."""
+        kind = "timeout" if exc.status == 504 else "rate_limited" if exc.status == 429 else "error"
+        self.upstream_failures.labels(deployment.model_name, deployment.provider, kind).inc()
 
     def observe_cost(self, records: Iterable[CallRecord]) -> None:
         for record in records:

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
     upstream_timeout: float = Field(600.0, validation_alias=_alias("LLM_SCOPE_UPSTREAM_TIMEOUT", "upstream_timeout"))
+    max_concurrency: int = Field(1024, validation_alias=_alias("LLM_SCOPE_MAX_CONCURRENCY", "max_concurrency"))
+    max_queue: int = Field(2048, validation_alias=_alias("LLM_SCOPE_MAX_QUEUE", "max_queue"))
     connect_timeout: float = Field(10.0, validation_alias=_alias("LLM_SCOPE_CONNECT_TIMEOUT", "connect_timeout"))
 
     # Tracing

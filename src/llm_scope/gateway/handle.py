@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..accounting.redact import redact_text, redact_value
+from ..config import RetryPolicy
 from ..errors import GatewayError
 from ..providers import provider_kind
 from ..providers.base import Api, CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
+from .resilience import Cooldowns, is_retryable
 from .routing import Router
 from .streaming import ChatStreamTap, Summary
 from .taps import WHOLE_BODY, AnthropicTap, EventTap, ResponsesTap
@@ -110,8 +112,13 @@ class Gateway:
         connect_timeout: float,
         secrets: list[str] | None = None,
         debug: bool = False,
+        policy: RetryPolicy | None = None,
+        on_upstream_failure: Callable[[Deployment, GatewayError], None] | None = None,
     ) -> None:
         self.router = router
+        self.policy = policy or RetryPolicy()
+        self.cooldowns = Cooldowns(self.policy)
+        self.on_upstream_failure = on_upstream_failure
         self.providers = providers
         self.recorder = recorder
         self.timeout = timeout
@@ -139,13 +146,7 @@ class Gateway:
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
-            deployment = self.router.resolve(record.requested_model)[0]
-            record.resolved_model, record.provider = deployment.model, deployment.provider
-            upstream_body, strip_usage = _upstream_body(api, body)
-            options = self._options(deployment, headers)
-            sent = time.perf_counter()
-            provider = self.providers[provider_kind(api, deployment.provider)]
-            upstream = await provider.call(api, deployment, upstream_body, options)
+            upstream, sent, strip_usage = await self._attempt(record, api, body, headers)
         except GatewayError as exc:
             exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
@@ -170,6 +171,47 @@ class Gateway:
         return Result(
             status=upstream.status, headers=upstream.headers, stream=self._relay(api, record, upstream, tap, sent)
         )
+
+    def _plan(self, name: str) -> tuple[list[Deployment], int]:
+        """Deployments to try, in order: the name's own (healthy first), then each fallback name's;
+        and how many of them are the name's own."""
+        plan = self.cooldowns.order(self.router.resolve(name))
+        own = len(plan)
+        for fallback in self.policy.fallbacks.get(name, []):
+            plan += self.cooldowns.order(self.router.candidates(fallback))
+        return plan, own
+
+    async def _attempt(
+        self, record: CallRecord, api: Api, body: dict[str, Any], headers: dict[str, str] | None
+    ) -> tuple[UpstreamResponse, float, bool]:
+        """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
+        plan, own = self._plan(record.requested_model)
+        upstream_body, strip_usage = _upstream_body(api, body)
+        last: GatewayError | None = None
+        for attempt in range(max(len(plan), 1 + self.policy.num_retries)):
+            deployment = plan[attempt % len(plan)]
+            record.resolved_model, record.provider = deployment.model, deployment.provider
+            if attempt:
+                record.metadata = {**record.metadata, "gateway_attempts": attempt + 1}
+                await asyncio.sleep(self.policy.backoff(attempt - 1, last.retry_after if last else None))
+            sent = time.perf_counter()
+            try:
+                provider = self.providers[provider_kind(api, deployment.provider)]
+                upstream = await provider.call(api, deployment, upstream_body, self._options(deployment, headers))
+            except GatewayError as exc:
+                if not is_retryable(exc):
+                    raise
+                last = exc
+                self.cooldowns.failed(deployment)
+                if self.on_upstream_failure is not None:
+                    self.on_upstream_failure(deployment, exc)
+                continue
+            self.cooldowns.succeeded(deployment)
+            if attempt % len(plan) >= own:
+                record.metadata = {**record.metadata, "fallback_model": deployment.model_name}
+            return upstream, sent, strip_usage
+        assert last is not None
+        raise last
 
     def _options(self, deployment: Deployment, headers: dict[str, str] | None) -> CallOptions:
         return CallOptions(

@@ -6,11 +6,15 @@ one closure per request. The trace id is minted here and handed to routes throug
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..errors import GatewayError
+from .responses import error_response
 
 TRACE_ID_KEY = "llm_scope.trace_id"
 START_KEY = "llm_scope.start"
@@ -61,3 +65,48 @@ class InFlightMiddleware:
             await self.app(scope, receive, send)
         finally:
             child.dec()
+
+
+class AdmissionMiddleware:
+    """Overload protection: at most `limit` API calls at once, `queue` more waiting; beyond that, 503.
+
+    Memory stays bounded however hard clients push, and a client told to back off (Retry-After) can go
+    to another replica instead of waiting on this one.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, queue: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.queue = queue
+        self.active = 0
+        self.waiting = 0
+        self._released = asyncio.Condition()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").startswith(TRACKED_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        if self.active >= self.limit:
+            if self.waiting >= self.queue:
+                error = GatewayError(
+                    f"The gateway is at capacity ({self.limit} calls in progress, {self.queue} queued); retry shortly",
+                    status=503,
+                    type="overloaded_error",
+                    code="overloaded",
+                    retry_after=1,
+                )
+                await error_response(error, anthropic=scope["path"].startswith("/v1/messages"))(scope, receive, send)
+                return
+            self.waiting += 1
+            try:
+                async with self._released:
+                    await self._released.wait_for(lambda: self.active < self.limit)
+            finally:
+                self.waiting -= 1
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            async with self._released:
+                self._released.notify(1)
