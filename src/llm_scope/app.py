@@ -20,12 +20,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__
-from .accounting.cost import Prices, lookup_prices, models_for_provider, price_table
+from .access.keys import KeyStore
+from .access.limits import Limits, MemoryLimits, Windows
+from .accounting.cost import Prices, compute_cost, lookup_prices, models_for_provider, price_table
 from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import anthropic, api, openai, system
-from .http.auth import MasterKeyMiddleware
+from .http import admin, anthropic, api, openai, system, ui
+from .http.auth import AuthMiddleware
 from .http.middleware import AdmissionMiddleware, InFlightMiddleware, TraceHeadersMiddleware
 from .logs import log_calls
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
@@ -44,17 +46,28 @@ log = logging.getLogger("llm_scope")
 
 
 class ObservedRecorder:
-    """Finished calls go to the metrics (at once, cheap) and the trace pipeline (queued)."""
+    """Finished calls go to the metrics (at once, cheap), the key's budget counters, and the trace pipeline."""
 
-    def __init__(self, metrics: Metrics, pipeline: TracePipeline) -> None:
+    def __init__(self, metrics: Metrics, pipeline: TracePipeline, limits: Limits) -> None:
         self.metrics = metrics
         self.pipeline = pipeline
+        self.limits = limits
+        self._pending: set[asyncio.Task[None]] = set()
 
     def submit(self, record: CallRecord) -> None:
         try:
             self.metrics.observe_call(record)
         except Exception:  # a metrics bug must not lose the trace
             log.exception("recording metrics failed")
+        if record.key_id is not None:
+            # Priced now (the writer would price it later the same way) so the budget is current.
+            record.cost = compute_cost(record.usage, self.pipeline.prices_for(record))
+            cost = record.cost.total if record.cost else 0.0
+            task = asyncio.get_running_loop().create_task(
+                self.limits.record(record.key_id, record.usage.total, cost, Windows.now())
+            )
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
         self.pipeline.submit(record)
 
 
@@ -63,6 +76,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     router = Router(config.deployments)
     metrics = Metrics()
     pipeline = build_pipeline(settings, config, metrics)
+    keys = KeyStore(settings.data_dir / "keys.db")
+    limits = build_limits(settings)
     http = UpstreamHTTP()
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
@@ -73,10 +88,10 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     gateway = Gateway(
         router,
         providers,
-        ObservedRecorder(metrics, pipeline),
+        ObservedRecorder(metrics, pipeline, limits),
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
-        secrets=settings.secrets(),
+        secrets=secrets_of(settings, config),
         debug=settings.debug_mode,
         policy=config.policy,
         on_upstream_failure=metrics.upstream_failure,
@@ -95,6 +110,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pipeline.start()
+        if isinstance(limits, MemoryLimits):
+            await _seed_spend(pipeline, limits)
         metrics_server = _start_metrics_server(settings, metrics)
         syncer = asyncio.create_task(_every(1.0, sync_metrics))
         log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
@@ -108,6 +125,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             syncer.cancel()
             await gateway.aclose()
             await pipeline.stop()
+            await limits.aclose()
+            keys.close()
             sync_metrics()
             if metrics_server is not None:
                 metrics_server.shutdown()
@@ -124,11 +143,17 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 expose_headers=["x-trace-id", "x-duration-ms"],
             )
         )
-    if settings.master_key:
-        middleware.append(Middleware(MasterKeyMiddleware, master_key=settings.master_key))
+    middleware.append(Middleware(AuthMiddleware, master_key=settings.master_key, keys=keys))
     if settings.max_concurrency > 0:
-        middleware.append(Middleware(AdmissionMiddleware, limit=settings.max_concurrency, queue=settings.max_queue))
-    routes = [*system.routes, *openai.routes, *anthropic.routes, *api.routes]
+        middleware.append(
+            Middleware(
+                AdmissionMiddleware,
+                limit=settings.max_concurrency,
+                queue=settings.max_queue,
+                rejected=metrics.overload_rejections,
+            )
+        )
+    routes = [*system.routes, *openai.routes, *anthropic.routes, *api.routes, *admin.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     app = Starlette(
@@ -140,6 +165,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     app.state.settings = settings
     app.state.gateway = gateway
     app.state.pipeline = pipeline
+    app.state.keys = keys
+    app.state.limits = limits
     app.state.metrics = metrics
     app.state.sync_metrics = sync_metrics
     app.state.model_config = config
@@ -175,13 +202,43 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         settings.data_dir / "llm-scope.db",
         exporter,
         prices_for=prices_for,
-        secrets=settings.secrets(),
+        secrets=secrets_of(settings, config),
         trace_content=settings.trace_content,
         queue_size=settings.queue_size,
         max_outbox=settings.outbox_max_rows,
         retention_days=settings.retention_days,
         on_written=on_written,
     )
+
+
+def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:
+    """Every key the gateway holds, whatever its shape: settings, and the model list's `api_key`s."""
+    keys = [d.api_key for d in config.deployments if d.api_key and len(d.api_key) >= 6]
+    return list(dict.fromkeys([*settings.secrets(), *keys]))
+
+
+def build_limits(settings: Settings) -> Limits:
+    if settings.redis_url:
+        from .access.shared_state import RedisLimits
+
+        return RedisLimits(settings.redis_url)
+    return MemoryLimits()
+
+
+async def _seed_spend(pipeline: TracePipeline, limits: MemoryLimits) -> None:
+    """After a restart, budgets continue from what the local store says each key spent."""
+    w = Windows.now()
+    now = time.time()
+    month_start, day_start = now - _seconds_into_month(), now - (86400 - w.to_next_day)
+    month = await pipeline.read(pipeline.store.spend_by_key, month_start)
+    day = await pipeline.read(pipeline.store.spend_by_key, day_start)
+    for key_id, spent in month.items():
+        limits.seed(key_id, w.day, day.get(key_id, 0.0), w.month, spent)
+
+
+def _seconds_into_month() -> float:
+    now = time.gmtime()
+    return (now.tm_mday - 1) * 86400 + now.tm_hour * 3600 + now.tm_min * 60 + now.tm_sec
 
 
 def _start_metrics_server(settings: Settings, metrics: Metrics) -> Any:

@@ -48,6 +48,24 @@ def configure_logging(settings: Settings) -> None:
     configure("DEBUG" if settings.debug_mode else settings.log_level, settings.log_format)
 
 
+def uvicorn_log_config(fmt: str) -> dict[str, Any]:
+    """Uvicorn's own lines in the gateway's format (JSON lines with LOG_FORMAT=json), in every worker."""
+    formatter: dict[str, Any] = (
+        {"()": "llm_scope.logs.JsonFormatter"}
+        if fmt == "json"
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"gateway": formatter},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "gateway", "stream": "ext://sys.stderr"}
+        },
+        "loggers": {"uvicorn": {"handlers": ["stderr"], "propagate": False}},
+    }
+
+
 def app_factory() -> object:
     """Entry point for uvicorn workers: settings from the environment, as the parent set it."""
     from .app import create_app
@@ -73,7 +91,13 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     workers = args.workers or settings.workers
-    metrics_server = _multiprocess_metrics(settings) if workers > 1 else None
+    if workers > 1:
+        metrics_server = _multiprocess_metrics(settings)
+    else:
+        # One process keeps its metrics in memory and serves METRICS_PORT itself. An inherited
+        # PROMETHEUS_MULTIPROC_DIR (LiteLLM's docs ask for one) would turn that port off and add stale counts.
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        metrics_server = None
     log.info(
         "llm-scope %s listening on http://%s:%d (%d worker%s, %s)",
         __version__,
@@ -90,6 +114,7 @@ def serve(args: argparse.Namespace) -> int:
         port=settings.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings.log_format),
         access_log=False,
         loop="auto",
         http="auto",
@@ -182,6 +207,49 @@ def traces(args: argparse.Namespace) -> int:
     return 0
 
 
+def keys(args: argparse.Namespace) -> int:
+    """Manage virtual keys in the data dir's key store (the running gateway sees changes within seconds)."""
+    from .access.keys import KeyStore
+
+    if args.data_dir:
+        os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
+    store = KeyStore(load_settings().data_dir / "keys.db")
+    if args.keys_command == "create":
+        models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
+        key, plaintext = store.create(
+            args.owner,
+            models=models,
+            budget_daily_usd=args.daily_budget,
+            budget_monthly_usd=args.monthly_budget,
+            rpm=args.rpm,
+            tpm=args.tpm,
+        )
+        print(json.dumps({**key.public(), "key": plaintext}, indent=2))
+        print("Store this key now: it is not shown again.", file=sys.stderr)
+    elif args.keys_command == "list":
+        for key in store.list(include_revoked=args.all):
+            state = "revoked" if key.revoked else "active"
+            limits = ", ".join(
+                f"{name}={value}"
+                for name, value in (
+                    ("models", ",".join(key.models) if key.models is not None else None),
+                    ("daily $", key.budget_daily_usd),
+                    ("monthly $", key.budget_monthly_usd),
+                    ("rpm", key.rpm),
+                    ("tpm", key.tpm),
+                )
+                if value is not None
+            )
+            print(f"{key.id}  {key.hint:12}  {key.owner:20}  {state:7}  {limits}")
+    elif args.keys_command == "revoke":
+        if not store.revoke(args.id):
+            print(f"no active key {args.id}", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+    store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llm-scope", description="An LLM gateway that traces every call.")
     parser.add_argument("--version", action="version", version=f"llm-scope {__version__}")
@@ -205,6 +273,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="one JSON object per line")
     t.add_argument("--data-dir", dest="data_dir", type=Path)
     t.set_defaults(func=traces)
+    k = sub.add_parser("keys", help="create, list and revoke virtual keys")
+    k.add_argument("--data-dir", dest="data_dir", type=Path)
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    kc = ks.add_parser("create", help="create a key (printed once)")
+    kc.add_argument("--owner", required=True, help="person or team; becomes the trace's user")
+    kc.add_argument("--models", help="comma-separated model names this key may use (default: all)")
+    kc.add_argument("--daily-budget", type=float, help="USD per UTC day")
+    kc.add_argument("--monthly-budget", type=float, help="USD per month")
+    kc.add_argument("--rpm", type=int, help="requests per minute")
+    kc.add_argument("--tpm", type=int, help="tokens per minute")
+    kl = ks.add_parser("list", help="list keys (never their secrets)")
+    kl.add_argument("--all", action="store_true", help="include revoked keys")
+    kr = ks.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("id")
+    k.set_defaults(func=keys)
     return parser
 
 

@@ -186,13 +186,13 @@ def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[De
     params = entry.get("litellm_params")
     if not isinstance(params, dict):
         raise ConfigError(f"{where}: field 'litellm_params' is required and must be a mapping")
-    model = params.get("model")
+    resolved = {k: _resolve_env(v, environ, f"{where}: field 'litellm_params.{k}'") for k, v in params.items()}
+    model = resolved.get("model")
     if not isinstance(model, str) or not model:
         raise ConfigError(f"{where}: field 'litellm_params.model' is required, e.g. 'openai/gpt-4o-mini'")
     provider, _, upstream_model = model.partition("/")
     if not upstream_model:
         provider, upstream_model = "openai", model
-    resolved = {k: _resolve_env(v, environ, f"{where}: field 'litellm_params.{k}'") for k, v in params.items()}
     timeout = resolved.get("timeout") or resolved.get("stream_timeout")
     if timeout is not None and not isinstance(timeout, int | float):
         raise ConfigError(f"{where}: field 'litellm_params.timeout' must be a number of seconds")

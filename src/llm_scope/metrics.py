@@ -35,6 +35,8 @@ OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 60, 120, 300, 600)
 TPS_BUCKETS = (1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 300, 500, 1000)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+# Model names become label values; past this many distinct ones (wildcard routes take any name), "other".
+MAX_MODEL_LABELS = 200
 
 
 def multiprocess_dir() -> str | None:
@@ -129,19 +131,39 @@ class Metrics:
             f"{PREFIX}_trace_export_failures", "Failed export attempts to Langfuse", registry=r
         )
         self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
+        self.overload_rejections = Counter(
+            f"{PREFIX}_overload_rejections",
+            "API calls refused with 503 because the gateway was at capacity",
+            ["route"],
+            registry=r,
+        )
         self._seen = _PipelineSeen()
         self._lock = threading.Lock()
+        self._models: set[str] = set()
+
+    def _model_label(self, name: str) -> str:
+        """A bounded label value: names a client made up must not mint series without limit."""
+        if name in self._models:
+            return name
+        with self._lock:
+            if len(self._models) >= MAX_MODEL_LABELS:
+                return "other"
+            self._models.add(name)
+        return name
 
     # --- observation -----------------------------------------------------------------------------------
 
     def observe_call(self, record: CallRecord) -> None:
         """Everything known when the call ends; cost comes later, from the trace writer."""
-        model = record.resolved_model or record.requested_model or "unknown"
+        if record.provider:  # resolved to a configured deployment
+            requested = self._model_label(record.requested_model)
+            model = self._model_label(record.resolved_model or record.requested_model)
+        else:  # rejected before routing: the name is whatever the client sent, never a label value
+            requested = "unknown" if record.requested_model else ""
+            model = "unknown"
         provider = record.provider or "none"
         route = record.route
-        self.requests.labels(
-            route, record.requested_model or "", model, provider, str(record.status_code), record.error_type or ""
-        ).inc()
+        self.requests.labels(route, requested, model, provider, str(record.status_code), record.error_type or "").inc()
         self.duration.labels(route, model, provider).observe(record.duration)
         if record.upstream_latency is not None:
             self.upstream.labels(route, model, provider).observe(record.upstream_latency)
@@ -171,9 +193,8 @@ class Metrics:
     def observe_cost(self, records: Iterable[CallRecord]) -> None:
         for record in records:
             if record.cost is not None and record.cost.total:
-                self.cost.labels(record.resolved_model or record.requested_model, record.provider or "none").inc(
-                    record.cost.total
-                )
+                model = self._model_label(record.resolved_model or record.requested_model)
+                self.cost.labels(model, record.provider or "none").inc(record.cost.total)
 
     def sync_pipeline(self, *, queue_depth: int, backlog: int, lost: int, export_failures: int, exported: int) -> None:
         """Mirror the pipeline's own counters (it counts; we publish the increase since last time)."""

@@ -13,7 +13,7 @@ from typing import Literal
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("config/config.yaml")
 
@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     config_path: Path | None = Field(None, validation_alias=_alias("LLM_SCOPE_CONFIG", "config_path"))
     data_dir: Path = Field(Path("data"), validation_alias=_alias("LLM_SCOPE_DATA_DIR", "data_dir"))
     master_key: str | None = Field(None, validation_alias=_alias("LLM_SCOPE_MASTER_KEY", "master_key"))
+    redis_url: str | None = Field(None, validation_alias=_alias("REDIS_URL", "redis_url"))
     cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
     upstream_timeout: float = Field(600.0, validation_alias=_alias("LLM_SCOPE_UPSTREAM_TIMEOUT", "upstream_timeout"))
@@ -94,6 +95,18 @@ class Settings(BaseSettings):
     # The environment as read, for `os.environ/NAME` references in the model config.
     environ: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only what load_settings passes: it already read the environment and .env, hermetically for tests."""
+        return (init_settings,)
+
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
@@ -123,21 +136,24 @@ def load_settings(
     `.env` values are applied to `environ` for `os.environ/NAME` lookups too, so a key kept in `.env`
     works in the YAML exactly as it would in LiteLLM Proxy.
     """
-    env = dict(os.environ if environ is None else environ)
+    explicit = dict(os.environ if environ is None else environ)
+    from_file: dict[str, str] = {}
     if env_file and Path(env_file).is_file():
-        for name, value in dotenv_values(env_file).items():
-            if value is not None:
-                env.setdefault(name, value)
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+    # The explicit environment wins over .env, alias by alias (LANGFUSE_BASE_URL in the shell beats
+    # LANGFUSE_HOST in .env); an empty value means unset.
+    layers = [{k.upper(): v for k, v in explicit.items()}, {k.upper(): v for k, v in from_file.items()}]
     fields: dict[str, object] = {}
-    lowered = {k.upper(): v for k, v in env.items()}
     for name, info in Settings.model_fields.items():
         alias = info.validation_alias
         if not isinstance(alias, AliasChoices):
             continue
-        for choice in alias.choices:
-            if isinstance(choice, str) and choice.isupper() and lowered.get(choice, "") != "":
-                fields[name] = lowered[choice]
+        names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+        for layer in layers:
+            found = next((layer[c] for c in names if layer.get(c, "") != ""), None)
+            if found is not None:
+                fields[name] = found
                 break
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    fields["environ"] = env
+    fields["environ"] = {**from_file, **explicit}
     return Settings.model_validate(fields)  # env already merged: don't let BaseSettings read it again

@@ -93,6 +93,7 @@ class CallRecord:
     error_message: str | None = None
     upstream_latency: float | None = None  # seconds from upstream send to full answer
     finish_reason: str | None = None
+    key_id: str | None = None  # the virtual key that made the call, if any
 
     @property
     def is_error(self) -> bool:

@@ -14,16 +14,16 @@ from typing import Any
 REDACTED = "[REDACTED]"
 
 _KEY_PATTERNS = re.compile(
-    r"(?:"
-    r"(?<![A-Za-z0-9_\-])sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic
-    r"|(?<![A-Za-z0-9_\-])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"  # OpenAI and OpenAI-style
+    r"(?<![A-Za-z0-9_\-])(?:"  # a key starts at a word boundary, so "task-lf-..." is not a Langfuse key
+    r"sk-ant-[A-Za-z0-9_\-]{8,}"  # Anthropic
+    r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"  # OpenAI and OpenAI-style (incl. our sk-ls- keys)
     r"|sk-lf-[A-Za-z0-9\-]{8,}|pk-lf-[A-Za-z0-9\-]{8,}"  # Langfuse
     r"|AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|AIza[0-9A-Za-z_\-]{35}"  # Google API key
     r"|gsk_[A-Za-z0-9]{20,}"  # Groq
     r"|xai-[A-Za-z0-9]{20,}"  # xAI
-    r"|(?<=Bearer )[A-Za-z0-9_\-\.=]{12,}"  # any bearer token in text
     r")"
+    r"|(?<=[Bb]earer )[A-Za-z0-9_\-\.=]{12,}"  # any bearer token in text
 )
 
 SECRET_FIELDS = frozenset(

@@ -83,6 +83,7 @@ class CallContext:
     session_id: str | None = None
     client: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    key_id: str | None = None
 
     def new_record(self, body: dict[str, Any] | None, api: Api = "chat") -> CallRecord:
         body = body or {}
@@ -98,6 +99,7 @@ class CallContext:
             stream=bool(body.get("stream")),
             model_parameters={k: body[k] for k in MODEL_PARAMETERS if k in body},
             input=_input_of(api, body) if body else None,
+            key_id=self.key_id,
         )
 
 

@@ -48,14 +48,19 @@ class Router:
         if exact:
             first = next(self._cycles[name])
             return [first] + [d for d in exact if d is not first]
-        for d in self._wildcards:
+        patterns = [d for d in self._wildcards if d.model_name != "*"]
+        for d in patterns:
             if fnmatch.fnmatchcase(name, d.model_name):
                 return [_bind_wildcard(d, name)]
         for prefixes, provider in _BARE_NAME_PROVIDERS:
             if "/" not in name and name.startswith(prefixes):
-                for d in self._wildcards:
-                    if d.model_name == f"{provider}/*":
-                        return [_bind_wildcard(d, f"{provider}/{name}")]
+                qualified = f"{provider}/{name}"
+                for d in patterns:
+                    if fnmatch.fnmatchcase(qualified, d.model_name):
+                        return [_bind_wildcard(d, qualified)]
+        for d in self._wildcards:
+            if d.model_name == "*":  # the catch-all (default route) comes last
+                return [_bind_wildcard(d, name)]
         return []
 
     def resolve(self, name: str) -> list[Deployment]:

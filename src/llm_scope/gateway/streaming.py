@@ -8,6 +8,7 @@ does the tap work per event, to hand the client exactly the stream it asked for.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from ..accounting.usage import openai_usage
 from ..types import Usage
 
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")  # SSE allows all three line endings
 _USAGE_NULLS = (b',"usage":null', b', "usage": null')
 
 
@@ -41,22 +43,24 @@ class ChatStreamTap:
         if not self.strip_usage:
             return chunk
         data = self._pending + chunk
-        cut = data.rfind(b"\n\n")
-        if cut < 0:
-            self._pending = data
-            return b""
-        self._pending = data[cut + 2 :]
-        return b"".join(_strip_event(e) for e in data[: cut + 2].split(b"\n\n") if e)
+        out: list[bytes] = []
+        start = 0
+        for end in _EVENT_END.finditer(data):
+            if end.start() > start:
+                out.append(_strip_event(data[start : end.start()], end.group()))
+            start = end.end()
+        self._pending = data[start:]
+        return b"".join(out)
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
-        return _strip_event(rest) if rest.strip() else b""
+        return _strip_event(rest.rstrip(b"\r\n"), b"\n\n") if rest.strip() else b""
 
     def summary(self) -> Summary:
         return summarize_sse(b"".join(self._raw))
 
 
-def _strip_event(event: bytes) -> bytes:
+def _strip_event(event: bytes, end: bytes) -> bytes:
     """Drop the usage-only event the client did not ask for and the `"usage":null` fields it implies."""
     if b'"usage"' in event:
         payload = event.partition(b"data:")[2].strip()
@@ -69,7 +73,7 @@ def _strip_event(event: bytes) -> bytes:
                 return b""
         for pattern in _USAGE_NULLS:
             event = event.replace(pattern, b"")
-    return event.rstrip(b"\n") + b"\n\n"
+    return event + end
 
 
 def summarize_sse(raw: bytes) -> Summary:
@@ -141,8 +145,8 @@ def summarize_json(raw: bytes) -> Summary:
         return Summary(output=None, usage=Usage(), finish_reason=None, error="upstream returned invalid JSON")
     if not isinstance(obj, dict):
         return Summary(output=None, usage=Usage(), finish_reason=None)
-    choices = obj.get("choices") or [{}]
-    first = choices[0] if isinstance(choices[0], dict) else {}
+    choices = obj.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     return Summary(
         output=first.get("message"), usage=openai_usage(obj.get("usage")), finish_reason=first.get("finish_reason")
     )

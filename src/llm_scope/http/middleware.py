@@ -18,8 +18,18 @@ from .responses import error_response
 
 TRACE_ID_KEY = "llm_scope.trace_id"
 START_KEY = "llm_scope.start"
-# Only API routes get an in-flight series: a label per arbitrary path would be unbounded.
-TRACKED_PREFIXES = ("/v1/chat/completions", "/chat/completions", "/v1/messages", "/v1/responses", "/v1/embeddings")
+# The API routes, matched exactly: only they get an in-flight series (labelled like the other metrics'
+# `route`, since a label per arbitrary path would be unbounded) and only they pass admission control.
+TRACKED_ROUTES = {
+    "/v1/chat/completions": "chat_completion",
+    "/chat/completions": "chat_completion",
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/v1/responses": "responses",
+    "/responses": "responses",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+}
 
 
 class TraceHeadersMiddleware:
@@ -55,11 +65,11 @@ class InFlightMiddleware:
         self.gauge = gauge
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] != "http" or not path.startswith(TRACKED_PREFIXES):
+        route = TRACKED_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
             await self.app(scope, receive, send)
             return
-        child = self.gauge.labels(path)
+        child = self.gauge.labels(route)
         child.inc()
         try:
             await self.app(scope, receive, send)
@@ -74,8 +84,9 @@ class AdmissionMiddleware:
     to another replica instead of waiting on this one.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, queue: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, queue: int, rejected: Any = None) -> None:
         self.app = app
+        self.rejected = rejected  # counter with a `route` label
         self.limit = limit
         self.queue = queue
         self.active = 0
@@ -83,11 +94,14 @@ class AdmissionMiddleware:
         self._released = asyncio.Condition()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope.get("path", "").startswith(TRACKED_PREFIXES):
+        route = TRACKED_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
             await self.app(scope, receive, send)
             return
         if self.active >= self.limit:
             if self.waiting >= self.queue:
+                if self.rejected is not None:
+                    self.rejected.labels(route).inc()
                 error = GatewayError(
                     f"The gateway is at capacity ({self.limit} calls in progress, {self.queue} queued); retry shortly",
                     status=503,

@@ -11,9 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..access.keys import VirtualKey
+from ..access.limits import admit
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
 from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
 from ..providers.base import Api
+from .auth import KEY_SCOPE
 from .middleware import START_KEY, TRACE_ID_KEY
 from .responses import RawResponse, StreamResponse, error_response, json_response
 
@@ -128,6 +131,25 @@ async def serve(
         gateway.record_failure(call_context(request, route, None), body if isinstance(body, dict) else None, exc, api)
         return error_response(exc, anthropic=anthropic)
     headers = {h: request.headers[h] for h in forward if h in request.headers}
+    try:
+        virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
+        if virtual is not None:
+            ctx.key_id = virtual.id
+            ctx.user_id = (
+                ctx.user_id or (body.get("user") if isinstance(body.get("user"), str) else None) or virtual.owner
+            )
+            if not virtual.allows(body["model"]):
+                raise GatewayError(
+                    f"This key may not use model '{body['model']}'",
+                    status=403,
+                    type="permission_error",
+                    code="model_not_allowed",
+                    param="model",
+                )
+            await admit(request.app.state.limits, virtual)
+    except GatewayError as exc:
+        gateway.record_failure(ctx, body, exc, api)
+        return error_response(exc, anthropic=anthropic)
     try:
         result = await gateway.call(ctx, api, body, headers)
     except GatewayError as exc:

@@ -166,11 +166,24 @@ class TracePipeline:
                     log.exception("post-write hook failed")
             return dropped
 
+        future = asyncio.get_running_loop().run_in_executor(self._db, work)
         try:
-            dropped = await self._run(work)
+            dropped = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Shutdown cancelled the writer while the store's thread runs `work`, which finishes anyway. Wait
+            # for it rather than queue the batch again, or stop()'s flush would store and count it twice.
+            await asyncio.wait([future])
+            if future.exception() is not None:
+                self._queue.extendleft(reversed(batch))
+            else:
+                self._written(batch, future.result())
+            raise
         except BaseException:
             self._queue.extendleft(reversed(batch))  # keep them for the next attempt
             raise
+        self._written(batch, dropped)
+
+    def _written(self, batch: list[CallRecord], dropped: int) -> None:
         self.stats.written += len(batch)
         if dropped:
             self._lose(dropped, f"export outbox is over its limit of {self.max_outbox} rows")

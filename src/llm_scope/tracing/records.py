@@ -79,4 +79,5 @@ def summary_row(record: CallRecord) -> dict[str, Any]:
         "duration_ms": round(record.duration * 1000, 3),
         "ttft_ms": round(ttft, 3) if ttft is not None else None,
         "upstream_ms": round(record.upstream_latency * 1000, 3) if record.upstream_latency is not None else None,
+        "key_id": record.key_id,
     }

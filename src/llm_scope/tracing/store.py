@@ -43,6 +43,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX scores_trace ON scores(trace_id);
     """,
+    """
+    ALTER TABLE traces ADD COLUMN key_id TEXT;
+    CREATE INDEX traces_key ON traces(key_id, start_time);
+    """,
 ]
 
 SUMMARY_COLUMNS = list(summary_row(CallRecord(trace_id="0" * 32, route="", start_time=0.0)))
@@ -55,16 +59,25 @@ class Store:
         self._lock = threading.Lock()
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
 
     def _migrate(self) -> None:
+        """Apply pending migrations in one IMMEDIATE transaction, so workers starting together don't race."""
         with self._lock:
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                self.db.executescript(f"BEGIN; {script}; PRAGMA user_version={number}; COMMIT;")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    for statement in filter(str.strip, script.split(";")):
+                        self.db.execute(statement)
+                    self.db.execute(f"PRAGMA user_version={number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -172,6 +185,16 @@ class Store:
             return cur.rowcount
 
     # --- reads -----------------------------------------------------------------------------------------
+
+    def spend_by_key(self, since: float) -> dict[str, float]:
+        """USD spent per virtual key since a time: seeds budget counters after a restart."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT key_id, SUM(COALESCE(cost_total, 0)) FROM traces WHERE key_id IS NOT NULL AND start_time >= ?"
+                " GROUP BY key_id",
+                (since,),
+            ).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

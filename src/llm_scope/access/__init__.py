@@ -1,0 +1,1 @@
+"""Access: virtual keys, their budgets and rate limits."""

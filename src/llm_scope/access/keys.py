@@ -1,0 +1,165 @@
+"""Virtual keys per person or team, stored hashed in SQLite and shown in full exactly once.
+
+Keys are 32 random URL-safe characters behind a recognisable prefix, so a plain SHA-256 is enough to store
+them (there is nothing to brute-force); lookups are cached briefly so the hot path rarely touches disk, and
+a revocation takes effect within `cache_ttl` seconds on every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+KEY_PREFIX = "sk-ls-"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS virtual_keys (
+    id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL, owner TEXT NOT NULL,
+    models TEXT, budget_daily_usd REAL, budget_monthly_usd REAL, rpm INTEGER, tpm INTEGER,
+    created REAL NOT NULL, revoked REAL
+);
+"""
+
+
+@dataclass(frozen=True)
+class VirtualKey:
+    id: str
+    owner: str
+    hint: str  # first characters, to recognise a key in lists without revealing it
+    models: tuple[str, ...] | None = None  # None: every model
+    budget_daily_usd: float | None = None
+    budget_monthly_usd: float | None = None
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens per minute
+    created: float = 0.0
+    revoked: float | None = None
+
+    def allows(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+    def public(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["models"] = list(self.models) if self.models is not None else None
+        return out
+
+
+def hash_key(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+def _row_to_key(row: sqlite3.Row) -> VirtualKey:
+    models = json.loads(row["models"]) if row["models"] else None
+    return VirtualKey(
+        id=row["id"],
+        owner=row["owner"],
+        hint=row["hint"],
+        models=tuple(models) if models is not None else None,
+        budget_daily_usd=row["budget_daily_usd"],
+        budget_monthly_usd=row["budget_monthly_usd"],
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        created=row["created"],
+        revoked=row["revoked"],
+    )
+
+
+class KeyStore:
+    def __init__(self, path: Path, *, cache_ttl: float = 5.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    def create(
+        self,
+        owner: str,
+        *,
+        models: list[str] | None = None,
+        budget_daily_usd: float | None = None,
+        budget_monthly_usd: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+    ) -> tuple[VirtualKey, str]:
+        """Returns the key and its plaintext; the plaintext is never stored and cannot be shown again."""
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(24)
+        key = VirtualKey(
+            id="key_" + secrets.token_hex(6),
+            owner=owner,
+            hint=plaintext[:10] + "…",
+            models=tuple(models) if models is not None else None,
+            budget_daily_usd=budget_daily_usd,
+            budget_monthly_usd=budget_monthly_usd,
+            rpm=rpm,
+            tpm=tpm,
+            created=time.time(),
+        )
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO virtual_keys (id, hash, hint, owner, models, budget_daily_usd, budget_monthly_usd, rpm,"
+                " tpm, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    key.id,
+                    hash_key(plaintext),
+                    key.hint,
+                    owner,
+                    json.dumps(models) if models is not None else None,
+                    budget_daily_usd,
+                    budget_monthly_usd,
+                    rpm,
+                    tpm,
+                    key.created,
+                ),
+            )
+        return key, plaintext
+
+    def list(self, *, include_revoked: bool = False) -> list[VirtualKey]:
+        where = "" if include_revoked else " WHERE revoked IS NULL"
+        with self._lock:
+            rows = self.db.execute(f"SELECT * FROM virtual_keys{where} ORDER BY created").fetchall()
+        return [_row_to_key(r) for r in rows]
+
+    def get(self, key_id: str) -> VirtualKey | None:
+        with self._lock:
+            row = self.db.execute("SELECT * FROM virtual_keys WHERE id = ?", (key_id,)).fetchone()
+        return _row_to_key(row) if row else None
+
+    def revoke(self, key_id: str) -> bool:
+        with self._lock:
+            cur = self.db.execute(
+                "UPDATE virtual_keys SET revoked = ? WHERE id = ? AND revoked IS NULL", (time.time(), key_id)
+            )
+        self._cache.clear()
+        return cur.rowcount > 0
+
+    def lookup(self, plaintext: str) -> VirtualKey | None:
+        """The active key for a presented secret, or None; cached for `cache_ttl` seconds."""
+        if not plaintext.startswith(KEY_PREFIX):
+            return None
+        digest = hash_key(plaintext)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and now - hit[0] < self.cache_ttl:
+            return hit[1]
+        with self._lock:
+            row = self.db.execute("SELECT * FROM virtual_keys WHERE hash = ? AND revoked IS NULL", (digest,)).fetchone()
+        key = _row_to_key(row) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now, key)
+        return key

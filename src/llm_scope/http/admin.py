@@ -1,0 +1,97 @@
+"""Admin API for virtual keys, behind the master key (a virtual key cannot manage keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..access.keys import KeyStore
+from ..errors import GatewayError, InvalidRequest, NotFound
+from .auth import KEY_SCOPE
+from .openai import read_json
+from .responses import error_response, json_response
+
+
+def _require_master(request: Request) -> KeyStore:
+    if request.app.state.settings.master_key is None:
+        raise GatewayError(
+            "Key management needs LLM_SCOPE_MASTER_KEY to be set",
+            status=403,
+            type="permission_error",
+            code="master_key_required",
+        )
+    if request.scope.get(KEY_SCOPE) is not None:
+        raise GatewayError("Only the master key can manage keys", status=403, type="permission_error", code="forbidden")
+    store: KeyStore = request.app.state.keys
+    return store
+
+
+def _optional_number(body: dict[str, Any], name: str, kind: type) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or value < 0
+        or (kind is int and value != int(value))
+    ):
+        raise InvalidRequest(f"Invalid '{name}': expected a non-negative {kind.__name__}", param=name)
+    return kind(value)
+
+
+def parse_key_request(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("Body must be a JSON object with at least 'owner'")
+    owner = body.get("owner")
+    if not isinstance(owner, str) or not owner.strip():
+        raise InvalidRequest("Missing required parameter: 'owner'", param="owner")
+    models = body.get("models")
+    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
+        raise InvalidRequest("Invalid 'models': expected a list of model names", param="models")
+    return {
+        "owner": owner.strip(),
+        "models": models,
+        "budget_daily_usd": _optional_number(body, "budget_daily_usd", float),
+        "budget_monthly_usd": _optional_number(body, "budget_monthly_usd", float),
+        "rpm": _optional_number(body, "rpm", int),
+        "tpm": _optional_number(body, "tpm", int),
+    }
+
+
+async def create_key(request: Request) -> Response:
+    try:
+        store = _require_master(request)
+        fields = parse_key_request(await read_json(request, 64 * 1024))
+    except GatewayError as exc:
+        return error_response(exc)
+    key, plaintext = store.create(**fields)
+    return json_response({**key.public(), "key": plaintext}, status=201)
+
+
+async def list_keys(request: Request) -> Response:
+    try:
+        store = _require_master(request)
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"data": [k.public() for k in store.list()]})
+
+
+async def revoke_key(request: Request) -> Response:
+    try:
+        store = _require_master(request)
+        if not store.revoke(request.path_params["key_id"]):
+            raise NotFound(f"No active key with id '{request.path_params['key_id']}'")
+    except GatewayError as exc:
+        return error_response(exc)
+    return json_response({"id": request.path_params["key_id"], "revoked": True})
+
+
+routes = [
+    Route("/admin/keys", create_key, methods=["POST"]),
+    Route("/admin/keys", list_keys, methods=["GET"]),
+    Route("/admin/keys/{key_id}", revoke_key, methods=["DELETE"]),
+]

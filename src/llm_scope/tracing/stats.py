@@ -1,0 +1,69 @@
+"""Aggregates the dashboard charts need beyond `queries.usage`: latency percentiles over time and spend by
+user per day.
+
+Percentiles are nearest-rank (the value at rank ceil(n * p / 100)), computed in SQLite with window functions
+so no per-call rows are pulled into Python. Buckets are UTC, like `queries.usage`'s days.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .queries import TraceFilter
+from .store import Store
+
+BUCKETS = {
+    "day": "date(start_time, 'unixepoch')",
+    "hour": "strftime('%Y-%m-%dT%H:00', start_time, 'unixepoch')",
+}
+PERCENTILES = (50, 95)
+
+
+def _percentiles(store: Store, column: str, bucket: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
+    """Per bucket: how many values and their nearest-rank percentiles, for one nullable column."""
+    ranks = ", ".join(f"MAX(CASE WHEN rn = (n * {p} + 99) / 100 THEN v END) AS p{p}" for p in PERCENTILES)
+    where = (where + " AND " if where else " WHERE ") + f"{column} IS NOT NULL"
+    return store.query(
+        f"WITH ranked AS (SELECT {BUCKETS[bucket]} AS bucket, {column} AS v, "
+        f"ROW_NUMBER() OVER (PARTITION BY {BUCKETS[bucket]} ORDER BY {column}) AS rn, "
+        f"COUNT(*) OVER (PARTITION BY {BUCKETS[bucket]}) AS n FROM traces{where}) "
+        f"SELECT bucket, MAX(n) AS n, {ranks} FROM ranked GROUP BY bucket ORDER BY bucket",
+        params,
+    )
+
+
+def latency(store: Store, f: TraceFilter, bucket: str = "day") -> list[dict[str, Any]]:
+    """p50/p95 of total duration and of time to first token per bucket, over successful calls only.
+
+    Failed calls are left out: an instant 401 or a 30 s timeout says nothing about how fast the models are.
+    """
+    if bucket not in BUCKETS:
+        raise ValueError(f"unknown bucket {bucket!r}")
+    where, params = TraceFilter(
+        user=f.user, session=f.session, model=f.model, status="ok", since=f.since, until=f.until
+    ).where()
+    out: dict[str, dict[str, Any]] = {}
+    for column, prefix in (("duration_ms", "duration"), ("ttft_ms", "ttft")):
+        for row in _percentiles(store, column, bucket, where, params):
+            entry = out.setdefault(row["bucket"], {"bucket": row["bucket"], "calls": 0})
+            if prefix == "duration":
+                entry["calls"] = row["n"]
+            for p in PERCENTILES:
+                entry[f"{prefix}_p{p}_ms"] = row[f"p{p}"]
+    return [out[k] for k in sorted(out)]
+
+
+def usage_by_day_user(store: Store, f: TraceFilter) -> list[dict[str, Any]]:
+    """Calls, tokens and cost per UTC day and user (calls without a user are grouped under null)."""
+    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    return store.query(
+        "SELECT date(start_time, 'unixepoch') AS day, user_id AS user, COUNT(*) AS calls, "
+        "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+        "SUM(total_tokens) AS total_tokens, SUM(COALESCE(cost_total, 0)) AS cost_total "
+        f"FROM traces{where} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+
+
+def dashboard_stats(store: Store, f: TraceFilter, bucket: str = "day") -> dict[str, Any]:
+    return {"bucket": bucket, "latency": latency(store, f, bucket), "by_day_user": usage_by_day_user(store, f)}

@@ -1,0 +1,146 @@
+// Readable rendering of what a call sent and got back, whatever the API: OpenAI chat messages (tool_calls),
+// Anthropic content blocks (tool_use / tool_result), Responses API items, embeddings input, or anything else.
+
+import { h, pretty } from "./dom.js";
+
+function text(value, cls = "text") {
+  return h("div", { class: cls }, value);
+}
+
+function json(value) {
+  return h("pre", { class: "json" }, pretty(value));
+}
+
+export function toolCall(name, args, id) {
+  return h(
+    "div",
+    { class: "tool-call", "data-testid": "tool-call", "data-tool": name || "" },
+    h("div", { class: "tool-head" }, h("span", { class: "fn" }, "ƒ"), h("strong", { "data-testid": "tool-name" }, name || "(unnamed)"),
+      id ? h("span", { class: "muted small" }, id) : null),
+    args === undefined || args === null || args === "" ? null : h("pre", { class: "json", "data-testid": "tool-args" }, pretty(args)),
+  );
+}
+
+function toolResult(id, content) {
+  return h(
+    "div",
+    { class: "tool-result", "data-testid": "tool-result" },
+    h("div", { class: "tool-head" }, h("span", { class: "fn" }, "↩"), "result", id ? h("span", { class: "muted small" }, id) : null),
+    renderContent(content),
+  );
+}
+
+function part(p) {
+  if (typeof p === "string") return text(p);
+  if (!p || typeof p !== "object") return json(p);
+  switch (p.type) {
+    case "text":
+    case "input_text":
+    case "output_text":
+      return text(p.text ?? "");
+    case "refusal":
+      return text(p.refusal ?? "", "text refusal");
+    case "image_url":
+    case "image":
+    case "input_image": {
+      const url = typeof p.image_url === "string" ? p.image_url : p.image_url?.url;
+      return h("div", { class: "media" }, "🖼 image", url && !url.startsWith("data:") ? h("span", { class: "muted small" }, ` ${url}`) : null);
+    }
+    case "input_audio":
+    case "file":
+    case "input_file":
+    case "document":
+      return h("div", { class: "media" }, `📎 ${p.type}`);
+    case "tool_use":
+    case "server_tool_use":
+      return toolCall(p.name, p.input, p.id);
+    case "tool_result":
+      return toolResult(p.tool_use_id, p.content);
+    case "function_call":
+      return toolCall(p.name, p.arguments, p.call_id || p.id);
+    case "function_call_output":
+      return toolResult(p.call_id, p.output);
+    case "thinking":
+    case "reasoning": {
+      const body = p.thinking ?? (p.summary || []).map((x) => x.text || "").join("\n");
+      return h("details", { class: "thinking" }, h("summary", {}, "Thinking"), text(body || ""));
+    }
+    default:
+      return json(p);
+  }
+}
+
+export function renderContent(content) {
+  if (content === null || content === undefined) return null;
+  if (typeof content === "string") return text(content);
+  if (Array.isArray(content)) return content.map(part);
+  return part(content);
+}
+
+/** One message (or Responses API item) as a role-labelled block. */
+export function message(m, fallbackRole = "message") {
+  if (typeof m === "string") return message({ role: fallbackRole, content: m });
+  if (!m || typeof m !== "object") return h("div", { class: "msg" }, json(m));
+  if (!m.role && m.type && m.type !== "message") {
+    return h("div", { class: "msg", "data-role": m.type, "data-testid": "message" }, part(m));
+  }
+  const role = m.role || fallbackRole;
+  const calls = (m.tool_calls || []).map((c) => toolCall(c.function?.name ?? c.name, c.function?.arguments ?? c.arguments, c.id));
+  if (m.function_call) calls.push(toolCall(m.function_call.name, m.function_call.arguments));
+  return h(
+    "div",
+    { class: `msg role-${role.replace(/[^a-z_]/gi, "")}`, "data-role": role, "data-testid": "message" },
+    h("div", { class: "role" }, role, m.name ? h("span", { class: "muted" }, ` · ${m.name}`) : null,
+      m.tool_call_id ? h("span", { class: "muted small" }, ` · ${m.tool_call_id}`) : null),
+    h(
+      "div",
+      { class: "body" },
+      m.reasoning_content ? part({ type: "thinking", thinking: m.reasoning_content }) : null,
+      renderContent(m.content),
+      m.refusal ? text(m.refusal, "text refusal") : null,
+      calls,
+    ),
+  );
+}
+
+function toolDef(t) {
+  const fn = t.function || t;
+  const name = fn.name || t.type || "tool";
+  const schema = fn.parameters || fn.input_schema || t.input_schema;
+  return h(
+    "details",
+    { class: "tool-def", "data-testid": "tool-def" },
+    h("summary", {}, h("span", { class: "fn" }, "ƒ"), h("strong", {}, name), fn.description ? h("span", { class: "muted" }, ` — ${fn.description}`) : null),
+    schema ? json(schema) : json(t),
+  );
+}
+
+/** The input: system/instructions, messages or Responses items, and tool definitions. */
+export function renderInput(input, route) {
+  const role = route === "embeddings" ? "input" : "user"; // a bare string is the user's prompt
+  if (input === null || input === undefined) return [h("p", { class: "muted" }, "Not recorded (content tracing is off).")];
+  const out = [];
+  let items = input;
+  let tools = [];
+  if (!Array.isArray(input) && typeof input === "object") {
+    if (input.system) out.push(message({ role: "system", content: input.system }));
+    if (input.instructions) out.push(message({ role: "instructions", content: input.instructions }));
+    tools = input.tools || [];
+    items = "messages" in input ? input.messages : "input" in input ? input.input : input;
+  }
+  if (Array.isArray(items)) out.push(...items.map((m) => message(m, role)));
+  else out.push(message(items, role));
+  if (tools.length) {
+    out.push(h("div", { class: "tools", "data-testid": "tools" }, h("h3", {}, `Tools (${tools.length})`), tools.map(toolDef)));
+  }
+  return out;
+}
+
+export function renderOutput(output) {
+  if (output === null || output === undefined) return [h("p", { class: "muted" }, "No output recorded.")];
+  if (Array.isArray(output)) return output.map((m) => message(m, "assistant"));
+  if (typeof output === "object" && ("role" in output || "content" in output || "tool_calls" in output)) {
+    return [message(output, "assistant")];
+  }
+  return [message({ role: "output", content: typeof output === "string" ? output : [output] })];
+}

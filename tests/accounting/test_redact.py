@@ -1,0 +1,154 @@
+"""Redaction: exact secret values and well-known key shapes are masked; ordinary text is left alone."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from llm_scope.accounting.redact import REDACTED, redact_headers, redact_text, redact_value
+
+OPENAI_KEY = "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+OPENAI_PROJECT_KEY = "sk-proj-Abc123_def456-GHI789jkl012MNO345pqr678"
+ANTHROPIC_KEY = "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_xyz"
+AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+LANGFUSE_SECRET = "sk-lf-1234abcd-5678-efgh-9012-ijklmnop"
+GOOGLE_KEY = "AIza" + "B" * 35
+GROQ_KEY = "gsk_" + "a1B2" * 6
+XAI_KEY = "xai-" + "Z9y8" * 6
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(f"key is {OPENAI_KEY}.", f"key is {REDACTED}.", id="openai-sk"),
+        pytest.param(f"use {OPENAI_PROJECT_KEY} now", f"use {REDACTED} now", id="openai-sk-proj"),
+        pytest.param(f"x-api-key: {ANTHROPIC_KEY}", f"x-api-key: {REDACTED}", id="anthropic-sk-ant"),
+        pytest.param(f"aws {AWS_KEY_ID} id", f"aws {REDACTED} id", id="aws-akia"),
+        pytest.param(f"lf={LANGFUSE_SECRET}", f"lf={REDACTED}", id="langfuse"),
+        pytest.param(f"google {GOOGLE_KEY}", f"google {REDACTED}", id="google"),
+        pytest.param(f"groq {GROQ_KEY}", f"groq {REDACTED}", id="groq"),
+        pytest.param(f"xai {XAI_KEY}", f"xai {REDACTED}", id="xai"),
+        pytest.param(
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+            f"Authorization: Bearer {REDACTED}",
+            id="bearer-token-in-text",
+        ),
+        pytest.param(
+            f'{{"error": "Incorrect API key provided: {OPENAI_KEY}"}}',
+            f'{{"error": "Incorrect API key provided: {REDACTED}"}}',
+            id="key-echoed-in-upstream-error",
+        ),
+        pytest.param(f"{OPENAI_KEY} and {ANTHROPIC_KEY}", f"{REDACTED} and {REDACTED}", id="two-keys"),
+    ],
+)
+def test_key_shapes_are_masked(text: str, expected: str) -> None:
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("The quick brown fox jumps over the lazy dog.", id="prose"),
+        pytest.param("sk-short", id="sk-too-short"),
+        pytest.param("skeleton key and whisky", id="sk-inside-words"),
+        pytest.param("Bearer abc", id="short-bearer"),
+        pytest.param("AKIA is not a key", id="akia-word"),
+        pytest.param("model gpt-4o-mini costs $0.15 per 1M tokens", id="model-names"),
+        pytest.param('{"role": "user", "content": "hi"}', id="json"),
+        pytest.param("", id="empty"),
+        pytest.param("unicode: café ☕ 日本語", id="unicode"),
+    ],
+)
+def test_ordinary_text_is_untouched(text: str) -> None:
+    assert redact_text(text) == text
+    assert redact_text(text, ["not-present-secret"]) == text
+
+
+@pytest.mark.parametrize(
+    "text", ["task-management-system-overview", "see the risk-assessment-framework-v2 doc", "a desk-reservation-app-v1"]
+)
+def test_hyphenated_words_ending_in_sk_are_untouched(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "expected"),
+    [
+        pytest.param("master=hunter2-master", ["hunter2-master"], f"master={REDACTED}", id="exact-value"),
+        pytest.param("a-secret a-secret", ["a-secret"], f"{REDACTED} {REDACTED}", id="every-occurrence"),
+        pytest.param("custom tok_123456 here", ["tok_123456", ""], f"custom {REDACTED} here", id="empty-ignored"),
+        pytest.param("nothing here", ["tok_123456"], "nothing here", id="absent"),
+        pytest.param(
+            f"both tok_ABCDEF and {OPENAI_KEY}", ["tok_ABCDEF"], f"both {REDACTED} and {REDACTED}", id="value-and-shape"
+        ),
+    ],
+)
+def test_known_secret_values(text: str, secrets: list[str], expected: str) -> None:
+    assert redact_text(text, secrets) == expected
+
+
+def test_secrets_may_be_any_iterable() -> None:
+    assert redact_text("one tok_999999", iter(["tok_999999"])) == f"one {REDACTED}"
+    assert redact_value({"a": ["x tok_999999"]}, (s for s in ["tok_999999"])) == {"a": [f"x {REDACTED}"]}
+
+
+def test_redact_headers() -> None:
+    headers = [
+        ("Authorization", "Bearer anything-at-all"),
+        ("x-api-key", "whatever"),
+        ("api-key", "azure-key"),
+        ("Cookie", "session=1"),
+        ("Content-Type", "application/json"),
+        ("X-Note", f"echo {OPENAI_KEY}"),
+        ("X-Custom", "mine-secret-value"),
+    ]
+    assert redact_headers(headers, ["mine-secret-value"]) == {
+        "Authorization": REDACTED,
+        "x-api-key": REDACTED,
+        "api-key": REDACTED,
+        "Cookie": REDACTED,
+        "Content-Type": "application/json",
+        "X-Note": f"echo {REDACTED}",
+        "X-Custom": REDACTED,
+    }
+
+
+def test_redact_value_nested() -> None:
+    value: dict[str, Any] = {
+        "model": "gpt-4o",
+        "headers": {"Authorization": "Bearer xyz", "Accept": "text/event-stream"},
+        "litellm_params": {"api_key": "plain-looking-value", "api_base": "https://example.test/v1"},
+        "deployments": [
+            {"API_KEY": "k1", "name": "a"},
+            {"password": "p", "secret": {"nested": "dict"}, "count": 3},
+        ],
+        "messages": [{"role": "user", "content": f"my key is {ANTHROPIC_KEY}"}],
+        "tuple": ("fine", f"{AWS_KEY_ID}"),
+        "numbers": [1, 2.5, True, None],
+        "api_key": "",  # empty: nothing to hide, left as is
+        "master": "the-master-key-1",
+    }
+    original = copy.deepcopy(value)
+    out = redact_value(value, ["the-master-key-1"])
+    assert value == original  # input not mutated
+    assert out == {
+        "model": "gpt-4o",
+        "headers": {"Authorization": REDACTED, "Accept": "text/event-stream"},
+        "litellm_params": {"api_key": REDACTED, "api_base": "https://example.test/v1"},
+        "deployments": [
+            {"API_KEY": REDACTED, "name": "a"},
+            {"password": REDACTED, "secret": REDACTED, "count": 3},
+        ],
+        "messages": [{"role": "user", "content": f"my key is {REDACTED}"}],
+        "tuple": ["fine", REDACTED],
+        "numbers": [1, 2.5, True, None],
+        "api_key": "",
+        "master": REDACTED,
+    }
+
+
+@pytest.mark.parametrize("value", [None, 0, 1.5, True, "plain", [], {}])
+def test_redact_value_scalars_and_empties(value: Any) -> None:
+    assert redact_value(value) == value

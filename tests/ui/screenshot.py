@@ -1,0 +1,137 @@
+"""Regenerate the README's dashboard screenshot: `python -m tests.ui.screenshot [docs/dashboard.png]`.
+
+Starts the fake upstream and a gateway on a scratch data dir, loads a week of made-up history through the
+trace pipeline (so the per-day charts have days to show), makes today's calls through the gateway for real
+(Anthropic Messages with tools, Responses, chat, embeddings, an error), and photographs the Usage view.
+Every view is also saved under tests/ui/artifacts/demo-*.png.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from llm_scope.types import CallRecord, Usage
+from tests.fakes.upstream import FakeUpstream, start_fake_upstream
+from tests.gateway_server import GatewayServer, make_settings, model_config
+from tests.ui.browser import TOOLS, chromium, open_view, screenshot
+
+USERS = ["alice", "bob", "carol", "dave"]
+MODELS = [  # (alias, provider, upstream model, weight)
+    ("claude-sonnet", "anthropic", "claude-sonnet-4-5", 5),
+    ("gpt-4o", "openai", "gpt-4o", 3),
+    ("gpt-4o-mini", "openai", "gpt-4o-mini", 6),
+]
+CLIENTS = ["claude-cli/2.0.14", "codex_cli_rs/0.50.0", "cursor/1.7", "python-httpx/0.28.1"]
+
+
+def demo_models(upstream: FakeUpstream) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for alias, provider, model, _ in MODELS:
+        base = upstream.url if provider == "anthropic" else upstream.openai_base_url
+        out.append({"model_name": alias, "litellm_params": {"model": f"{provider}/{model}", "api_base": base}})
+    embed = {"model": "openai/text-embedding-3-small", "api_base": upstream.openai_base_url}
+    return [*out, {"model_name": "embed", "litellm_params": embed}]
+
+
+def history(days: int = 7, seed: int = 7) -> list[CallRecord]:
+    """Plausible past calls: coding sessions of 5-40 calls, users with habits, slower big models."""
+    rng = random.Random(seed)
+    now = time.time()
+    records: list[CallRecord] = []
+    for day in range(days, 0, -1):
+        for user in USERS:
+            for _ in range(rng.randint(0, 3)):
+                start = now - day * 86400 + rng.uniform(8, 18) * 3600 - 12 * 3600
+                session = f"{user}-{rng.getrandbits(32):08x}"
+                alias, provider, model, _ = rng.choices(MODELS, weights=[m[3] for m in MODELS])[0]
+                for _ in range(rng.randint(5, 40)):
+                    latency = rng.lognormvariate(0.4 if "mini" in model else 1.2, 0.5)
+                    inp, out = rng.randint(2_000, 60_000), rng.randint(50, 2_500)
+                    records.append(
+                        CallRecord(
+                            trace_id=f"{rng.getrandbits(128):032x}",
+                            route="messages" if provider == "anthropic" else "chat_completion",
+                            start_time=start,
+                            end_time=start + latency,
+                            completion_start_time=start + latency * rng.uniform(0.1, 0.3),
+                            upstream_latency=latency - 0.002,
+                            user_id=user,
+                            session_id=session,
+                            client=CLIENTS[USERS.index(user) % len(CLIENTS)],
+                            requested_model=alias,
+                            resolved_model=model,
+                            provider=provider,
+                            stream=True,
+                            usage=Usage(input=inp, output=out, total=inp + out, cache_read=inp // 2),
+                        )
+                    )
+                    start += latency + rng.uniform(5, 90)
+    return records
+
+
+def today(gw: GatewayServer) -> None:
+    claude = {"user-agent": CLIENTS[0], "x-user-id": "alice", "x-session-id": "alice-refactor"}
+    codex = {"user-agent": CLIENTS[1], "x-user-id": "bob", "x-session-id": "bob-tests"}
+    tool = [{"name": "read_file", "description": "Read a file", "input_schema": {"type": "object"}}]
+    with gw.client() as c:
+        for text in ("Refactor the retry loop in gateway/handle.py", "Now add a test for it", "Run the tests"):
+            c.post(
+                "/v1/messages",
+                headers=claude,
+                json={"model": "claude-sonnet", "max_tokens": 1024, "messages": [{"role": "user", "content": text}]},
+            )
+        c.post(
+            "/v1/messages",
+            headers=claude,
+            json={"model": "claude-sonnet", "max_tokens": 1024, "tools": tool, "stream": True,
+                  "messages": [{"role": "user", "content": "Open settings.py"}]},
+        )  # fmt: skip
+        c.post("/v1/responses", headers=codex, json={"model": "gpt-4o", "input": "Why does test_retry fail?"})
+        c.post(
+            "/v1/chat/completions",
+            headers={**codex, "x-user-id": "carol", "x-session-id": "carol-docs", "user-agent": CLIENTS[2]},
+            json={"model": "gpt-4o-mini", "tools": TOOLS, "messages": [{"role": "user", "content": "Weather?"}]},
+        )
+        c.post("/v1/embeddings", headers={"x-user-id": "dave"}, json={"model": "embed", "input": ["a", "b"]})
+        c.post(
+            "/v1/chat/completions",
+            headers={"x-user-id": "dave", "x-session-id": "dave-bench"},
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "FAKE_ERROR_429"}]},
+        )
+
+
+def main(out: Path) -> None:
+    upstream = start_fake_upstream()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = make_settings(Path(tmp))
+        with GatewayServer(settings, model_config=model_config(demo_models(upstream))) as gw:
+            for record in history():
+                gw.app.state.pipeline.submit(record)
+            today(gw)
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
+                for view in ("calls", "usage", "sessions"):
+                    screenshot(open_view(page, gw, view), f"demo-{view}", full_page=view != "calls")
+                rows = page.get_by_test_id("session-row")
+                calls = rows.locator("[data-col=calls]").evaluate_all("els => els.map(e => +e.dataset.value)")
+                rows.nth(calls.index(max(calls))).locator("a").click()  # the busiest session
+                page.wait_for_selector("main#view[data-view='session'][data-ready='1']")
+                screenshot(page, "demo-session")
+                open_view(page, gw, "calls?user=alice")
+                page.locator("[data-testid=call-row]").first.click()
+                page.wait_for_selector("main#view[data-view='call'][data-ready='1']")
+                screenshot(page, "demo-call")
+                open_view(page, gw, "usage?range=7")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out))
+    upstream.stop()
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))
