@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +18,7 @@ import yaml
 from llm_scope.app import create_app
 from llm_scope.config import parse_config
 from llm_scope.settings import Settings, load_settings
+from tests.fakes.serving import free_port
 
 
 class GatewayServer:
@@ -72,3 +76,41 @@ def model_config(models: list[dict[str, Any]], environ: dict[str, str] | None = 
 def write_config(path: Path, models: list[dict[str, Any]]) -> Path:
     path.write_text(yaml.safe_dump({"model_list": models}))
     return path
+
+
+def spawn_gateway(
+    tmp_path: Path, models: list[dict[str, Any]], *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`llm-scope serve` as a real process (clean environment, config file, data in tmp_path), once /ready."""
+    config = write_config(tmp_path / "config.yaml", models)
+    port = free_port()
+    full_env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "LLM_SCOPE_CONFIG": str(config),
+        "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
+        "PROXY_PORT": str(port),
+        "METRICS_PORT": "0",
+        "LOG_LEVEL": "warning",
+        **(env or {}),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_scope", "serve", *args],
+        env=full_env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            stderr = proc.stderr.read() if proc.stderr else b""
+            raise AssertionError(f"gateway did not start: {stderr[-2000:]!r}")
+        time.sleep(0.05)

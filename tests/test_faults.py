@@ -4,7 +4,6 @@ serving, and no trace is lost."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,12 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 from tests.conftest import upstream_models
 from tests.fakes.serving import free_port
 from tests.fakes.upstream import FakeUpstream, start_fake_upstream
-from tests.gateway_server import GatewayServer
+from tests.gateway_server import GatewayServer, spawn_gateway
 
 
 def test_garbage_from_upstream_is_an_error_not_a_crash(gateway: GatewayServer) -> None:
@@ -102,34 +100,7 @@ def test_upstream_process_killed_mid_stream(tmp_path: Path) -> None:
 def test_sigterm_under_load_finishes_streams_and_flushes(tmp_path: Path) -> None:
     upstream: FakeUpstream = start_fake_upstream(chunk_delay=0.2, stream_chunks=8)
     try:
-        config = tmp_path / "config.yaml"
-        config.write_text(yaml.safe_dump({"model_list": upstream_models(upstream)}))
-        port = free_port()
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(tmp_path),
-            "LLM_SCOPE_CONFIG": str(config),
-            "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
-            "PROXY_PORT": str(port),
-            "METRICS_PORT": "0",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llm_scope", "serve"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
+        proc, url = spawn_gateway(tmp_path, upstream_models(upstream))
         results: dict[int, tuple[int, str, str]] = {}
 
         def stream(i: int) -> None:

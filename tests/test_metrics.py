@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import upstream_models
 from tests.fakes.serving import free_port
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS
-from tests.gateway_server import GatewayServer, make_settings, model_config
+from tests.gateway_server import GatewayServer, make_settings, model_config, spawn_gateway
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -77,36 +72,11 @@ def test_calls_move_the_right_metrics_by_the_right_amounts(tmp_path: Path, upstr
 
 
 def test_two_workers_add_up(tmp_path: Path, upstream: FakeUpstream) -> None:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"model_list": upstream_models(upstream)}))
-    port, metrics_port = free_port(), free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "LLM_SCOPE_CONFIG": str(config),
-        "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
-        "PROXY_PORT": str(port),
-        "METRICS_PORT": str(metrics_port),
-        "LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_scope", "serve", "--workers", "2"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    metrics_port = free_port()
+    proc, url = spawn_gateway(
+        tmp_path, upstream_models(upstream), env={"METRICS_PORT": str(metrics_port)}, args=("--workers", "2")
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "gateway with 2 workers did not start"
-            time.sleep(0.1)
         n = 40
         for _ in range(n):  # a new connection each time, so the kernel spreads them over both workers
             r = httpx.post(

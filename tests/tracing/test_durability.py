@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from tests.conftest import upstream_models
 from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
-from tests.fakes.serving import free_port
 from tests.fakes.upstream import FakeUpstream
+from tests.gateway_server import spawn_gateway
 
 PK, SK = "pk-lf-durable", "sk-lf-durable-secret"
 
@@ -35,39 +32,8 @@ def receiver() -> Iterator[OtlpReceiver]:
 def start_gateway(
     tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
 ) -> tuple[subprocess.Popen[bytes], str]:
-    config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump({"model_list": upstream_models(upstream)}))
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "LANGFUSE_PUBLIC_KEY": PK,
-        "LANGFUSE_SECRET_KEY": SK,
-        "LANGFUSE_HOST": receiver.url,
-        "LLM_SCOPE_CONFIG": str(config),
-        "LLM_SCOPE_DATA_DIR": str(tmp_path / "data"),
-        "PROXY_PORT": str(port),
-        "LOG_LEVEL": "warning",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_scope", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(f"gateway did not start: {proc.stderr.read() if proc.stderr else b''!r}")
-        time.sleep(0.05)
+    env = {"LANGFUSE_PUBLIC_KEY": PK, "LANGFUSE_SECRET_KEY": SK, "LANGFUSE_HOST": receiver.url}
+    return spawn_gateway(tmp_path, upstream_models(upstream), env=env)
 
 
 def calls(url: str, n: int) -> list[str]:

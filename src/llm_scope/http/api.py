@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -66,19 +66,19 @@ def _pipeline(request: Request) -> TracePipeline:
     return pipeline
 
 
-async def _read(request: Request, query: Callable[[Store, queries.TraceFilter], T], f: queries.TraceFilter) -> T:
-    """Flush first: a caller that just made a call should see it (read-your-writes)."""
-    pipeline = _pipeline(request)
-    await pipeline.flush()
-    return await pipeline.read(query, pipeline.store, f)
+def filtered(query: Callable[[Store, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
+    """A read endpoint: parse the filters, flush (read-your-writes), run the query on the store's thread."""
 
+    async def endpoint(request: Request) -> RawResponse:
+        try:
+            f = trace_filter(request)
+        except GatewayError as exc:
+            return error_response(exc)
+        pipeline = _pipeline(request)
+        await pipeline.flush()
+        return json_response(await pipeline.read(query, pipeline.store, f))
 
-async def list_traces(request: Request) -> RawResponse:
-    try:
-        f = trace_filter(request)
-    except GatewayError as exc:
-        return error_response(exc)
-    return json_response(await _read(request, queries.list_traces, f))
+    return endpoint
 
 
 async def get_trace(request: Request) -> RawResponse:
@@ -89,22 +89,6 @@ async def get_trace(request: Request) -> RawResponse:
     if found is None:
         return error_response(NotFound(f"No trace with id '{trace_id}'"))
     return json_response(found)
-
-
-async def list_sessions(request: Request) -> RawResponse:
-    try:
-        f = trace_filter(request)
-    except GatewayError as exc:
-        return error_response(exc)
-    return json_response(await _read(request, queries.list_sessions, f))
-
-
-async def usage(request: Request) -> RawResponse:
-    try:
-        f = trace_filter(request)
-    except GatewayError as exc:
-        return error_response(exc)
-    return json_response(await _read(request, queries.usage, f))
 
 
 def parse_score(trace_id: str, body: Any) -> dict[str, Any]:
@@ -153,9 +137,9 @@ async def add_score(request: Request) -> RawResponse:
 
 
 routes = [
-    Route("/api/traces", list_traces, methods=["GET"]),
+    Route("/api/traces", filtered(queries.list_traces), methods=["GET"]),
     Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/scores", add_score, methods=["POST"]),
-    Route("/api/sessions", list_sessions, methods=["GET"]),
-    Route("/api/usage", usage, methods=["GET"]),
+    Route("/api/sessions", filtered(queries.list_sessions), methods=["GET"]),
+    Route("/api/usage", filtered(queries.usage), methods=["GET"]),
 ]
