@@ -25,13 +25,17 @@ test: setup system-deps
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests main.py
-	$(BIN)/ruff format --check src tests main.py
+	$(BIN)/ruff check src tests compat main.py
+	$(BIN)/ruff format --check src tests compat main.py
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format src tests main.py
-	$(BIN)/ruff check --fix src tests main.py
+	$(BIN)/ruff format src tests compat main.py
+	$(BIN)/ruff check --fix src tests compat main.py
+
+# Real CLIs (Claude Code, Codex, aider, llm) installed from the registries and run against the gateway.
+compat: setup
+	$(BIN)/python -m compat.run --require-all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

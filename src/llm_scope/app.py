@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fnmatch
 import gc
 import logging
 import os
@@ -189,8 +190,16 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         )
     overrides = config.price_overrides
 
+    # model_info on a wildcard entry ("*", "openai/*") prices every name that entry serves.
+    patterns = sorted((n for n in overrides if "*" in n), key=lambda n: len(n.replace("*", "")), reverse=True)
+
+    def configured_prices(name: str) -> Prices | None:
+        if name in overrides:
+            return overrides[name]
+        return next((overrides[p] for p in patterns if fnmatch.fnmatchcase(name, p)), None)
+
     def prices_for(record: CallRecord) -> Prices | None:
-        return overrides.get(record.requested_model) or lookup_prices(
+        return configured_prices(record.requested_model) or lookup_prices(
             record.resolved_model, record.provider, price_table()
         )
 

@@ -323,3 +323,46 @@ def test_concurrent_streams_do_not_mix(gateway: GatewayServer) -> None:
     for t in threads:
         t.join()
     assert results == {i: fake_reply(f"question {i}") for i in range(8)}
+
+
+@pytest.fixture
+def lingering_upstream() -> Any:
+    """Sends [DONE], then keeps the connection open a while, as real providers do."""
+    import asyncio
+
+    from aiohttp import web
+
+    from tests.fakes.serving import run_aiohttp_in_thread
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for chunk in ODD_SSE:
+            await resp.write(chunk)
+        await asyncio.sleep(1.0)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    server = run_aiohttp_in_thread(app)
+    yield server
+    server.stop()
+
+
+def test_client_hanging_up_after_done_is_a_complete_call(tmp_path: Path, lingering_upstream: Any) -> None:
+    models = [
+        {
+            "model_name": "slow-close",
+            "litellm_params": {"model": "openai/x", "api_base": lingering_upstream.url + "/v1"},
+        }
+    ]
+    with GatewayServer(make_settings(tmp_path), model_config=model_config(models)) as gw:
+        client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(model="slow-close", messages=MESSAGES, stream=True)
+        stream = raw.parse()
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "a\u00e9"
+        stream.close()  # the SDK hangs up right after [DONE], before the upstream ends its response
+        with gw.client() as http:
+            trace = http.get(f"/api/traces/{raw.headers['x-trace-id']}").json()
+    assert trace["status_code"] == 200 and trace["error_type"] is None

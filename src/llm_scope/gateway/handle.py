@@ -237,8 +237,12 @@ class Gateway:
             _fail(record, exc)
             yield stream_error_event(api, exc)
         except (asyncio.CancelledError, GeneratorExit):
-            record.status_code, record.error_type = 499, "client_disconnected"
-            record.error_message = "client disconnected before the stream ended"
+            # SDKs close the connection as soon as they read the terminal event ([DONE], message_stop,
+            # response.completed), often before the upstream's own end of stream reaches us: that is a
+            # complete answer, not a disconnect.
+            if not tap.ended:
+                record.status_code, record.error_type = 499, "client_disconnected"
+                record.error_message = "client disconnected before the stream ended"
             raise
         finally:
             await upstream.aclose()

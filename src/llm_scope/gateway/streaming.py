@@ -59,6 +59,11 @@ class ChatStreamTap:
     def summary(self) -> Summary:
         return summarize_sse(b"".join(self._raw))
 
+    @property
+    def ended(self) -> bool:
+        """The terminal `data: [DONE]` has passed: a client that hangs up now got the whole answer."""
+        return b"[DONE]" in b"".join(self._raw[-2:])
+
 
 def _strip_event(event: bytes, end: bytes) -> bytes:
     """Drop the usage-only event the client did not ask for and the `"usage":null` fields it implies."""

@@ -19,6 +19,8 @@ from .streaming import Summary, summarize_json
 class EventTap:
     """Relays SSE bytes untouched and remembers them; `marker` is the first-token event name."""
 
+    end_markers: tuple[bytes, ...] = ()
+
     def __init__(self, marker: bytes) -> None:
         self.marker = marker
         self.first_chunk_at: float | None = None
@@ -36,6 +38,12 @@ class EventTap:
     def summary(self) -> Summary:
         raise NotImplementedError
 
+    @property
+    def ended(self) -> bool:
+        """The format's terminal event has passed: a client that hangs up now got the whole answer."""
+        tail = b"".join(self._raw[-2:])
+        return any(m in tail for m in self.end_markers)
+
     def events(self) -> Iterator[dict[str, Any]]:
         for line in b"".join(self._raw).split(b"\n"):
             if line.startswith(b"data:"):
@@ -48,6 +56,8 @@ class EventTap:
 
 
 class AnthropicTap(EventTap):
+    end_markers = (b"message_stop",)
+
     def __init__(self) -> None:
         super().__init__(b"content_block_delta")
 
@@ -56,6 +66,8 @@ class AnthropicTap(EventTap):
 
 
 class ResponsesTap(EventTap):
+    end_markers = (b"response.completed", b"response.incomplete", b"response.failed")
+
     def __init__(self) -> None:
         super().__init__(b".delta")
 

@@ -52,7 +52,8 @@ def call_context(request: Request, route: str, body: Any) -> CallContext:
         session = metadata["session_id"]
     user = headers.get("x-user-id")
     if user is None and isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
-        user = metadata["user_id"]
+        user, inner_session = split_metadata_user(metadata["user_id"])
+        session = session or inner_session
     agent = headers.get("user-agent")
     return CallContext(
         trace_id=request.scope[TRACE_ID_KEY],
@@ -63,6 +64,22 @@ def call_context(request: Request, route: str, body: Any) -> CallContext:
         client=agent.split(" ")[0][:80] if agent else None,
         metadata=dict(metadata) if isinstance(metadata, dict) else {},
     )
+
+
+def split_metadata_user(value: str) -> tuple[str, str | None]:
+    """Claude Code 2.x sends `metadata.user_id` as a JSON string {"device_id", "account_uuid", "session_id"}:
+    the user is the account (or, without one, the device), not the whole string, which changes every session."""
+    if not value.startswith("{"):
+        return value, None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return value, None
+    if not isinstance(data, dict):
+        return value, None
+    user = data.get("account_uuid") or data.get("device_id")
+    session = data.get("session_id")
+    return (str(user) if user else value), (session if isinstance(session, str) and session else None)
 
 
 def validate_chat(body: Any) -> dict[str, Any]:
