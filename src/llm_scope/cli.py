@@ -152,7 +152,7 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 2
     for d in config.deployments:
-        print(f"{d.model_name:40} {d.provider}/{d.model} {d.api_base or ''}")
+        print(f"{d.model_name:40} {d.litellm_model:40} {d.api_base or ''}")
     return 0
 
 

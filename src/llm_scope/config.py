@@ -6,6 +6,7 @@ tolerant of what we don't (unknown keys of `router_settings`, `litellm_settings`
 
 from __future__ import annotations
 
+import fnmatch
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -173,6 +174,10 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, source: 
         policy = parse_policy(router, litellm_settings, source)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    for name, targets in policy.fallbacks.items():
+        for target in targets:
+            if not any(d.model_name == target or fnmatch.fnmatchcase(target, d.model_name) for d in deployments):
+                raise ConfigError(f"{source}: fallbacks for '{name}' name '{target}', which no model_list entry serves")
     return ModelConfig(tuple(deployments), source, policy, prices)
 
 
@@ -251,6 +256,8 @@ def default_deployments(settings: Settings) -> list[Deployment]:
         if not key:
             continue
         base = getattr(settings, base_field) if base_field else None
+        if provider == "azure" and not base:
+            continue  # an Azure route needs AZURE_API_BASE: without it every call would fail
         extra: dict[str, Any] = {}
         version = settings.azure_api_version if provider == "azure" else None
         out.append(

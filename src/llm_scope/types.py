@@ -60,7 +60,8 @@ class Deployment:
 
     @property
     def litellm_model(self) -> str:
-        return f"{self.provider}/{self.model}"
+        prefix = f"{self.provider}/"
+        return self.model if self.model.startswith(prefix) else prefix + self.model
 
 
 @dataclass(slots=True)

@@ -229,3 +229,35 @@ def test_two_gateways_share_one_limit_through_redis(
         fresh = create_key(a, owner="after", rpm=1)["key"]
         results = [ask(a, fresh).status_code for _ in range(3)]
         assert results[0] == 200 and 429 in results
+
+
+def test_owner_beats_body_hints_and_models_list_is_filtered(tmp_path: Path, upstream: FakeUpstream) -> None:
+    with gateway(tmp_path, upstream) as gw:
+        created = create_key(gw, owner="carol", models=["gpt-fake"])
+        r = httpx.post(
+            gw.url + "/v1/messages",
+            headers={"x-api-key": created["key"]},
+            json={
+                "model": "gpt-fake",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "metadata": {"user_id": '{"device_id": "d1", "account_uuid": "", "session_id": "s1"}'},
+            },
+        )
+        assert r.status_code == 200, r.text
+        trace = httpx.get(
+            gw.url + f"/api/traces/{r.headers['x-trace-id']}", headers={"Authorization": f"Bearer {MASTER}"}
+        ).json()
+        assert trace["user_id"] == "carol" and trace["session_id"] == "s1"
+        listed = httpx.get(gw.url + "/v1/models", headers={"Authorization": f"Bearer {created['key']}"}).json()
+        assert [m["id"] for m in listed["data"]] == ["gpt-fake"]
+
+
+def test_revoked_key_fails_even_on_an_open_gateway(tmp_path: Path, upstream: FakeUpstream) -> None:
+    settings = make_settings(tmp_path)  # no master key: the gateway is open on loopback
+    with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as gw:
+        key, plaintext = gw.app.state.keys.create("frank")
+        assert ask(gw, plaintext).status_code == 200
+        gw.app.state.keys.revoke(key.id)
+        assert ask(gw, plaintext).status_code == 401
+        assert ask(gw, "any-other-key").status_code == 200

@@ -129,3 +129,12 @@ def test_invalid_router_settings_fail_at_start(bad: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigError, match="test"):
         parse_config({"model_list": [], "router_settings": bad}, {}, source="test")
+
+
+def test_fallback_to_a_missing_model_fails_at_start() -> None:
+    from llm_scope.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no model_list entry serves"):
+        parse_config(
+            {"model_list": [entry("a", DEAD)], "router_settings": {"fallbacks": [{"a": ["ghost"]}]}}, {}, source="test"
+        )

@@ -145,3 +145,12 @@ def test_empty_router() -> None:
     assert router.names == [] and router.wildcards == []
     with pytest.raises(ModelNotFound):
         router.resolve("gpt-4o")
+
+
+def test_entries_sharing_a_wildcard_pattern_take_turns() -> None:
+    one = dep("openai/*", "openai", "*", api_key="k-1")
+    two = dep("openai/*", "openai", "*", api_key="k-2")
+    router = Router([one, two])
+    keys = [router.resolve("openai/gpt-4o")[0].api_key for _ in range(4)]
+    assert keys == ["k-1", "k-2", "k-1", "k-2"]
+    assert [d.api_key for d in router.resolve("openai/gpt-4o")] == ["k-1", "k-2"]  # the other is next in line

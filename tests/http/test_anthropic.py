@@ -204,3 +204,21 @@ def test_garbage_never_500s(gateway: GatewayServer) -> None:
             r = http.post("/v1/messages", content=payload)
             assert r.status_code == 400 and r.json()["type"] == "error"
     assert isinstance(httpx, object)
+
+
+def test_unknown_anthropic_paths_answer_in_anthropic_shape(gateway: GatewayServer) -> None:
+    with gateway.client() as http:
+        r = http.post("/v1/messages/batches", json={})
+        assert r.status_code == 404 and r.json()["type"] == "error"
+        r = http.get("/v1/messages")
+        assert r.status_code == 405 and r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_codex_session_header_groups_calls(gateway: GatewayServer) -> None:
+    with gateway.client() as http:
+        r = http.post(
+            "/v1/chat/completions",
+            headers={"session-id": "codex-7"},
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert http.get(f"/api/traces/{r.headers['x-trace-id']}").json()["session_id"] == "codex-7"

@@ -24,15 +24,16 @@ _BARE_NAME_PROVIDERS = (
 class Router:
     def __init__(self, deployments: Iterable[Deployment]) -> None:
         self._exact: dict[str, list[Deployment]] = {}
-        self._wildcards: list[Deployment] = []
+        self._patterns: dict[str, list[Deployment]] = {}  # several entries may share one wildcard pattern
         for d in deployments:
-            if d.wildcard:
-                self._wildcards.append(d)
-            else:
-                self._exact.setdefault(d.model_name, []).append(d)
-        # Longest pattern first, so "anthropic/claude-*" beats "anthropic/*" beats "*".
-        self._wildcards.sort(key=lambda d: len(d.model_name.replace("*", "")), reverse=True)
-        self._cycles: dict[str, Iterator[Deployment]] = {n: itertools.cycle(ds) for n, ds in self._exact.items()}
+            (self._patterns if d.wildcard else self._exact).setdefault(d.model_name, []).append(d)
+        # One representative per pattern, longest first, so "anthropic/claude-*" beats "anthropic/*" beats "*".
+        self._wildcards = sorted(
+            (ds[0] for ds in self._patterns.values()), key=lambda d: len(d.model_name.replace("*", "")), reverse=True
+        )
+        self._cycles: dict[str, Iterator[Deployment]] = {
+            n: itertools.cycle(ds) for n, ds in (*self._exact.items(), *self._patterns.items())
+        }
 
     @property
     def names(self) -> list[str]:
@@ -46,22 +47,29 @@ class Router:
         """Every deployment that can serve `name`, the next in rotation first."""
         exact = self._exact.get(name)
         if exact:
-            first = next(self._cycles[name])
-            return [first] + [d for d in exact if d is not first]
+            return self._rotate(name, exact)
         patterns = [d for d in self._wildcards if d.model_name != "*"]
         for d in patterns:
             if fnmatch.fnmatchcase(name, d.model_name):
-                return [_bind_wildcard(d, name)]
+                return self._bind(d, name)
         for prefixes, provider in _BARE_NAME_PROVIDERS:
             if "/" not in name and name.startswith(prefixes):
                 qualified = f"{provider}/{name}"
                 for d in patterns:
                     if fnmatch.fnmatchcase(qualified, d.model_name):
-                        return [_bind_wildcard(d, qualified)]
+                        return self._bind(d, qualified)
         for d in self._wildcards:
             if d.model_name == "*":  # the catch-all (default route) comes last
-                return [_bind_wildcard(d, name)]
+                return self._bind(d, name)
         return []
+
+    def _rotate(self, key: str, group: list[Deployment]) -> list[Deployment]:
+        first = next(self._cycles[key])
+        return [first] + [d for d in group if d is not first]
+
+    def _bind(self, pattern: Deployment, requested: str) -> list[Deployment]:
+        group = self._patterns[pattern.model_name]
+        return [_bind_wildcard(d, requested) for d in self._rotate(pattern.model_name, group)]
 
     def resolve(self, name: str) -> list[Deployment]:
         found = self.candidates(name)

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..access.keys import KeyStore
+from ..access.keys import KEY_PREFIX, KeyStore
 from ..errors import AuthenticationFailed, GatewayError
 from .responses import error_response
 
@@ -89,8 +89,8 @@ class AuthMiddleware:
             scope[KEY_SCOPE] = virtual
             await self.app(scope, receive, send)
             return
-        if self.master_key is None:
-            await self.app(scope, receive, send)
+        if self.master_key is None and (virtual is not None or not (key and key.startswith(KEY_PREFIX))):
+            await self.app(scope, receive, send)  # open gateway; but a revoked or unknown sk-ls- key still fails
             return
         if key is None and scope["method"] in READ_METHODS:
             session = cookie(scope["headers"], UI_COOKIE)

@@ -20,7 +20,7 @@ from .auth import KEY_SCOPE
 from .middleware import START_KEY, TRACE_ID_KEY
 from .responses import RawResponse, StreamResponse, error_response, json_response
 
-SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id")
+SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id")
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -152,9 +152,7 @@ async def serve(
         virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
         if virtual is not None:
             ctx.key_id = virtual.id
-            ctx.user_id = (
-                ctx.user_id or (body.get("user") if isinstance(body.get("user"), str) else None) or virtual.owner
-            )
+            ctx.user_id = request.headers.get("x-user-id") or virtual.owner  # the owner beats body hints
             if not virtual.allows(body["model"]):
                 raise GatewayError(
                     f"This key may not use model '{body['model']}'",
@@ -189,7 +187,11 @@ async def embeddings(request: Request) -> Response:
 
 
 async def list_models(request: Request) -> RawResponse:
-    return json_response({"object": "list", "data": request.app.state.model_list()})
+    models = request.app.state.model_list()
+    virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
+    if virtual is not None and virtual.models is not None:  # a key sees the models it may use
+        models = [m for m in models if virtual.allows(m["id"])]
+    return json_response({"object": "list", "data": models})
 
 
 routes = [

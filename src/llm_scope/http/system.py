@@ -31,16 +31,18 @@ async def metrics(request: Request) -> RawResponse:
 
 async def http_exception(request: Request, exc: Exception) -> RawResponse:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    anthropic = request.url.path.startswith("/v1/messages")
     if status == 404:
-        return error_response(NotFound(f"Unknown path: {request.method} {request.url.path}"))
+        return error_response(NotFound(f"Unknown path: {request.method} {request.url.path}"), anthropic=anthropic)
     if status == 405:
         return error_response(
-            GatewayError(
+            anthropic=anthropic,
+            exc=GatewayError(
                 f"Method {request.method} is not allowed on {request.url.path}",
                 status=405,
                 type="invalid_request_error",
                 code="method_not_allowed",
-            )
+            ),
         )
     return error_response(GatewayError(str(getattr(exc, "detail", "error")), status=status))
 

@@ -1,6 +1,7 @@
 """The Provider seam: what the gateway needs from anything that can answer a chat completion.
 
-A provider returns the upstream's answer as OpenAI-format bytes (whole, or as SSE chunks) and raises
+A provider returns the upstream's answer as bytes in the wire format of the API it was called for (whole,
+or as SSE chunks) and raises
 `GatewayError` for every failure, so the gateway never sees a third-party exception.
 """
 

@@ -14,11 +14,16 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
+from ..config import OPENAI_COMPATIBLE
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
 
 _litellm: ModuleType | None = None
+DEFAULT_API_BASES: dict[str, str] = {
+    "anthropic": "https://api.anthropic.com",
+    **{name: base for name, base in OPENAI_COMPATIBLE.items() if base},
+}
 
 
 def load_litellm() -> ModuleType:
@@ -48,8 +53,11 @@ class LiteLLMProvider:
         litellm = await asyncio.to_thread(load_litellm) if _litellm is None else _litellm
         kwargs = {k: v for k, v in body.items() if k not in ("model", "metadata")}
         kwargs.update({k: v for k, v in deployment.params.items() if not k.startswith("mock_")})
-        if deployment.api_base:
-            kwargs["api_base"] = deployment.api_base
+        # Always explicit: left unset, LiteLLM and the SDKs under it read ANTHROPIC_BASE_URL / OPENAI_BASE_URL,
+        # which users export to point their tools at this gateway, and the gateway would call itself.
+        api_base = deployment.api_base or DEFAULT_API_BASES.get(deployment.provider)
+        if api_base:
+            kwargs["api_base"] = api_base
         if deployment.api_key:
             kwargs["api_key"] = deployment.api_key
         if deployment.api_version:

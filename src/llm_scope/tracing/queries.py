@@ -87,10 +87,13 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
             )
         }
     )
-    row["scores"] = store.query(
-        "SELECT id, name, value, data_type, comment, created FROM scores WHERE trace_id = ? ORDER BY created",
-        [trace_id],
-    )
+    row["scores"] = [
+        {**score, "value": float(score["value"]) if score["data_type"] in ("NUMERIC", "BOOLEAN") else score["value"]}
+        for score in store.query(
+            "SELECT id, name, value, data_type, comment, created FROM scores WHERE trace_id = ? ORDER BY created",
+            [trace_id],
+        )
+    ]
     return row
 
 
