@@ -25,13 +25,18 @@ test: setup system-deps
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check src tests compat main.py
-	$(BIN)/ruff format --check src tests compat main.py
+	$(BIN)/ruff check src tests compat bench main.py
+	$(BIN)/ruff format --check src tests compat bench main.py
 	$(BIN)/mypy
 
 format: setup
-	$(BIN)/ruff format src tests compat main.py
-	$(BIN)/ruff check --fix src tests compat main.py
+	$(BIN)/ruff format src tests compat bench main.py
+	$(BIN)/ruff check --fix src tests compat bench main.py
+
+# The benchmark: direct vs llm-scope vs LiteLLM Proxy, side by side; writes docs/benchmarks.md and a chart.
+BENCH_ARGS ?= --duration 3 --repeats 2 --workers 2 --soak 2
+bench: setup
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Real CLIs (Claude Code, Codex, aider, llm) installed from the registries and run against the gateway.
 compat: setup

@@ -248,7 +248,8 @@ class Gateway:
             await upstream.aclose()
             record.upstream_latency = time.perf_counter() - sent
             record.completion_start_time = tap.first_chunk_at
-            self._finish(record, tap.summary())
+            # Parsing the whole stream for the trace waits until the client has its last byte.
+            asyncio.get_running_loop().call_soon(lambda: self._finish(record, tap.summary()))
 
     def _finish(self, record: CallRecord, summary: Summary) -> None:
         record.end_time = time.time()

@@ -67,7 +67,9 @@ class ChatStreamTap:
 
 def _strip_event(event: bytes, end: bytes) -> bytes:
     """Drop the usage-only event the client did not ask for and the `"usage":null` fields it implies."""
-    if b'"usage"' in event:
+    if b'"usage"' not in event:
+        return event + end
+    if b'"usage":{' in event or b'"usage": {' in event:  # only the usage event carries an object: parse it
         payload = event.partition(b"data:")[2].strip()
         if payload.startswith(b"{"):
             try:
@@ -76,8 +78,8 @@ def _strip_event(event: bytes, end: bytes) -> bytes:
                 obj = None
             if isinstance(obj, dict) and obj.get("usage") and not obj.get("choices"):
                 return b""
-        for pattern in _USAGE_NULLS:
-            event = event.replace(pattern, b"")
+    for pattern in _USAGE_NULLS:
+        event = event.replace(pattern, b"")
     return event + end
 
 

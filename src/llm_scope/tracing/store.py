@@ -8,6 +8,7 @@ them on its own thread.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..types import CallRecord
-from .records import record_to_json, summary_row
+from .records import record_from_json, record_to_json, summary_row
 
 MIGRATIONS: list[str] = [
     """
@@ -47,9 +48,29 @@ MIGRATIONS: list[str] = [
     ALTER TABLE traces ADD COLUMN key_id TEXT;
     CREATE INDEX traces_key ON traces(key_id, start_time);
     """,
+    """
+    CREATE TABLE outbox_v3 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, trace_id TEXT NOT NULL,
+        payload TEXT, created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO outbox_v3 SELECT id, kind, trace_id, payload, created, attempts FROM outbox;
+    DROP TABLE outbox;
+    ALTER TABLE outbox_v3 RENAME TO outbox;
+    """,
 ]
 
 SUMMARY_COLUMNS = list(summary_row(CallRecord(trace_id="0" * 32, route="", start_time=0.0)))
+_ROW_COLUMNS = [*SUMMARY_COLUMNS, "record"]
+_INSERT_TRACES = (
+    f"INSERT OR REPLACE INTO traces ({','.join(_ROW_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_ROW_COLUMNS)))
+    + " FROM json_each(?)"
+)
+# Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
+_INSERT_OUTBOX = (
+    "INSERT INTO outbox (kind, trace_id, payload, created) SELECT 'trace', json_extract(value, '$[0]'), NULL, ? "
+    "FROM json_each(?)"
+)
 
 
 class Store:
@@ -86,27 +107,27 @@ class Store:
     # --- writes ----------------------------------------------------------------------------------------
 
     def write(self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int) -> int:
-        """Store records and, when exporting, queue them; returns how many outbox rows were dropped."""
+        """Store records and, when exporting, queue them; returns how many outbox rows were dropped.
+
+        One statement per table for the whole batch (rows travel as one JSON array through json_each):
+        executemany would release and re-take the GIL at every row, and against a busy event loop each
+        re-take can wait a whole switch interval, which starved the writer under load.
+        """
         if not records:
             return 0
         rows = []
         for record in records:
             row = summary_row(record)
             row["record"] = record_to_json(record)
-            rows.append(row)
-        cols = [*SUMMARY_COLUMNS, "record"]
-        sql = f"INSERT OR REPLACE INTO traces ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})"
-        now = time.time()
+            rows.append([row[c] for c in _ROW_COLUMNS])
+        batch = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany(sql, [[row[c] for c in cols] for row in rows])
+                self.db.execute(_INSERT_TRACES, (batch,))
                 dropped = 0
                 if outbox:
-                    self.db.executemany(
-                        "INSERT INTO outbox (kind, trace_id, payload, created) VALUES ('trace', ?, ?, ?)",
-                        [(row["trace_id"], row["record"], now) for row in rows],
-                    )
+                    self.db.execute(_INSERT_OUTBOX, (time.time(), batch))
                     dropped = self._bound_outbox(max_outbox)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -115,6 +136,10 @@ class Store:
         return dropped
 
     def _bound_outbox(self, max_rows: int) -> int:
+        """Ids only grow and deliveries remove the oldest, so the id span bounds the count in O(log n)."""
+        low, high = self.db.execute("SELECT MIN(id), MAX(id) FROM outbox").fetchone()
+        if low is None or high - low + 1 <= max_rows:
+            return 0
         count = self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         excess = count - max_rows
         if excess <= 0:
@@ -158,20 +183,35 @@ class Store:
 
     # --- outbox ----------------------------------------------------------------------------------------
 
-    def pending(self, limit: int) -> list[sqlite3.Row]:
+    def pending(self, limit: int) -> list[tuple[int, str, Any]]:
+        """The oldest undelivered rows, decoded here on the store's thread: (id, kind, CallRecord | score).
+
+        A trace row points at its stored record; one whose record was pruned meanwhile comes back as None.
+        """
         with self._lock:
-            return self.db.execute(
-                "SELECT id, kind, trace_id, payload FROM outbox ORDER BY id LIMIT ?", (limit,)
+            rows = self.db.execute(
+                "SELECT o.id, o.kind, COALESCE(o.payload, t.record) FROM outbox o "
+                "LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?",
+                (limit,),
             ).fetchall()
+        out: list[tuple[int, str, Any]] = []
+        for ident, kind, payload in rows:
+            if payload is None:
+                out.append((ident, kind, None))
+            else:
+                out.append((ident, kind, record_from_json(payload) if kind == "trace" else json.loads(payload)))
+        return out
 
     def acknowledge(self, ids: Iterable[int]) -> None:
-        ids = list(ids)
         with self._lock:
-            self.db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+            self.db.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
 
     def mark_attempt(self, ids: Iterable[int]) -> None:
         with self._lock:
-            self.db.executemany("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", [(i,) for i in ids])
+            self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(ids)),),
+            )
 
     def backlog(self) -> int:
         with self._lock:
