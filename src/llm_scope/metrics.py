@@ -43,6 +43,20 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
+TOKEN_DIRECTIONS = ("input", "output", "cached", "cache_write", "reasoning")
+
+
+@dataclass(frozen=True)
+class _Series:
+    requests: Any
+    duration: Any
+    upstream: Any
+    overhead: Any
+    ttft: Any
+    tps: Any
+    tokens: tuple[Any, ...]
+
+
 @dataclass
 class _PipelineSeen:
     lost: int = 0
@@ -140,6 +154,7 @@ class Metrics:
         self._seen = _PipelineSeen()
         self._lock = threading.Lock()
         self._models: set[str] = set()
+        self._children: dict[tuple[str, str, str, str, int, str], _Series] = {}
 
     def _model_label(self, name: str) -> str:
         """A bounded label value: names a client made up must not mint series without limit."""
@@ -162,28 +177,45 @@ class Metrics:
             requested = "unknown" if record.requested_model else ""
             model = "unknown"
         provider = record.provider or "none"
-        route = record.route
-        self.requests.labels(route, requested, model, provider, str(record.status_code), record.error_type or "").inc()
-        self.duration.labels(route, model, provider).observe(record.duration)
+        series = self._series(record.route, requested, model, provider, record.status_code, record.error_type or "")
+        series.requests.inc()
+        series.duration.observe(record.duration)
         if record.upstream_latency is not None:
-            self.upstream.labels(route, model, provider).observe(record.upstream_latency)
-            self.overhead.labels(route).observe(max(0.0, record.duration - record.upstream_latency))
+            series.upstream.observe(record.upstream_latency)
+            series.overhead.observe(max(0.0, record.duration - record.upstream_latency))
         if record.completion_start_time is not None:
-            first = max(0.0, record.completion_start_time - record.start_time)
-            self.ttft.labels(route, model, provider).observe(first)
+            series.ttft.observe(max(0.0, record.completion_start_time - record.start_time))
             generating = record.end_time - record.completion_start_time
             if record.usage.output and generating > 0:
-                self.tps.labels(model, provider).observe(record.usage.output / generating)
+                series.tps.observe(record.usage.output / generating)
         usage = record.usage
-        for direction, count in (
-            ("input", usage.input),
-            ("output", usage.output),
-            ("cached", usage.cache_read),
-            ("cache_write", usage.cache_write),
-            ("reasoning", usage.reasoning),
+        for child, count in zip(
+            series.tokens,
+            (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning),
+            strict=True,
         ):
             if count:
-                self.tokens.labels(direction, model, provider).inc(count)
+                child.inc(count)
+
+    def _series(self, route: str, requested: str, model: str, provider: str, status: int, error: str) -> _Series:
+        """The label children one call touches, looked up once per label set (labels() takes a lock and
+        builds a key each time; a call touched a dozen of them)."""
+        key = (route, requested, model, provider, status, error)
+        found = self._children.get(key)
+        if found is None:
+            if len(self._children) > 20_000:
+                self._children.clear()
+            found = _Series(
+                requests=self.requests.labels(route, requested, model, provider, str(status), error),
+                duration=self.duration.labels(route, model, provider),
+                upstream=self.upstream.labels(route, model, provider),
+                overhead=self.overhead.labels(route),
+                ttft=self.ttft.labels(route, model, provider),
+                tps=self.tps.labels(model, provider),
+                tokens=tuple(self.tokens.labels(d, model, provider) for d in TOKEN_DIRECTIONS),
+            )
+            self._children[key] = found
+        return found
 
     def upstream_failure(self, deployment: Deployment, exc: GatewayError) -> None:
         """Every failed attempt, retried or not, counts against its deployment."""
