@@ -147,13 +147,6 @@ class Store:
         self.db.execute("DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)", (excess,))
         return int(excess)
 
-    def enqueue(self, kind: str, trace_id: str, payload: str) -> None:
-        with self._lock:
-            self.db.execute(
-                "INSERT INTO outbox (kind, trace_id, payload, created) VALUES (?, ?, ?, ?)",
-                (kind, trace_id, payload, time.time()),
-            )
-
     def add_score(self, score: dict[str, Any], *, outbox_payload: str | None) -> None:
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
