@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     # Tracing
     trace_content: bool = Field(True, validation_alias=_alias("LLM_SCOPE_TRACE_CONTENT", "trace_content"))
     retention_days: int = Field(30, validation_alias=_alias("LLM_SCOPE_RETENTION_DAYS", "retention_days"))
-    outbox_max_rows: int = Field(200_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
+    outbox_max_rows: int = Field(2_000_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
     environment: str = Field("default", validation_alias=_alias("LLM_SCOPE_ENVIRONMENT", "environment"))
     langfuse_enabled: bool = Field(True, validation_alias=_alias("LANGFUSE_ENABLED", "langfuse_enabled"))

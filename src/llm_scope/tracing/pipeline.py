@@ -54,7 +54,7 @@ class TracePipeline:
         secrets: Sequence[str],
         trace_content: bool = True,
         queue_size: int = 10_000,
-        max_outbox: int = 200_000,
+        max_outbox: int = 2_000_000,
         flush_interval: float = 0.2,
         batch_size: int = 500,
         retention_days: float = 30,
