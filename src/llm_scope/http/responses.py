@@ -28,10 +28,12 @@ class RawResponse(Response):
         self.after = after
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        await send({"type": "http.response.body", "body": self.body})
-        if self.after is not None:
-            self.after()
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            await send({"type": "http.response.body", "body": self.body})
+        finally:
+            if self.after is not None:  # recorded even if the client left before the answer went out
+                self.after()
 
 
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> RawResponse:
