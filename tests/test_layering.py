@@ -13,17 +13,29 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llm_scope"
 # Which of our own layers each layer may import (by top-level module or subpackage name).
 ALLOWED: dict[str, set[str]] = {
     "types": set(),
+    "jsoncodec": set(),
     "errors": set(),
     "settings": set(),
     "config": {"settings", "types"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
     "metrics": {"types", "errors"},
-    "providers": {"providers", "config", "errors", "types"},
-    "tracing": {"tracing", "accounting", "types"},
-    "gateway": {"gateway", "providers", "accounting", "config", "errors", "types"},
+    "providers": {"providers", "config", "errors", "types", "jsoncodec"},
+    "tracing": {"tracing", "accounting", "types", "jsoncodec"},
+    "gateway": {"gateway", "providers", "accounting", "config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings"},
-    "http": {"http", "gateway", "tracing", "providers", "errors", "metrics", "access", "accounting", "types"},
+    "http": {
+        "http",
+        "gateway",
+        "tracing",
+        "providers",
+        "errors",
+        "metrics",
+        "access",
+        "accounting",
+        "types",
+        "jsoncodec",
+    },
     "app": {
         "http",
         "gateway",
@@ -52,6 +64,7 @@ CONFINED = {
     "pydantic_settings": {"settings.py"},
     "sqlite3": {"tracing/store.py", "access/keys.py"},
     "redis": {"access/shared_state.py"},
+    "orjson": {"jsoncodec.py"},
 }
 
 

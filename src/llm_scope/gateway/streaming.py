@@ -7,12 +7,12 @@ does the tap work per event, to hand the client exactly the stream it asked for.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from .. import jsoncodec
 from ..accounting.usage import openai_usage
 from ..types import Usage
 
@@ -73,7 +73,7 @@ def _strip_event(event: bytes, end: bytes) -> bytes:
         payload = event.partition(b"data:")[2].strip()
         if payload.startswith(b"{"):
             try:
-                obj = json.loads(payload)
+                obj = jsoncodec.loads(payload)
             except ValueError:
                 obj = None
             if isinstance(obj, dict) and obj.get("usage") and not obj.get("choices"):
@@ -99,7 +99,7 @@ def summarize_sse(raw: bytes) -> Summary:
         if not payload or payload == b"[DONE]":
             continue
         try:
-            obj = json.loads(payload)
+            obj = jsoncodec.loads(payload)
         except ValueError:
             continue
         if not isinstance(obj, dict):
@@ -147,7 +147,7 @@ def _merge_tool_call(tools: dict[int, dict[str, Any]], call: Any) -> None:
 def summarize_json(raw: bytes) -> Summary:
     """The same facts from a non-stream chat.completion body."""
     try:
-        obj = json.loads(raw)
+        obj = jsoncodec.loads(raw)
     except ValueError:
         return Summary(output=None, usage=Usage(), finish_reason=None, error="upstream returned invalid JSON")
     if not isinstance(obj, dict):

@@ -6,11 +6,11 @@ answer. First-token time is when the first content delta passes, not when the st
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from .. import jsoncodec
 from ..accounting.usage import anthropic_usage, merge, openai_usage, responses_usage
 from ..types import Usage
 from .streaming import Summary, summarize_json
@@ -48,7 +48,7 @@ class EventTap:
         for line in b"".join(self._raw).split(b"\n"):
             if line.startswith(b"data:"):
                 try:
-                    obj = json.loads(line[5:])
+                    obj = jsoncodec.loads(line[5:])
                 except ValueError:
                     continue
                 if isinstance(obj, dict):
@@ -114,7 +114,7 @@ def summarize_anthropic_events(events: Iterator[dict[str, Any]]) -> Summary:
             error = str(err.get("message") if isinstance(err, dict) else err)
     for index, text in partial_json.items():
         try:
-            blocks[index]["input"] = json.loads(text) if text else {}
+            blocks[index]["input"] = jsoncodec.loads(text) if text else {}
         except ValueError:
             blocks[index]["input"] = text
     content = [blocks[i] for i in sorted(blocks)]
@@ -166,7 +166,7 @@ def summarize_embeddings_json(raw: bytes) -> Summary:
 
 def _load(raw: bytes) -> dict[str, Any] | None:
     try:
-        obj = json.loads(raw)
+        obj = jsoncodec.loads(raw)
     except ValueError:
         return None
     return obj if isinstance(obj, dict) else None

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .. import jsoncodec
 from ..access.keys import VirtualKey
 from ..access.limits import admit
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
@@ -38,7 +39,7 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise InvalidRequest("Request body is empty; expected a JSON object", code="invalid_json")
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
 

@@ -7,9 +7,9 @@ which is the only place Anthropic's API accepts them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .. import jsoncodec
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
 from .upstream_http import UpstreamHTTP
@@ -37,7 +37,7 @@ class AnthropicCompatProvider:
             headers["x-api-key"] = deployment.api_key
         payload = hoist_system_messages(body)
         payload["model"] = deployment.model
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        data = jsoncodec.dumps(payload)
         return await self.http.post(
             f"{base}/{PATHS[api]}", headers, data, stream=bool(body.get("stream")), options=options
         )

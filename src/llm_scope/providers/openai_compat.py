@@ -6,9 +6,9 @@ untouched: chat completions, Responses and embeddings alike.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .. import jsoncodec
 from ..config import OPENAI_COMPATIBLE
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
@@ -31,7 +31,7 @@ class OpenAICompatProvider:
         url, headers = upstream_target(deployment, PATHS[api])
         payload = dict(body)
         payload["model"] = deployment.model
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        data = jsoncodec.dumps(payload)
         return await self.http.post(url, headers, data, stream=bool(body.get("stream")), options=options)
 
 

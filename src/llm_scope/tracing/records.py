@@ -6,10 +6,10 @@ Enrichment happens in the background writer, never on the request path.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import jsoncodec
 from ..accounting.cost import Prices, compute_cost
 from ..accounting.redact import redact_text, redact_value
 from ..types import CallRecord, Cost, Usage
@@ -23,7 +23,7 @@ def record_to_json(record: CallRecord) -> str:
     data = {name: getattr(record, name) for name in _FIELDS}
     data["usage"] = record.usage.__dict__ if hasattr(record.usage, "__dict__") else _slots(record.usage)
     data["cost"] = _slots(record.cost) if record.cost is not None else None
-    return json.dumps(data, ensure_ascii=False, default=str, separators=(",", ":"))
+    return jsoncodec.dumps_str(data)
 
 
 def _slots(obj: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _slots(obj: Any) -> dict[str, Any]:
 
 
 def record_from_json(text: str) -> CallRecord:
-    data = json.loads(text)
+    data = jsoncodec.loads(text)
     data["usage"] = Usage(**data.get("usage") or {})
     cost = data.get("cost")
     data["cost"] = Cost(**cost) if isinstance(cost, dict) else None

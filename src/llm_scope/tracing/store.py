@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import jsoncodec
 from ..types import CallRecord
 from .records import record_from_json, record_to_json, summary_row
 
@@ -120,7 +121,7 @@ class Store:
             row = summary_row(record)
             row["record"] = record_to_json(record)
             rows.append([row[c] for c in _ROW_COLUMNS])
-        batch = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        batch = jsoncodec.dumps_str(rows)
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -192,7 +193,7 @@ class Store:
             if payload is None:
                 out.append((ident, kind, None))
             else:
-                out.append((ident, kind, record_from_json(payload) if kind == "trace" else json.loads(payload)))
+                out.append((ident, kind, record_from_json(payload) if kind == "trace" else jsoncodec.loads(payload)))
         return out
 
     def acknowledge(self, ids: Iterable[int]) -> None:

@@ -1,0 +1,41 @@
+"""The fast JSON codec must accept and produce what the standard library does, including orjson's gaps."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+
+import pytest
+
+from llm_scope import jsoncodec
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"model": "x", "messages": [{"role": "user", "content": "caf\\u00e9 \u2615"}]}',
+        '{"big": 123456789012345678901234567890}',  # beyond 64 bits: orjson refuses, the fallback parses
+        '{"n": -9223372036854775809, "f": 1e-07, "t": true, "z": null}',
+    ],
+)
+def test_loads_matches_the_standard_library(text: str) -> None:
+    assert jsoncodec.loads(text.encode()) == json.loads(text)
+
+
+def test_loads_keeps_nan_and_reports_invalid_json_precisely() -> None:
+    assert math.isnan(jsoncodec.loads(b'{"x": NaN}')["x"])
+    with pytest.raises(ValueError, match="line 1 column 2"):
+        jsoncodec.loads(b"{bad")
+    with pytest.raises(ValueError):
+        jsoncodec.loads(b"\xff\xfe")
+
+
+def test_dumps_is_compact_utf8_and_round_trips() -> None:
+    value = {"a": [1, 2.5, "é", None, True], "b": {"c": 10**30}, 3: "non-str key", "when": datetime(2026, 1, 1)}
+    out = jsoncodec.dumps(value)
+    assert b", " not in out and b'": ' not in out
+    assert json.loads(out)["b"]["c"] == 10**30 and json.loads(out)["3"] == "non-str key"
+    small = {"model": "gpt", "messages": [{"role": "user", "content": "é"}]}
+    assert jsoncodec.dumps(small) == json.dumps(small, ensure_ascii=False, separators=(",", ":")).encode()
+    assert jsoncodec.dumps_str(small) == jsoncodec.dumps(small).decode()
