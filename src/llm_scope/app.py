@@ -28,8 +28,9 @@ from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
 from .http import admin, anthropic, api, openai, system, ui
-from .http.auth import AuthMiddleware
-from .http.middleware import AdmissionMiddleware, InFlightMiddleware, TraceHeadersMiddleware
+from .http.auth import Auth
+from .http.front import Admission, Front
+from .http.openai import Handlers
 from .logs import log_calls
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.anthropic_compat import AnthropicCompatProvider
@@ -133,7 +134,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    middleware = [Middleware(TraceHeadersMiddleware), Middleware(InFlightMiddleware, gauge=metrics.in_flight)]
+    middleware = []
     if settings.cors_origin_list:
         middleware.append(
             Middleware(
@@ -144,17 +145,19 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 expose_headers=["x-trace-id", "x-duration-ms"],
             )
         )
-    middleware.append(Middleware(AuthMiddleware, master_key=settings.master_key, keys=keys))
-    if settings.max_concurrency > 0:
-        middleware.append(
-            Middleware(
-                AdmissionMiddleware,
-                limit=settings.max_concurrency,
-                queue=settings.max_queue,
-                rejected=metrics.overload_rejections,
-            )
+    handlers = Handlers(gateway, limits, settings.max_body_bytes)
+    middleware.append(
+        Middleware(
+            Front,
+            auth=Auth(settings.master_key, keys),
+            handlers={path: handlers.for_api(spec) for path, spec in {**openai.APIS, **anthropic.APIS}.items()},
+            in_flight=metrics.in_flight,
+            admission=Admission(settings.max_concurrency, settings.max_queue, metrics.overload_rejections)
+            if settings.max_concurrency > 0
+            else None,
         )
-    routes = [*system.routes, *openai.routes, *anthropic.routes, *api.routes, *admin.routes, *ui.routes]
+    )
+    routes = [*system.routes, *openai.routes, *api.routes, *admin.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     app = Starlette(

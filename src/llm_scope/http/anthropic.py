@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 from ..errors import InvalidRequest
-from .openai import serve
+from .openai import Api
 
 FORWARDED = ("anthropic-version", "anthropic-beta")
 
@@ -37,19 +33,6 @@ def _validate(body: Any, *, need_max_tokens: bool) -> dict[str, Any]:
     return body
 
 
-async def messages(request: Request) -> Response:
-    return await serve(
-        request, "messages", lambda b: _validate(b, need_max_tokens=True), anthropic=True, forward=FORWARDED
-    )
-
-
-async def count_tokens(request: Request) -> Response:
-    return await serve(
-        request, "count_tokens", lambda b: _validate(b, need_max_tokens=False), anthropic=True, forward=FORWARDED
-    )
-
-
-routes = [
-    Route("/v1/messages", messages, methods=["POST"]),
-    Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
-]
+MESSAGES = Api("messages", lambda b: _validate(b, need_max_tokens=True), anthropic=True, forward=FORWARDED)
+COUNT_TOKENS = Api("count_tokens", lambda b: _validate(b, need_max_tokens=False), anthropic=True, forward=FORWARDED)
+APIS = {"/v1/messages": MESSAGES, "/v1/messages/count_tokens": COUNT_TOKENS}

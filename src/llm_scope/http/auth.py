@@ -13,11 +13,10 @@ import hashlib
 import hmac
 from urllib.parse import parse_qs
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
-from ..access.keys import KEY_PREFIX, KeyStore
+from ..access.keys import KEY_PREFIX, KeyStore, VirtualKey
 from ..errors import AuthenticationFailed, GatewayError
-from .responses import error_response
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 UI_PATH = "/ui"
@@ -66,50 +65,40 @@ def _is_model_route(path: str) -> bool:
     return path.startswith(MODEL_ROUTE_PREFIXES)
 
 
-class AuthMiddleware:
+class Auth:
     """Master key or virtual key. With no master key set the gateway is open (loopback only, see cli), but a
     virtual key presented anyway is still recognised, so its owner, budget and limits apply."""
 
-    def __init__(self, app: ASGIApp, master_key: str | None, keys: KeyStore | None = None) -> None:
-        self.app = app
+    def __init__(self, master_key: str | None, keys: KeyStore | None = None) -> None:
         self.master_key = master_key.encode() if master_key else None
         self.ui_token = ui_token(master_key).encode() if master_key else None
         self.keys = keys
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
-            await self.app(scope, receive, send)
-            return
+    def decide(self, scope: Scope) -> VirtualKey | GatewayError | None:
+        """None: let it through; a VirtualKey: through, as that key; a GatewayError: refuse with it."""
+        if scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+            return None
         key = presented_key(scope["headers"])
         if self.master_key is not None and key is not None and hmac.compare_digest(key.encode(), self.master_key):
-            await self.app(scope, receive, send)
-            return
+            return None
         virtual = self.keys.lookup(key) if self.keys is not None and key else None
         if virtual is not None and _is_model_route(scope["path"]):
-            scope[KEY_SCOPE] = virtual
-            await self.app(scope, receive, send)
-            return
+            return virtual
         if self.master_key is None and (virtual is not None or not (key and key.startswith(KEY_PREFIX))):
-            await self.app(scope, receive, send)  # open gateway; but a revoked or unknown sk-ls- key still fails
-            return
+            return None  # open gateway; but a revoked or unknown sk-ls- key still fails
         if key is None and scope["method"] in READ_METHODS:
             session = cookie(scope["headers"], UI_COOKIE)
             if session is not None and self.ui_token and hmac.compare_digest(session.encode(), self.ui_token):
-                await self.app(scope, receive, send)
-                return
+                return None
             if scope["path"] == UI_PATH:
                 key = parse_qs(scope["query_string"].decode("latin-1")).get("key", [None])[0]
                 if key is not None and hmac.compare_digest(key.encode(), self.master_key):
-                    await self.app(scope, receive, send)
-                    return
-        anthropic = scope["path"].startswith("/v1/messages")
+                    return None
         if virtual is not None:
-            error = GatewayError(
+            return GatewayError(
                 "This key may only call model endpoints", status=403, type="permission_error", code="forbidden"
             )
-        else:
-            message = "Missing API key" if key is None else "Invalid API key"
-            if scope["path"].startswith(UI_PATH) and key is None:
-                message += ": open /ui?key=<master key> once to sign in to the dashboard"
-            error = AuthenticationFailed(message)
-        await error_response(error, anthropic=anthropic)(scope, receive, send)
+        message = "Missing API key" if key is None else "Invalid API key"
+        if scope["path"].startswith(UI_PATH) and key is None:
+            message += ": open /ui?key=<master key> once to sign in to the dashboard"
+        return AuthenticationFailed(message)

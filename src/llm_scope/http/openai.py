@@ -1,41 +1,76 @@
-"""OpenAI-compatible routes: parse, one call into the gateway, serialize."""
+"""OpenAI-compatible routes: parse, one call into the gateway, serialize.
+
+The API calls themselves arrive from `front.Front` as an `Incoming` (no Starlette request on that path);
+`/v1/models` and the small JSON bodies of the read/admin API still go through Starlette.
+"""
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from .. import jsoncodec
 from ..access.keys import VirtualKey
-from ..access.limits import admit
+from ..access.limits import Limits, admit
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
 from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
-from ..providers.base import Api
+from ..providers.base import Api as ApiName
 from .auth import KEY_SCOPE
-from .middleware import START_KEY, TRACE_ID_KEY
+from .front import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
 
 SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id")
 
 
 async def read_json(request: Request, limit: int) -> Any:
+    """A small JSON body for the non-API routes (scores, admin)."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body is {int(declared)} bytes; the limit is {limit} bytes")
+    return parse_body(await _collect(request.stream(), declared, limit))
+
+
+async def _collect(stream: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    _check_declared(declared, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_body(incoming: Incoming, limit: int) -> bytes:
+    """The API call's body straight off ASGI `receive`, refused early when it announces too much."""
+    _check_declared(incoming.headers.get("content-length"), limit)
+    chunks: list[bytes] = []
+    size = 0
+    receive = incoming.receive
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _check_declared(declared: str | None, limit: int) -> None:
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body is {int(declared)} bytes; the limit is {limit} bytes")
+
+
+def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("Request body is empty; expected a JSON object", code="invalid_json")
     try:
@@ -44,9 +79,8 @@ async def read_json(request: Request, limit: int) -> Any:
         raise InvalidRequest(f"Request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
-def call_context(request: Request, route: str, body: Any) -> CallContext:
-    headers = request.headers
-    start_wall, _ = request.scope.get(START_KEY, (time.time(), 0.0))
+def call_context(incoming: Incoming, route: str, body: Any) -> CallContext:
+    headers = incoming.headers
     metadata = body.get("metadata") if isinstance(body, dict) else None
     session = next((headers[h] for h in SESSION_HEADERS if h in headers), None)
     if session is None and isinstance(metadata, dict) and isinstance(metadata.get("session_id"), str):
@@ -57,9 +91,9 @@ def call_context(request: Request, route: str, body: Any) -> CallContext:
         session = session or inner_session
     agent = headers.get("user-agent")
     return CallContext(
-        trace_id=request.scope[TRACE_ID_KEY],
+        trace_id=incoming.trace_id,
         route=route,
-        start_time=start_wall,
+        start_time=incoming.start_time,
         user_id=user,
         session_id=session,
         client=agent.split(" ")[0][:80] if agent else None,
@@ -129,62 +163,69 @@ def validate_input(body: Any) -> dict[str, Any]:
     return body
 
 
-async def serve(
-    request: Request,
-    api: Api,
-    validate: Callable[[Any], dict[str, Any]],
-    *,
-    anthropic: bool = False,
-    forward: tuple[str, ...] = (),
-) -> Response:
-    """Parse, one call into the gateway, serialize: the same for every API family."""
-    gateway: Gateway = request.app.state.gateway
-    route = ROUTE_NAMES[api]
-    body: Any = None
-    try:
-        body = await read_json(request, request.app.state.settings.max_body_bytes)
-        ctx = call_context(request, route, body)
-        body = validate(body)
-    except GatewayError as exc:
-        gateway.record_failure(call_context(request, route, None), body if isinstance(body, dict) else None, exc, api)
-        return error_response(exc, anthropic=anthropic)
-    headers = {h: request.headers[h] for h in forward if h in request.headers}
-    try:
-        virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
+@dataclass(frozen=True)
+class Api:
+    """One API route family: how to validate its body, which error shape it speaks, what goes upstream."""
+
+    api: ApiName
+    validate: Callable[[Any], dict[str, Any]]
+    anthropic: bool = False
+    forward: tuple[str, ...] = ()  # client headers the upstream must see (anthropic-beta)
+
+
+class Handlers:
+    """The API routes' handlers, bound to the gateway, limits and body limit they serve with."""
+
+    def __init__(self, gateway: Gateway, limits: Limits, max_body_bytes: int) -> None:
+        self.gateway = gateway
+        self.limits = limits
+        self.max_body_bytes = max_body_bytes
+
+    def for_api(self, spec: Api) -> Callable[[Incoming], Awaitable[ASGIApp]]:
+        async def handle(incoming: Incoming) -> ASGIApp:
+            return await self.serve(incoming, spec)
+
+        return handle
+
+    async def serve(self, incoming: Incoming, spec: Api) -> ASGIApp:
+        """Parse, one call into the gateway, serialize: the same for every API family."""
+        gateway = self.gateway
+        api = spec.api
+        route = ROUTE_NAMES[api]
+        body: Any = None
+        try:
+            body = parse_body(await read_body(incoming, self.max_body_bytes))
+            ctx = call_context(incoming, route, body)
+            body = spec.validate(body)
+        except GatewayError as exc:
+            failed = call_context(incoming, route, None)
+            gateway.record_failure(failed, body if isinstance(body, dict) else None, exc, api)
+            return error_response(exc, anthropic=spec.anthropic)
+        headers = {h: incoming.headers[h] for h in spec.forward if h in incoming.headers}
+        virtual = incoming.virtual_key
         if virtual is not None:
-            ctx.key_id = virtual.id
-            ctx.user_id = request.headers.get("x-user-id") or virtual.owner  # the owner beats body hints
-            if not virtual.allows(body["model"]):
-                raise GatewayError(
-                    f"This key may not use model '{body['model']}'",
-                    status=403,
-                    type="permission_error",
-                    code="model_not_allowed",
-                    param="model",
-                )
-            await admit(request.app.state.limits, virtual)
-    except GatewayError as exc:
-        gateway.record_failure(ctx, body, exc, api)
-        return error_response(exc, anthropic=anthropic)
-    try:
-        result = await gateway.call(ctx, api, body, headers)
-    except GatewayError as exc:
-        return error_response(exc, anthropic=anthropic)
-    if result.stream is not None:
-        return StreamResponse(result.status, result.stream, result.headers)
-    return RawResponse(result.status, result.body, result.headers, after=result.finish)
-
-
-async def chat_completions(request: Request) -> Response:
-    return await serve(request, "chat", validate_chat)
-
-
-async def responses(request: Request) -> Response:
-    return await serve(request, "responses", validate_input)
-
-
-async def embeddings(request: Request) -> Response:
-    return await serve(request, "embeddings", validate_input)
+            try:
+                ctx.key_id = virtual.id
+                ctx.user_id = incoming.headers.get("x-user-id") or virtual.owner  # the owner beats body hints
+                if not virtual.allows(body["model"]):
+                    raise GatewayError(
+                        f"This key may not use model '{body['model']}'",
+                        status=403,
+                        type="permission_error",
+                        code="model_not_allowed",
+                        param="model",
+                    )
+                await admit(self.limits, virtual)
+            except GatewayError as exc:
+                gateway.record_failure(ctx, body, exc, api)
+                return error_response(exc, anthropic=spec.anthropic)
+        try:
+            result = await gateway.call(ctx, api, body, headers)
+        except GatewayError as exc:
+            return error_response(exc, anthropic=spec.anthropic)
+        if result.stream is not None:
+            return StreamResponse(result.status, result.stream, result.headers)
+        return RawResponse(result.status, result.body, result.headers, after=result.finish)
 
 
 async def list_models(request: Request) -> RawResponse:
@@ -195,13 +236,19 @@ async def list_models(request: Request) -> RawResponse:
     return json_response({"object": "list", "data": models})
 
 
+CHAT = Api("chat", validate_chat)
+RESPONSES = Api("responses", validate_input)
+EMBEDDINGS = Api("embeddings", validate_input)
+APIS = {
+    "/v1/chat/completions": CHAT,
+    "/chat/completions": CHAT,
+    "/v1/responses": RESPONSES,
+    "/responses": RESPONSES,
+    "/v1/embeddings": EMBEDDINGS,
+    "/embeddings": EMBEDDINGS,
+}
+
 routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/responses", responses, methods=["POST"]),
-    Route("/responses", responses, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/embeddings", embeddings, methods=["POST"]),
     Route("/v1/models", list_models, methods=["GET"]),
     Route("/models", list_models, methods=["GET"]),
 ]

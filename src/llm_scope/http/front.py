@@ -1,0 +1,209 @@
+"""The one ASGI layer every request passes through, and the direct path for the API routes.
+
+It mints the trace id, stamps `X-Trace-ID` / `X-Duration-Ms` on every response, checks keys, applies
+overload protection and counts in-flight calls, then hands API calls (chat completions, messages,
+responses, embeddings) straight to their handler; everything else (dashboard, read API, admin, health)
+goes to the Starlette app. One flat layer instead of four middlewares plus Starlette's routing and
+exception layers: each of those wraps every `send` and every coroutine resume, and on a call whose whole
+budget is a few hundred microseconds of CPU they cost tens of them (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..access.keys import VirtualKey
+from ..errors import GatewayError
+from .auth import KEY_SCOPE, Auth
+from .responses import error_response
+
+log = logging.getLogger("llm_scope.http")
+
+# The API routes, matched exactly: only they get an in-flight series (labelled like the other metrics'
+# `route`, since a label per arbitrary path would be unbounded) and only they pass admission control.
+TRACKED_ROUTES = {
+    "/v1/chat/completions": "chat_completion",
+    "/chat/completions": "chat_completion",
+    "/v1/messages": "messages",
+    "/v1/messages/count_tokens": "count_tokens",
+    "/v1/responses": "responses",
+    "/responses": "responses",
+    "/v1/embeddings": "embeddings",
+    "/embeddings": "embeddings",
+}
+
+
+class Incoming:
+    """What an API handler needs of a request: no Starlette Request, no header re-parsing per lookup."""
+
+    __slots__ = ("headers", "receive", "scope", "start_time", "trace_id", "virtual_key")
+
+    def __init__(
+        self, scope: Scope, receive: Receive, trace_id: str, start_time: float, virtual_key: VirtualKey | None
+    ) -> None:
+        self.scope = scope
+        self.receive = receive
+        # Header names arrive lower-cased (ASGI); the first of a repeated header wins, as in Starlette.
+        self.headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+        self.trace_id = trace_id
+        self.start_time = start_time
+        self.virtual_key = virtual_key
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+Handler = Callable[[Incoming], Awaitable[ASGIApp]]
+
+
+class Admission:
+    """Overload protection: at most `limit` API calls at once, `queue` more waiting; beyond that, 503.
+
+    Memory stays bounded however hard clients push, and a client told to back off (Retry-After) can go
+    to another replica instead of waiting on this one. A finishing call hands its slot straight to the
+    oldest waiter, so the uncontended path is two integer updates.
+    """
+
+    def __init__(self, limit: int, queue: int, rejected: Any = None) -> None:
+        self.limit = limit
+        self.queue = queue
+        self.rejected = rejected  # counter with a `route` label
+        self.active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for w in self._waiters if not w.done())
+
+    async def enter(self, route: str) -> GatewayError | None:
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return None
+        if len(self._waiters) >= self.queue:
+            if self.rejected is not None:
+                self.rejected.labels(route).inc()
+            return GatewayError(
+                f"The gateway is at capacity ({self.limit} calls in progress, {self.queue} queued); retry shortly",
+                status=503,
+                type="overloaded_error",
+                code="overloaded",
+                retry_after=1,
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.leave()  # the slot was handed over just as this waiter was cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+        return None
+
+    def leave(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes to the waiter; `active` stays
+                return
+        self.active -= 1
+
+
+class Front:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth: Auth,
+        handlers: Mapping[str, Handler],
+        in_flight: Any,
+        admission: Admission | None = None,
+    ) -> None:
+        self.app = app
+        self.auth = auth
+        self.handlers = dict(handlers)
+        self.admission = admission
+        self._in_flight = {route: in_flight.labels(route) for route in set(TRACKED_ROUTES.values())}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = os.urandom(16).hex()
+        start = time.perf_counter()
+        start_time = time.time()
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                took = f"{(time.perf_counter() - start) * 1000:.2f}".encode()
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-trace-id", trace_id.encode()),
+                    (b"x-duration-ms", took),
+                ]
+            await send(message)
+
+        path: str = scope["path"]
+        verdict = self.auth.decide(scope)
+        if isinstance(verdict, GatewayError):
+            await error_response(verdict, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+            return
+        route = TRACKED_ROUTES.get(path)
+        if route is None:
+            if verdict is not None:
+                scope[KEY_SCOPE] = verdict
+            await self.app(scope, receive, send_with_headers)
+            return
+        admission = self.admission
+        if admission is not None and (refused := await admission.enter(route)) is not None:
+            await error_response(refused, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+            return
+        gauge = self._in_flight[route]
+        gauge.inc()
+        try:
+            handler = self.handlers.get(path)
+            if handler is None:
+                if verdict is not None:
+                    scope[KEY_SCOPE] = verdict
+                await self.app(scope, receive, send_with_headers)
+            elif scope["method"] != "POST":
+                await _method_not_allowed(scope)(scope, receive, send_with_headers)
+            else:
+                response = await handler(Incoming(scope, receive, trace_id, start_time, verdict))
+                await response(scope, receive, send_with_headers)
+        except ClientGone:
+            pass  # left while sending the request: nobody to answer
+        except Exception as exc:
+            # What Starlette's ServerErrorMiddleware did for these routes, in the API's own error shape.
+            log.exception("unhandled error serving %s %s (trace %s)", scope["method"], path, trace_id)
+            if started:
+                raise
+            error = GatewayError(f"Internal error ({type(exc).__name__}); trace {trace_id}", status=500)
+            await error_response(error, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+        finally:
+            gauge.dec()
+            if admission is not None:
+                admission.leave()
+
+
+def _method_not_allowed(scope: Scope) -> ASGIApp:
+    error = GatewayError(
+        f"Method {scope['method']} is not allowed on {scope['path']}",
+        status=405,
+        type="invalid_request_error",
+        code="method_not_allowed",
+    )
+    return error_response(error, anthropic=scope["path"].startswith("/v1/messages"))
