@@ -1,15 +1,10 @@
-"""Langfuse sink: the only module that speaks OTLP/protobuf and Langfuse's HTTP API.
+"""Langfuse sink: the only module that speaks Langfuse's HTTP API.
 
 Langfuse Cloud no longer takes the legacy batch ingestion API, so calls go in as OTLP/HTTP. We encode the
-protobuf ourselves instead of running the OpenTelemetry SDK: a CallRecord is a finished fact pulled from a
-durable outbox, not a live operation to instrument, and the SDK's own exporter drops data on 500s and full
-queues. Attribute names and encodings mirror what the official Langfuse Python SDK (5.x) sends, because
-that is the shape Langfuse's `OtelIngestionProcessor` maps best (see /work/shared/langfuse/).
-
-Each record becomes two spans, like the SDK's "proxy-request" / "llm-call" pair: a root span named after the
-route and a child generation that carries model, usage, cost and content. Span ids derive from the trace id,
-so a retried export rewrites the same observations instead of duplicating them; that is what lets the
-outbox retry whole batches after partial failures.
+protobuf ourselves (otlp.py) instead of running the OpenTelemetry SDK: a CallRecord is a finished fact pulled
+from a durable outbox, not a live operation to instrument, and the SDK's own exporter drops data on 500s and
+full queues. Span ids are stable per record, so a retried export rewrites the same observations instead of
+duplicating them; that is what lets the outbox retry whole batches after partial failures.
 """
 
 from __future__ import annotations
@@ -17,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
-import hashlib
 import json
 import logging
 import re
@@ -29,28 +23,26 @@ from enum import Enum
 from typing import Any, Final
 
 import aiohttp
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from llm_scope.types import CallRecord
+
+from .otlp import SDK_NAME, RecordEncoder
 
 _log = logging.getLogger(__name__)
 
 OTLP_TRACES_PATH: Final = "/api/public/otel/v1/traces"
 SCORES_PATH: Final = "/api/public/scores"
-SDK_NAME: Final = "llm-scope"
 # Langfuse rejects values above 4, and routes lower ones through its older dual-write path.
 INGESTION_VERSION: Final = "4"
-# Generations are named after the provider (the model has its own field); this when none was chosen.
-FALLBACK_GENERATION_NAME: Final = "llm-call"
 # Uncompressed bytes per POST: Langfuse refuses bodies of a few MB, and a 413 would never go away.
 MAX_REQUEST_BYTES: Final = 3_000_000
 # Langfuse drops events whose environment does not match this, so we refuse it at start-up instead.
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
-# SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK with is_remote unset: "parent is local", as the SDK sends.
-_FLAGS_PARENT_LOCAL: Final = 0x100
-
-AttrValue = str | bool | int | float | list[str]
+# Level 1, not 6: CPU is the scarce resource here, not Langfuse's bandwidth. Measured on 500 records per
+# body: identical chat calls 73 vs 71 bytes/record for 2.3 vs 6.0 µs/record; varied prompts 600 vs 520 for
+# 14 vs 42 µs; 50 KB prompts 19.4 vs 17.5 KB for 0.46 vs 2.3 ms. Level 1 keeps nearly all the redundancy
+# between records (the same keys, models and system prompts) that makes batches compress at all.
+_GZIP_LEVEL: Final = 1
 
 
 def validate_environment(environment: str) -> str:
@@ -66,215 +58,8 @@ def build_export_request(
     records: Sequence[CallRecord], *, environment: str, release: str, service_name: str = SDK_NAME
 ) -> bytes:
     """Serialize `records` as one OTLP request; the same records always give the same bytes."""
-    request, spans = _new_request(release=release, service_name=service_name)
-    for record in records:
-        _add_record_spans(spans, record, environment, release)
-    data: bytes = request.SerializeToString()
-    return data
-
-
-def _new_request(*, release: str, service_name: str) -> tuple[ExportTraceServiceRequest, Any]:
-    """An empty request and its span list. Spans are built in place: constructing Span objects and
-    copying them in costs 2.5x as much CPU (measured), and export runs for every call."""
-    resource: dict[str, AttrValue] = {
-        "service.name": service_name,
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": SDK_NAME,
-    }
-    if release:
-        resource["service.version"] = release  # Langfuse also uses it as the observation `version`
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    _fill(resource_spans.resource.attributes, resource)
-    scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.name = SDK_NAME
-    scope_spans.scope.version = release
-    return request, scope_spans.spans
-
-
-def _add_record_spans(spans: Any, record: CallRecord, environment: str, release: str) -> None:
-    """Append the record's root span and generation to `spans` (a repeated Span field)."""
-    trace_id = _trace_id(record.trace_id)
-    root_id = _span_id(trace_id, "root")
-    start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
-    # Langfuse v4 reads user, session, tags and trace name off each span it stores, so all spans carry them.
-    shared = _trace_attributes(record, environment, release)
-    root_attrs: dict[str, AttrValue] = {
-        "langfuse.internal.is_app_root": True,
-        "langfuse.observation.type": "span",
-        **shared,
-    }
-    for key, value in record.metadata.items():
-        if (encoded := _metadata_value(value)) is not None:
-            root_attrs[f"langfuse.trace.metadata.{key}"] = encoded
-
-    # The generation covers the upstream call only, so the root's extra length is the gateway's overhead.
-    generation_start = start
-    if record.upstream_latency is not None:
-        latest = record.completion_start_time if record.completion_start_time is not None else end
-        generation_start = min(max(start, end - record.upstream_latency), max(start, latest))
-
-    for span_id, parent, name, begin, attrs in (
-        (root_id, b"", record.route, start, root_attrs),
-        (
-            _span_id(trace_id, "generation"),
-            root_id,
-            record.provider or FALLBACK_GENERATION_NAME,
-            generation_start,
-            {**shared, **_generation_attributes(record)},
-        ),
-    ):
-        span = spans.add()
-        span.trace_id = trace_id
-        span.span_id = span_id
-        if parent:
-            span.parent_span_id = parent
-        span.name = _utf8(name)
-        span.kind = Span.SpanKind.SPAN_KIND_INTERNAL
-        span.start_time_unix_nano = _nanos(begin)
-        span.end_time_unix_nano = _nanos(end)
-        span.flags = _FLAGS_PARENT_LOCAL
-        if record.is_error:
-            span.status.code = Status.StatusCode.STATUS_CODE_ERROR
-            span.status.message = _status_message(record)
-        else:
-            span.status.SetInParent()
-        _fill(span.attributes, attrs)
-
-
-def _trace_attributes(record: CallRecord, environment: str, release: str) -> dict[str, AttrValue]:
-    attrs: dict[str, AttrValue] = {}
-    if record.user_id:
-        attrs["user.id"] = record.user_id
-    if record.session_id:
-        attrs["session.id"] = record.session_id
-    tags = list(dict.fromkeys(t for t in (record.provider, record.resolved_model, record.route) if t))
-    if tags:
-        attrs["langfuse.trace.tags"] = tags
-    attrs["langfuse.trace.name"] = record.route
-    attrs["langfuse.environment"] = environment
-    if release:
-        attrs["langfuse.release"] = release
-    return attrs
-
-
-def _generation_attributes(record: CallRecord) -> dict[str, AttrValue]:
-    attrs: dict[str, AttrValue] = {"langfuse.observation.type": "generation"}
-    if model := record.resolved_model or record.requested_model:
-        attrs["langfuse.observation.model.name"] = model
-    if record.model_parameters:
-        attrs["langfuse.observation.model.parameters"] = _json(record.model_parameters)
-    if record.input is not None:
-        attrs["langfuse.observation.input"] = _json(record.input)
-    if record.output is not None:
-        attrs["langfuse.observation.output"] = _json(record.output)
-    # Usage we send overrides Langfuse's own tokenizer-based inference. All zeros on a success means "not
-    # reported", so let Langfuse infer; on a failure the zeros are true and stop it billing the prompt.
-    usage = record.usage.details()
-    if any(usage.values()) or record.is_error:
-        attrs["langfuse.observation.usage_details"] = _json(usage)
-    if record.cost is not None:
-        attrs["langfuse.observation.cost_details"] = _json(record.cost.details())
-    if record.completion_start_time is not None:
-        attrs["langfuse.observation.completion_start_time"] = json.dumps(_iso(record.completion_start_time))
-    if record.is_error:
-        attrs["langfuse.observation.level"] = "ERROR"
-        attrs["langfuse.observation.status_message"] = _status_message(record)
-
-    metadata: dict[str, Any] = {
-        **record.metadata,  # caller metadata first: the gateway's own facts below win on a name clash
-        "requested_model": record.requested_model,
-        "provider": record.provider,
-        "status_code": record.status_code,
-        "stream": record.stream,
-        "client": record.client,
-        "finish_reason": record.finish_reason,
-        "error_type": record.error_type,
-        "upstream_latency": record.upstream_latency,
-    }
-    for key, value in metadata.items():
-        if (encoded := _metadata_value(value)) is not None and encoded != "":
-            attrs[f"langfuse.observation.metadata.{key}"] = encoded
-    return attrs
-
-
-def _status_message(record: CallRecord) -> str:
-    return record.error_message or record.error_type or f"HTTP {record.status_code}"
-
-
-def _trace_id(raw: str) -> bytes:
-    """The record's id if valid for OTLP, else a stable stand-in: one bad id must not wedge a batch."""
-    try:
-        trace_id = bytes.fromhex(raw)
-    except ValueError:
-        trace_id = b""
-    if len(trace_id) == 16 and any(trace_id):
-        return trace_id
-    return _nonzero(hashlib.sha256(f"llm-scope-trace:{raw}".encode()).digest()[:16])
-
-
-def _span_id(trace_id: bytes, role: str) -> bytes:
-    return _nonzero(hashlib.sha256(f"{trace_id.hex()}:{role}".encode()).digest()[:8])
-
-
-def _nonzero(ident: bytes) -> bytes:
-    # OTLP treats an all-zero id as invalid; sha256 makes this practically unreachable, but cheap to hold.
-    return ident if any(ident) else ident[:-1] + b"\x01"
-
-
-def _nanos(ts: float) -> int:
-    return max(0, round(ts * 1_000_000_000))
-
-
-def _iso(ts: float) -> str:
-    # Always microseconds and "Z", as the SDK writes it; Langfuse parses exactly this.
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _json(value: Any) -> str:
-    # Strings go through unquoted, as the SDK does, so a plain-text prompt doesn't show up as "\"...\"".
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _metadata_value(value: Any) -> AttrValue | None:
-    # Scalars stay typed (Langfuse keeps numbers as numbers in metadata); anything else goes as JSON.
-    if value is None or isinstance(value, str | bool | float):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else str(value)  # protobuf raises outside int64
-    return json.dumps(value, ensure_ascii=False, default=str)
-
-
-def _fill(attributes: Any, attrs: Mapping[str, AttrValue]) -> None:
-    """Append `attrs` to a repeated KeyValue field, in place."""
-    for key, value in attrs.items():
-        kv = attributes.add()
-        kv.key = _utf8(key)
-        target = kv.value
-        if isinstance(value, str):
-            target.string_value = _utf8(value)
-        elif isinstance(value, bool):  # before int: bool is an int
-            target.bool_value = value
-        elif isinstance(value, int):
-            target.int_value = value
-        elif isinstance(value, float):
-            target.double_value = value
-        else:
-            for item in value:
-                target.array_value.values.add().string_value = _utf8(item)
-
-
-def _utf8(text: str) -> str:
-    # Lone surrogates (a client's JSON may hold "\ud800") are not UTF-8, and protobuf raises on them.
-    if text.isascii():
-        return text
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode()
-    return text
+    encoder = RecordEncoder(environment=environment, release=release, service_name=service_name)
+    return encoder.request([encoder.record(record) for record in records])
 
 
 def basic_auth(public_key: str, secret_key: str) -> str:
@@ -360,6 +145,7 @@ class LangfuseExporter:
         self._release = release
         self._timeout = timeout
         self._max_request_bytes = max_request_bytes
+        self._encoder = RecordEncoder(environment=self._environment, release=release)
         self._otlp_headers = otlp_headers(public_key, secret_key, release)
         self._score_headers = {
             "Authorization": basic_auth(public_key, secret_key),
@@ -397,31 +183,25 @@ class LangfuseExporter:
     def _encode(self, records: Sequence[CallRecord]) -> list[bytes]:
         """Gzipped requests of at most `max_request_bytes` each; a record's two spans stay together."""
         bodies: list[bytes] = []
-        request, spans = _new_request(release=self._release, service_name=SDK_NAME)
+        chunk: list[bytes] = []
         size = 0
         for record in records:
-            before = len(spans)
             try:
-                _add_record_spans(spans, record, self._environment, self._release)
+                encoded = self._encoder.record(record)
             except Exception:  # it would fail the same way on every retry: don't let it hold up the rest
-                del spans[before:]
                 _log.exception("langfuse: dropping unencodable record, trace %s", record.trace_id)
                 continue
-            added = sum(span.ByteSize() for span in spans[before:])
-            if before and size + added > self._max_request_bytes:
-                del spans[before:]
-                bodies.append(self._compress(request))
-                request, spans = _new_request(release=self._release, service_name=SDK_NAME)
-                _add_record_spans(spans, record, self._environment, self._release)
-                size = 0
-            size += added
-        if len(spans):
-            bodies.append(self._compress(request))
+            if chunk and size + len(encoded) > self._max_request_bytes:
+                bodies.append(self._compress(chunk))
+                chunk, size = [], 0
+            chunk.append(encoded)
+            size += len(encoded)
+        if chunk:
+            bodies.append(self._compress(chunk))
         return bodies
 
-    @staticmethod
-    def _compress(request: ExportTraceServiceRequest) -> bytes:
-        return gzip.compress(request.SerializeToString(), compresslevel=6, mtime=0)
+    def _compress(self, records: Sequence[bytes]) -> bytes:
+        return gzip.compress(self._encoder.request(records), compresslevel=_GZIP_LEVEL, mtime=0)
 
     def _client(self) -> aiohttp.ClientSession:
         # Created on first use because a ClientSession binds to the running loop, which __init__ may lack.

@@ -1,0 +1,410 @@
+"""CallRecord → OTLP/protobuf bytes, written straight in the protobuf wire format.
+
+Building opentelemetry-proto messages attribute by attribute and serializing them cost 55-60 µs of CPU per
+record, against a budget of 0.3 ms for everything a call costs. We only ever send one small, fixed slice of
+the OTLP schema, so we write its bytes ourselves: constant attributes are encoded once per encoder, the
+attributes both spans share once per record, and the values that repeat from call to call (route, model,
+provider, client, status) come from small caches. tests/tracing/test_otlp.py decodes the output with the real
+opentelemetry-proto classes and holds it equal to the message-building encoder this replaced.
+
+Each record becomes two spans, like the Langfuse SDK's "proxy-request" / "llm-call" pair: a root span named
+after the route and a child generation that carries model, usage, cost and content. Attribute names and
+encodings mirror what the official Langfuse Python SDK (5.x) sends, because that is the shape Langfuse's
+`OtelIngestionProcessor` maps best (see /work/shared/langfuse/). Span ids derive from the trace id, so a
+retried export rewrites the same observations instead of duplicating them.
+
+Message and field numbers, from opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto:
+ExportTraceServiceRequest{resource_spans 1} ResourceSpans{resource 1, scope_spans 2} Resource{attributes 1}
+ScopeSpans{scope 1, spans 2} InstrumentationScope{name 1, version 2} Span{trace_id 1, span_id 2,
+parent_span_id 4, name 5, kind 6, start_time_unix_nano 7 fixed64, end_time_unix_nano 8 fixed64,
+attributes 9, status 15, flags 16 fixed32} Status{message 2, code 3} KeyValue{key 1, value 2}
+AnyValue{string_value 1, bool_value 2, int_value 3, double_value 4, array_value 5} ArrayValue{values 1}.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from hashlib import sha256
+from operator import attrgetter
+from typing import Any, Final
+
+from llm_scope.types import CallRecord
+
+SDK_NAME: Final = "llm-scope"
+# Generations are named after the provider (the model has its own field); this when none was chosen.
+FALLBACK_GENERATION_NAME: Final = "llm-call"
+
+AttrValue = str | bool | int | float | Sequence[str]
+
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_pack_time: Final = struct.Struct("<BQ").pack  # tag, then fixed64
+_pack_times: Final = struct.Struct("<BQBQ").pack
+_pack_double: Final = struct.Struct("<d").pack
+_BYTE: Final = [bytes((i,)) for i in range(256)]
+
+# Span fields that never change: kind SPAN_KIND_INTERNAL (1); flags fixed32 0x100, that is
+# SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK with is_remote unset: "parent is local", as the SDK sends.
+_KIND_INTERNAL: Final = b"\x30\x01"
+_FLAGS_PARENT_LOCAL: Final = b"\x85\x01" + struct.pack("<I", 0x100)
+# An OK span still carries an empty Status, as the message-building encoder wrote it (status.SetInParent()).
+_STATUS_UNSET: Final = b"\x7a\x00"
+_STATUS_CODE_ERROR: Final = b"\x18\x02"
+
+
+def varint(n: int) -> bytes:
+    """Unsigned LEB128; callers map negative int64 values to their 64-bit two's complement first."""
+    if n < 0x80:
+        return _BYTE[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _text(value: str) -> bytes:
+    # Lone surrogates (a client's JSON may hold "\ud800") are not UTF-8; send them as visible escapes.
+    return value.encode("utf-8", "backslashreplace")
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+    return tag + varint(len(payload)) + payload
+
+
+@lru_cache(maxsize=4096)
+def _key_field(key: str) -> bytes:
+    """KeyValue.key, tag and length included; cached because most keys recur on every span."""
+    data = _text(key)
+    return _length_delimited(b"\x0a", data) if data else b""
+
+
+def _any_value(value: AttrValue) -> bytes:
+    """An AnyValue message body."""
+    if isinstance(value, str):
+        return _length_delimited(b"\x0a", _text(value))
+    if isinstance(value, float):
+        return b"\x21" + _pack_double(value)
+    if isinstance(value, bool):  # before int: bool is an int
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"attribute value {value} is outside int64")
+        return b"\x18" + varint(value & 0xFFFF_FFFF_FFFF_FFFF)
+    items = b"".join(_length_delimited(b"\x0a", _length_delimited(b"\x0a", _text(item))) for item in value)
+    return _length_delimited(b"\x2a", items) if items else b""  # an empty list leaves the value unset
+
+
+def attribute(key: str, value: AttrValue) -> bytes:
+    """One Span.attributes entry (field 9): tag, length and KeyValue."""
+    return _attribute(_key_field(key), value)
+
+
+def _attribute(key_field: bytes, value: AttrValue) -> bytes:
+    if type(value) is str:
+        return _string_attribute(key_field, _text(value))
+    return _entry(key_field, _any_value(value))
+
+
+def _entry(key_field: bytes, body: bytes) -> bytes:
+    """A Span.attributes entry around an encoded key and AnyValue."""
+    size = len(key_field) + len(body) + 2  # KeyValue size when every length fits in one byte
+    if size < 0x80 and body:
+        return b"\x4a%c%s\x12%c%s" % (size, key_field, len(body), body)
+    kv = key_field + _length_delimited(b"\x12", body) if body else key_field
+    return b"\x4a" + varint(len(kv)) + kv
+
+
+def _string_attribute(key_field: bytes, data: bytes) -> bytes:
+    n = len(data)
+    size = len(key_field) + n + 4  # KeyValue size when every length fits in one byte
+    if size < 0x80:
+        return b"\x4a%c%s\x12%c\x0a%c%s" % (size, key_field, n + 2, n, data)
+    value = b"\x0a" + varint(n)
+    value = b"\x12" + varint(len(value) + n) + value
+    return b"".join((b"\x4a", varint(len(key_field) + len(value) + n), key_field, value, data))
+
+
+# Span attributes of values that recur across calls (model, route, provider, ...); bounded, since some of
+# the values come from clients. typed: True and 1 encode differently.
+_recurring_attribute: Final = lru_cache(maxsize=2048, typed=True)(attribute)
+
+_KEY_MODEL_PARAMETERS: Final = _key_field("langfuse.observation.model.parameters")
+_KEY_INPUT: Final = _key_field("langfuse.observation.input")
+_KEY_OUTPUT: Final = _key_field("langfuse.observation.output")
+_KEY_USAGE: Final = _key_field("langfuse.observation.usage_details")
+_KEY_COST: Final = _key_field("langfuse.observation.cost_details")
+_KEY_COMPLETION_START: Final = _key_field("langfuse.observation.completion_start_time")
+_KEY_STATUS_MESSAGE: Final = _key_field("langfuse.observation.status_message")
+_KEY_UPSTREAM_LATENCY: Final = _key_field("langfuse.observation.metadata.upstream_latency")
+# The gateway's own facts in the generation's metadata, in order, but for upstream_latency (last, and uncached).
+_GATEWAY_FACTS: Final = (
+    "requested_model",
+    "provider",
+    "status_code",
+    "stream",
+    "client",
+    "finish_reason",
+    "error_type",
+)
+_gateway_facts_of: Final = attrgetter(*_GATEWAY_FACTS)
+_METADATA_FACTS: Final = frozenset((*_GATEWAY_FACTS, "upstream_latency"))
+
+
+class RecordEncoder:
+    """Encodes CallRecords for one Langfuse environment and release; keeps what is constant between calls."""
+
+    def __init__(self, *, environment: str, release: str, service_name: str = SDK_NAME) -> None:
+        resource: dict[str, AttrValue] = {
+            "service.name": service_name,
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.name": SDK_NAME,
+        }
+        if release:
+            resource["service.version"] = release  # Langfuse also uses it as the observation `version`
+        # Resource.attributes is field 1, not 9; the rest of an entry is the same.
+        attributes = b"".join(b"\x0a" + attribute(key, value)[1:] for key, value in resource.items())
+        scope = _length_delimited(b"\x0a", SDK_NAME.encode())
+        if release:
+            scope += _length_delimited(b"\x12", _text(release))
+        self._resource_field = _length_delimited(b"\x0a", attributes)
+        self._scope_field = _length_delimited(b"\x0a", scope)
+        self._root_head = attribute("langfuse.internal.is_app_root", True) + attribute(
+            "langfuse.observation.type", "span"
+        )
+        self._generation_head = attribute("langfuse.observation.type", "generation")
+        self._environment = attribute("langfuse.environment", environment)
+        if release:
+            self._environment += attribute("langfuse.release", release)
+        # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
+        self._route: Callable[[Any, Any, Any], tuple[bytes, bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
+            self._encode_route
+        )
+        self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
+
+    def request(self, records: Sequence[bytes]) -> bytes:
+        """One ExportTraceServiceRequest around records already encoded by `record`."""
+        spans_size = sum(map(len, records))
+        scope_spans = b"\x12" + varint(len(self._scope_field) + spans_size) + self._scope_field
+        head = self._resource_field + scope_spans  # the ResourceSpans up to its spans
+        return b"".join((b"\x0a", varint(len(head) + spans_size), head, *records))
+
+    def record(self, record: CallRecord) -> bytes:
+        """The record's root span and generation, each a ScopeSpans.spans entry; raises if unencodable."""
+        trace_id = _trace_id(record.trace_id)
+        hex_id = trace_id.hex().encode()
+        root_id = _span_id(hex_id + b":root")
+        start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
+
+        # The generation covers the upstream call only, so the root's extra length is the gateway's overhead.
+        generation_start = start
+        if record.upstream_latency is not None:
+            latest = record.completion_start_time if record.completion_start_time is not None else end
+            generation_start = min(max(start, end - record.upstream_latency), max(start, latest))
+
+        # Langfuse v4 reads user, session, tags and trace name off each span it stores, so all spans carry them.
+        root_name, generation_name, shared = self._route(record.provider, record.resolved_model, record.route)
+        if record.session_id:
+            shared = attribute("session.id", record.session_id) + shared
+        if record.user_id:  # few users make most calls
+            shared = _recurring_attribute("user.id", record.user_id) + shared
+
+        root_metadata, generation_metadata = _caller_metadata(record.metadata) if record.metadata else ((), [])
+
+        if is_error := record.is_error:
+            message = _text(_status_message(record))
+            status = _length_delimited(b"\x12", message) + _STATUS_CODE_ERROR if message else _STATUS_CODE_ERROR
+            tail = _length_delimited(b"\x7a", status) + _FLAGS_PARENT_LOCAL
+        else:
+            tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
+        ids = b"\x0a\x10" + trace_id + b"\x12\x08"
+        times = _times(start, end)
+        root = _span(ids, root_id, root_name, _KIND_INTERNAL, times, self._root_head, shared, *root_metadata, tail)
+        ids += _span_id(hex_id + b":generation") + b"\x22\x08" + root_id
+        times = _times(generation_start, end)
+        attrs = self._generation(record, is_error, generation_metadata)
+        return root + _span(ids, generation_name, _KIND_INTERNAL, times, shared, *attrs, tail)
+
+    def _encode_route(self, provider: str, model: str, route: str) -> tuple[bytes, bytes, bytes]:
+        """The two span names, and the trace attributes after user and session: they depend on nothing else."""
+        tail = b""
+        if tags := list(dict.fromkeys(t for t in (provider, model, route) if t)):
+            tail += attribute("langfuse.trace.tags", tags)
+        tail += attribute("langfuse.trace.name", route) + self._environment
+        return _name_field(route), _name_field(provider or FALLBACK_GENERATION_NAME), tail
+
+    def _generation(self, record: CallRecord, is_error: bool, caller_metadata: list[bytes] | None) -> list[bytes]:
+        """The generation's own attributes; `caller_metadata` is None when it shares names with gateway facts."""
+        attrs = [self._generation_head]
+        if model := record.resolved_model or record.requested_model:
+            attrs.append(_recurring_attribute("langfuse.observation.model.name", model))
+        if record.model_parameters:
+            attrs.append(_string_attribute(_KEY_MODEL_PARAMETERS, _text(_json(record.model_parameters))))
+        if record.input is not None:
+            attrs.append(_string_attribute(_KEY_INPUT, _text(_json(record.input))))
+        if record.output is not None:
+            attrs.append(_string_attribute(_KEY_OUTPUT, _text(_json(record.output))))
+        # Usage we send overrides Langfuse's own tokenizer-based inference. All zeros on a success means "not
+        # reported", so let Langfuse infer; on a failure the zeros are true and stop it billing the prompt.
+        usage = record.usage.details()
+        if is_error or any(usage.values()):
+            attrs.append(_string_attribute(_KEY_USAGE, _text(_dumps(usage))))
+        if record.cost is not None:
+            attrs.append(_string_attribute(_KEY_COST, _text(_dumps(record.cost.details()))))
+        if record.completion_start_time is not None:
+            iso = f'"{_iso(record.completion_start_time)}"'  # json.dumps of a string with nothing to escape
+            attrs.append(_string_attribute(_KEY_COMPLETION_START, iso.encode()))
+        if is_error:
+            attrs.append(_recurring_attribute("langfuse.observation.level", "ERROR"))
+            attrs.append(_string_attribute(_KEY_STATUS_MESSAGE, _text(_status_message(record))))
+
+        facts = _gateway_facts_of(record)
+        if caller_metadata is not None:
+            try:
+                facts_attributes = self._gateway_facts(*facts)  # mostly the same from call to call
+            except TypeError:  # something unhashable where a plain value belongs: take the long way
+                pass
+            else:
+                attrs += caller_metadata
+                attrs.append(facts_attributes)
+                latency = _metadata_value(record.upstream_latency)
+                if latency is not None and latency != "":
+                    attrs.append(_attribute(_KEY_UPSTREAM_LATENCY, latency))
+                return attrs
+        # The caller's metadata first: the gateway's own facts below win on a name clash.
+        metadata = {**record.metadata, **dict(zip(_GATEWAY_FACTS, facts, strict=True))}
+        metadata["upstream_latency"] = record.upstream_latency
+        attrs += _generation_metadata(metadata.items())
+        return attrs
+
+
+def _gateway_facts(*values: Any) -> bytes:
+    return b"".join(_generation_metadata(zip(_GATEWAY_FACTS, values, strict=True)))
+
+
+def _generation_metadata(items: Iterable[tuple[Any, Any]]) -> list[bytes]:
+    # Through a dict, as keys that differ (1, "1") can format the same: the last value wins, in first place.
+    attrs: dict[str, AttrValue] = {}
+    for key, value in items:
+        if (encoded := _metadata_value(value)) is not None and encoded != "":
+            attrs[f"langfuse.observation.metadata.{key}"] = encoded
+    return [attribute(key, value) for key, value in attrs.items()]
+
+
+def _caller_metadata(metadata: Mapping[Any, Any]) -> tuple[list[bytes], list[bytes] | None]:
+    """The caller's metadata for the root span and, unless it shares a name with a gateway fact, for the
+    generation; with plain string keys (the norm) one pass encodes both."""
+    if not (all(type(key) is str for key in metadata) and metadata.keys().isdisjoint(_METADATA_FACTS)):
+        attrs: dict[str, AttrValue] = {}
+        for key, value in metadata.items():  # through a dict, as in _generation_metadata
+            if (encoded := _metadata_value(value)) is not None:
+                attrs[f"langfuse.trace.metadata.{key}"] = encoded
+        return [attribute(key, value) for key, value in attrs.items()], None
+    root, generation = [], []
+    for key, value in metadata.items():
+        if (encoded := _metadata_value(value)) is not None:
+            root_key, generation_key = _metadata_keys(key)
+            body = _any_value(encoded)
+            root.append(_entry(root_key, body))
+            if encoded != "":
+                generation.append(_entry(generation_key, body))
+    return root, generation
+
+
+@lru_cache(maxsize=1024)
+def _metadata_keys(key: str) -> tuple[bytes, bytes]:
+    return _key_field(f"langfuse.trace.metadata.{key}"), _key_field(f"langfuse.observation.metadata.{key}")
+
+
+def _span(*parts: bytes) -> bytes:
+    """A ScopeSpans.spans entry."""
+    body = b"".join(parts)
+    return b"\x12" + varint(len(body)) + body
+
+
+def _name_field(name: str) -> bytes:
+    data = _text(name)
+    return b"\x2a" + varint(len(data)) + data if data else b""
+
+
+def _times(start: float, end: float) -> bytes:
+    """Span start and end as fixed64 nanoseconds; struct.error past 2**64, and the record is dropped."""
+    first, last = max(0, round(start * 1_000_000_000)), max(0, round(end * 1_000_000_000))
+    if first and last:
+        return _pack_times(0x39, first, 0x41, last)
+    # Zero is proto3's default, which is left out of the wire.
+    return (_pack_time(0x39, first) if first else b"") + (_pack_time(0x41, last) if last else b"")
+
+
+def _status_message(record: CallRecord) -> str:
+    return record.error_message or record.error_type or f"HTTP {record.status_code}"
+
+
+def _trace_id(raw: str) -> bytes:
+    """The record's id if valid for OTLP, else a stable stand-in: one bad id must not wedge a batch."""
+    try:
+        trace_id = bytes.fromhex(raw)
+    except ValueError:
+        trace_id = b""
+    if len(trace_id) == 16 and any(trace_id):
+        return trace_id
+    return _nonzero(sha256(f"llm-scope-trace:{raw}".encode()).digest()[:16])
+
+
+def _span_id(seed: bytes) -> bytes:
+    """From "<trace id hex>:<role>", so a retried export reuses the span ids of the first attempt."""
+    return _nonzero(sha256(seed).digest()[:8])
+
+
+def _nonzero(ident: bytes) -> bytes:
+    # OTLP treats an all-zero id as invalid; sha256 makes this practically unreachable, but cheap to hold.
+    return ident if any(ident) else ident[:-1] + b"\x01"
+
+
+def _iso(ts: float) -> str:
+    # Always microseconds and "Z", as the SDK writes it; Langfuse parses exactly this.
+    moment = datetime.fromtimestamp(ts, UTC)
+    if moment.year < 1000:  # isoformat pads the year to 4 digits, strftime does not
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.isoformat("T", "microseconds")[:-6] + "Z"  # positional: keywords cost a third more here
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    """json.dumps(value, ensure_ascii=False, default=str), at a quarter of the cost on our small values.
+
+    json.dumps builds a JSONEncoder, a closure and a C encoder on every call, most of its ~2.3 µs on a short
+    message list (measured; ~0.6 µs here). One C encoder serves every call instead; it skips the check for
+    circular references, so a cycle ends in RecursionError rather than ValueError: unencodable either way.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return json.JSONEncoder(ensure_ascii=False, default=str).encode
+    encode = make(None, str, json.encoder.encode_basestring, None, ": ", ", ", False, False, True)
+    join = "".join
+    return lambda value: join(encode(value, 0))
+
+
+_dumps: Final = _json_encoder()
+
+
+def _json(value: Any) -> str:
+    # Strings go through unquoted, as the SDK does, so a plain-text prompt doesn't show up as "\"...\"".
+    if isinstance(value, str):
+        return value
+    return _dumps(value)
+
+
+def _metadata_value(value: Any) -> AttrValue | None:
+    # Scalars stay typed (Langfuse keeps numbers as numbers in metadata); anything else goes as JSON.
+    if value is None or isinstance(value, str | bool | float):
+        return value
+    if isinstance(value, int):
+        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # past int64 protobuf has no type
+    return _dumps(value)
