@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ from typing import Any
 
 import httpx
 
+from llm_scope import logs
 from llm_scope.accounting.redact import REDACTED
-from llm_scope.logs import CALL_LOGGER, JsonFormatter
+from llm_scope.logs import CALL_LOGGER, JsonFormatter, TextFormatter, configure_logging, log_calls
+from llm_scope.types import CallRecord, Cost, Usage
 from tests.conftest import UPSTREAM_KEY, upstream_models
 from tests.fakes.upstream import FAKE_PROMPT_TOKENS, FakeUpstream, trigger_error
 from tests.gateway_server import GatewayServer, make_settings, model_config
@@ -160,3 +163,161 @@ def test_debug_mode_logs_bodies_with_keys_redacted(tmp_path: Path, upstream: Fak
         assert REDACTED in response_line and "Hello from fake upstream" in response_line
         assert [c["trace_id"] for c in captured.calls()].count(trace_id) == 1
     assert_no_secret(captured)
+
+
+# --- the per-call line itself, without a gateway ------------------------------------------------------
+
+
+def old_call_line(record: CallRecord) -> tuple[str, dict[str, Any]]:
+    """The message and fields as log_calls built them before it was made cheaper: the line must not change."""
+    fields = {
+        "trace_id": record.trace_id,
+        "route": record.route,
+        "model": record.requested_model,
+        "resolved_model": record.resolved_model,
+        "provider": record.provider,
+        "status": record.status_code,
+        "error_type": record.error_type,
+        "user_id": record.user_id,
+        "session_id": record.session_id,
+        "stream": record.stream,
+        "input_tokens": record.usage.input,
+        "output_tokens": record.usage.output,
+        "cost_usd": record.cost.total if record.cost else None,
+        "duration_ms": round(record.duration * 1000, 2),
+    }
+    return "call " + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != ""), fields
+
+
+def old_json_line(record: logging.LogRecord) -> str:
+    out: dict[str, Any] = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    call = getattr(record, "call", None)
+    if isinstance(call, dict):
+        out.update(call)
+    return json.dumps(out, default=str)
+
+
+LOGGED = [
+    CallRecord(trace_id="a" * 32, route="chat_completion", start_time=1_750_000_000.25, end_time=1_750_000_000.6),
+    CallRecord(
+        trace_id="b" * 32,
+        route="messages",
+        start_time=1_750_000_001.0,
+        end_time=1_750_000_003.123456,
+        user_id="ü-user",
+        session_id="s 1",
+        requested_model="claude",
+        resolved_model="claude-sonnet",
+        provider="anthropic",
+        stream=True,
+        usage=Usage(input=1200, output=3, total=1203),
+        cost=Cost(1e-3, 2e-6, 0.001002),
+    ),
+    CallRecord(
+        trace_id="c" * 32,
+        route="chat_completion",
+        start_time=5.0,
+        end_time=4.0,
+        status_code=502,
+        error_type="upstream_error",
+        cost=Cost(0.0, 0.0, 0.0),
+    ),
+]
+
+
+@contextmanager
+def call_lines(formatter: logging.Formatter, level: int = logging.INFO) -> Iterator[io.StringIO]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(formatter)
+    handler.setLevel(level)
+    logger = logging.getLogger(CALL_LOGGER)
+    previous = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield out
+    finally:
+        logger.removeHandler(handler)
+        logger.level, logger.propagate = previous
+
+
+def test_call_lines_are_unchanged_in_both_formats() -> None:
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep()
+    logging.getLogger(CALL_LOGGER).addHandler(keep)
+    try:
+        with call_lines(JsonFormatter()) as json_out, call_lines(logging.Formatter(TEXT_FORMAT)) as text_out:
+            log_calls(LOGGED)
+    finally:
+        logging.getLogger(CALL_LOGGER).removeHandler(keep)
+    assert len(records) == len(LOGGED)
+    for logged, call, json_line, text_line in zip(
+        records, LOGGED, json_out.getvalue().splitlines(), text_out.getvalue().splitlines(), strict=True
+    ):
+        message, fields = old_call_line(call)
+        assert (logged.getMessage(), logged.call, logged.msg) == (message, fields, "call %s")  # type: ignore[attr-defined]
+        assert (logged.levelno, logged.name, logged.funcName) == (logging.INFO, CALL_LOGGER, "log_calls")
+        assert logged.pathname == logs.__file__
+        assert json_line == old_json_line(logged)
+        assert text_line == logging.Formatter(TEXT_FORMAT).format(logged)
+
+
+def test_text_formatter_matches_the_standard_one_across_seconds() -> None:
+    fast, standard = TextFormatter(), logging.Formatter(TEXT_FORMAT)
+    dated = TextFormatter(datefmt="%H:%M:%S"), logging.Formatter(TEXT_FORMAT, datefmt="%H:%M:%S")
+    for created in (1_750_000_000.001, 1_750_000_000.999, 1_750_000_001.5, 1_750_000_001.5, 1_750_003_600.0, 12.25):
+        record = logging.LogRecord("x", logging.WARNING, __file__, 1, "m %s", ("a",), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert fast.format(record) == standard.format(record)
+        assert dated[0].format(record) == dated[1].format(record)
+        assert JsonFormatter().format(record) == old_json_line(record)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", "text")
+    try:
+        assert isinstance(root.handlers[0].formatter, TextFormatter)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
+def test_levels_filters_and_disabled_loggers_still_apply() -> None:
+    logger = logging.getLogger(CALL_LOGGER)
+    with call_lines(TextFormatter(), level=logging.WARNING) as out:
+        log_calls(LOGGED)
+    assert out.getvalue() == ""  # the handler's level
+
+    class OnlyErrors(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return getattr(record, "call", {}).get("error_type") is not None
+
+    only = OnlyErrors()
+    logger.addFilter(only)
+    try:
+        with call_lines(TextFormatter()) as out:
+            log_calls(LOGGED)
+    finally:
+        logger.removeFilter(only)
+    assert out.getvalue().count("\n") == 1 and "error_type=upstream_error" in out.getvalue()
+
+    with call_lines(TextFormatter()) as out:
+        logger.disabled = True
+        try:
+            log_calls(LOGGED)
+        finally:
+            logger.disabled = False
+        logger.setLevel(logging.WARNING)
+        log_calls(LOGGED)
+    assert out.getvalue() == ""

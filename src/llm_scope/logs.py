@@ -1,26 +1,71 @@
 """Logging set-up: text for people, `LOG_FORMAT=json` for log pipelines (one JSON object per line).
 
 Each finished call is logged once, from the trace writer, after redaction and pricing, so the line has
-tokens and cost and can never carry a secret the trace would not.
+tokens and cost and can never carry a secret the trace would not. That is one line per call, in the same
+process as the request path, so the per-line work is kept small: everything else in a line is fixed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .types import CallRecord
 
 CALL_LOGGER = "llm_scope.calls"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# json.dumps builds a new encoder whenever an option is passed; this one is built once (same output).
+_encode_json = json.JSONEncoder(default=str).encode
+
+
+class _SecondCache:
+    """A timestamp's strftime part, which only changes once a second but cost ~1 µs on every line.
+
+    The cached value is one tuple, replaced whole, so formatters shared between threads stay consistent.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[int, str | None, Callable[..., time.struct_time], str] = (-1, None, time.gmtime, "")
+
+    def format(self, created: float, fmt: str, converter: Callable[..., time.struct_time]) -> str:
+        second = int(created)
+        last = self._last
+        if last[0] == second and last[1] == fmt and last[2] is converter:
+            return last[3]
+        text = time.strftime(fmt, converter(created))
+        self._last = (second, fmt, converter, text)
+        return text
+
+
+class TextFormatter(logging.Formatter):
+    """LOG_FORMAT=text: logging.Formatter with TEXT_FORMAT, byte for byte, formatting each second once."""
+
+    def __init__(self, fmt: str = TEXT_FORMAT, datefmt: str | None = None) -> None:
+        super().__init__(fmt, datefmt)
+        self._seconds = _SecondCache()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        if datefmt:
+            return self._seconds.format(record.created, datefmt, self.converter)
+        text = self._seconds.format(record.created, self.default_time_format, self.converter)
+        return self.default_msec_format % (text, record.msecs) if self.default_msec_format else text
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seconds = _SecondCache()
+
     def format(self, record: logging.LogRecord) -> str:
+        second = self._seconds.format(record.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
         out: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "time": f"{second}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -30,15 +75,12 @@ class JsonFormatter(logging.Formatter):
             out.update(call)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str)
+        return _encode_json(out)
 
 
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -47,6 +89,7 @@ def configure_logging(level: str, fmt: str) -> None:
 
 
 def call_fields(record: CallRecord) -> dict[str, Any]:
+    cost = record.cost
     return {
         "trace_id": record.trace_id,
         "route": record.route,
@@ -60,16 +103,33 @@ def call_fields(record: CallRecord) -> dict[str, Any]:
         "stream": record.stream,
         "input_tokens": record.usage.input,
         "output_tokens": record.usage.output,
-        "cost_usd": record.cost.total if record.cost else None,
-        "duration_ms": round(record.duration * 1000, 2),
+        "cost_usd": cost.total if cost else None,
+        "duration_ms": round(max(0.0, record.end_time - record.start_time) * 1000, 2),
     }
 
 
+@functools.cache
+def _call_logger() -> logging.Logger:
+    """Looked up once (getLogger takes the module lock), on first use as before, after any setLoggerClass."""
+    return logging.getLogger(CALL_LOGGER)
+
+
 def log_calls(records: list[CallRecord]) -> None:
-    logger = logging.getLogger(CALL_LOGGER)
+    """One INFO line per call through the logger, so users' handlers, filters and levels apply to each.
+
+    The LogRecord is made and handled as Logger.info would, less its walk up the stack to find the caller,
+    which is known: this function (it was a tenth of a line's cost).
+    """
+    logger = _call_logger()
     if not logger.isEnabledFor(logging.INFO):
         return
+    here = sys._getframe()
+    path, line, function = here.f_code.co_filename, here.f_lineno, here.f_code.co_name
     for record in records:
         fields = call_fields(record)
-        text = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None and v != "")
-        logger.info("call %s", text, extra={"call": fields})
+        text = " ".join([f"{k}={v}" for k, v in fields.items() if v is not None and v != ""])
+        logger.handle(
+            logger.makeRecord(
+                CALL_LOGGER, logging.INFO, path, line, "call %s", (text,), None, function, {"call": fields}
+            )
+        )

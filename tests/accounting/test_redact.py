@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from llm_scope.accounting.redact import REDACTED, redact_headers, redact_text, redact_value
+from llm_scope import jsoncodec
+from llm_scope.accounting.redact import (
+    REDACTED,
+    SECRET_FIELDS,
+    may_hold_secrets,
+    redact_headers,
+    redact_text,
+    redact_value,
+)
 
 OPENAI_KEY = "sk-abcdefghijklmnopqrstuvwxyz0123456789ABCD"
 OPENAI_PROJECT_KEY = "sk-proj-Abc123_def456-GHI789jkl012MNO345pqr678"
@@ -152,3 +163,84 @@ def test_redact_value_nested() -> None:
 @pytest.mark.parametrize("value", [None, 0, 1.5, True, "plain", [], {}])
 def test_redact_value_scalars_and_empties(value: Any) -> None:
     assert redact_value(value) == value
+
+
+# --- may_hold_secrets: the screen that lets the trace writer skip the scrub ---------------------------
+
+SCREEN_SECRETS = ["tok_999999-secret", 'quo"te-secret', "back\\slash", "tab\tsecret"]
+FRAGMENTS = [
+    OPENAI_KEY,
+    ANTHROPIC_KEY,
+    AWS_KEY_ID,
+    LANGFUSE_SECRET,
+    "pk-lf-1234abcd-5678",
+    GOOGLE_KEY,
+    GROQ_KEY,
+    XAI_KEY,
+    "Bearer eyJhbGciOiJIUzI1NiJ9",
+    *SCREEN_SECRETS,
+    "sk-",
+    "AKIA",
+    "\n",
+    '"',
+    "\\",
+    "\x00",
+    "é",
+    "☕",
+    " ",
+]
+KEYS = [*sorted(SECRET_FIELDS), "API_KEY", "Set-Cookie", "Coo\u212aie", "role", "content", "my_password", ""]
+
+
+def json_texts(value: Any) -> list[str]:
+    """The JSON encoders the screen may be handed text from: orjson, and the standard library's fallback."""
+    return [jsoncodec.dumps_str(value), json.dumps(value, ensure_ascii=False, separators=(",", ":"))]
+
+
+texts = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=8)), max_size=4).map("".join)
+values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), texts),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.one_of(st.sampled_from(KEYS), texts), inner, max_size=3),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=values, secrets=st.lists(st.sampled_from(SCREEN_SECRETS), max_size=2))
+def test_screen_never_passes_a_value_the_scrub_would_change(value: Any, secrets: list[str]) -> None:
+    if redact_value(value, secrets) != value:
+        for text in json_texts(value):
+            assert may_hold_secrets(text, secrets), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts, secrets=st.lists(st.sampled_from(SCREEN_SECRETS), max_size=2))
+def test_screen_never_passes_a_string_the_scrub_would_change(text: str, secrets: list[str]) -> None:
+    if redact_text(text, secrets) != text:
+        assert may_hold_secrets(text, secrets)
+
+
+@pytest.mark.parametrize(
+    ("value", "secrets"),
+    [
+        pytest.param({"Coo\u212aie": "x"}, [], id="kelvin-sign-lowers-to-a-field-name"),
+        pytest.param({"X-API-KEY": "x"}, [], id="field-name-in-capitals"),
+        pytest.param(["say Bearer abcdefghijklmnop"], [], id="bearer"),
+        pytest.param(['a quo"te-secret here'], ['quo"te-secret'], id="secret-json-escapes"),
+        pytest.param(["x\ntab\tsecret"], ["tab\tsecret"], id="secret-with-control-character"),
+    ],
+)
+def test_screen_flags(value: Any, secrets: list[str]) -> None:
+    assert redact_value(value, secrets) != value
+    assert all(may_hold_secrets(text, secrets) for text in json_texts(value))
+
+
+def test_screen_passes_ordinary_chat() -> None:
+    chat = [{"role": "user", "content": "Say hello in one short sentence, in café ☕ style.\n"}]
+    assert not may_hold_secrets(jsoncodec.dumps_str(chat), ["sk-upstream-0123456789", "master-key-abc"])
+    assert may_hold_secrets(jsoncodec.dumps_str(chat), ["one short"])  # a configured secret in the text
+    # The screen looks for fragments, so a word like "task-list" costs a full scrub (which changes nothing).
+    assert may_hold_secrets('"my task-list app"') and redact_text("my task-list app") == "my task-list app"

@@ -33,10 +33,12 @@ def price_table() -> dict[str, Prices]:
 
 def lookup_prices(model: str, provider: str, table: dict[str, Prices]) -> Prices | None:
     """Find a model's prices the way LiteLLM keys them: `provider/model`, then the bare model name."""
-    for key in (f"{provider}/{model}", model, model.split("/")[-1]):
-        if key in table:
-            return table[key]
-    return None
+    prices = table.get(f"{provider}/{model}")
+    if prices is None:
+        prices = table.get(model)
+    if prices is None and "/" in model:
+        prices = table.get(model.rsplit("/", 1)[1])
+    return prices
 
 
 def compute_cost(usage: Usage, prices: Prices | None) -> Cost | None:

@@ -8,17 +8,20 @@ them on its own thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
-from .records import record_from_json, record_to_json, summary_row
+from .records import SUMMARY_COLUMNS as _SUMMARY
+from .records import record_from_dict, record_to_json, summary_values
 
 MIGRATIONS: list[str] = [
     """
@@ -60,18 +63,52 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
-SUMMARY_COLUMNS = list(summary_row(CallRecord(trace_id="0" * 32, route="", start_time=0.0)))
-_ROW_COLUMNS = [*SUMMARY_COLUMNS, "record"]
-_INSERT_TRACES = (
-    f"INSERT OR REPLACE INTO traces ({','.join(_ROW_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_ROW_COLUMNS)))
-    + " FROM json_each(?)"
-)
+SUMMARY_COLUMNS = list(_SUMMARY)
+_COLUMNS = len(SUMMARY_COLUMNS) + 1  # and the record's JSON
+_INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({','.join(SUMMARY_COLUMNS)},record) VALUES "
+_ROW = "(" + ",".join("?" * _COLUMNS) + ")"
+# Rows are bound into multi-row INSERTs of these sizes (largest first, as SQLite's limit on parameters
+# allows), so a batch of any size takes a few statements SQLite has compiled before (compiling one costs
+# ~15 µs a row); each statement is one sqlite3_step, one GIL hand-off.
+_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 # Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
 _INSERT_OUTBOX = (
-    "INSERT INTO outbox (kind, trace_id, payload, created) SELECT 'trace', json_extract(value, '$[0]'), NULL, ? "
-    "FROM json_each(?)"
+    "INSERT INTO outbox (kind, trace_id, payload, created) SELECT 'trace', value, NULL, ? FROM json_each(?)"
 )
+# The oldest undelivered rows as one JSON array of [id, kind, record or payload or null], built by string
+# concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a record
+# may hold): one row, one sqlite3_step, and one parse in Python for the whole batch.
+_PENDING = (
+    "SELECT '[' || group_concat(item) || ']' FROM ("
+    "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || COALESCE(o.payload, t.record, 'null') || ']' AS item"
+    " FROM outbox o LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
+)
+_INT64 = range(-(2**63), 2**63)
+
+
+@functools.cache  # the same text object each time: the statement cache finds it without rehashing ~30 KB
+def _insert_sql(rows: int) -> str:
+    return _INSERT_TRACES + ",".join([_ROW] * rows)
+
+
+def _bindable(value: Any) -> Any:
+    """What the JSON the store used to go through made of a value SQLite cannot bind (rare: see write)."""
+    if value is None or isinstance(value, str | float):
+        return value
+    if isinstance(value, int):
+        return value if value in _INT64 else float(value)
+    return str(value)
+
+
+_first = itemgetter(0)
+
+
+def _built(kind: str, item: Any) -> Any:
+    return record_from_dict(item) if kind == "trace" and item is not None else item
+
+
+def _decoded(kind: str, payload: str | None) -> Any:
+    return None if payload is None else _built(kind, json.loads(payload))
 
 
 class Store:
@@ -84,6 +121,8 @@ class Store:
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _COLUMNS  # 999 before SQLite 3.32
+        self._chunks = tuple(size for size in _CHUNKS if size <= most)
         self._migrate()
 
     def _migrate(self) -> None:
@@ -110,31 +149,44 @@ class Store:
     def write(self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int) -> int:
         """Store records and, when exporting, queue them; returns how many outbox rows were dropped.
 
-        One statement per table for the whole batch (rows travel as one JSON array through json_each):
-        executemany would release and re-take the GIL at every row, and against a busy event loop each
-        re-take can wait a whole switch interval, which starved the writer under load.
+        A few statements per batch, rows bound as parameters of multi-row INSERTs: executemany would
+        release and re-take the GIL at every row, and against a busy event loop each re-take can wait a
+        whole switch interval, which starved the writer under load. Binding also spares encoding the batch
+        as JSON and SQLite reparsing it column by column.
         """
         if not records:
             return 0
-        rows = []
+        params: list[Any] = []
         for record in records:
-            row = summary_row(record)
-            row["record"] = record_to_json(record)
-            rows.append([row[c] for c in _ROW_COLUMNS])
-        batch = jsoncodec.dumps_str(rows)
+            params.extend(summary_values(record))
+            params.append(record_to_json(record))
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(_INSERT_TRACES, (batch,))
+                start = 0
+                for size in self._chunks:
+                    while len(records) - start >= size:
+                        self._insert(size, params[start * _COLUMNS : (start + size) * _COLUMNS])
+                        start += size
                 dropped = 0
                 if outbox:
-                    self.db.execute(_INSERT_OUTBOX, (time.time(), batch))
+                    ids = jsoncodec.dumps_str([record.trace_id for record in records])
+                    self.db.execute(_INSERT_OUTBOX, (time.time(), ids))
                     dropped = self._bound_outbox(max_outbox)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
         return dropped
+
+    def _insert(self, rows: int, params: list[Any]) -> None:
+        sql = _insert_sql(rows)
+        try:
+            self.db.execute(sql, params)
+        except (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            # A token count beyond 64 bits, or a value of an odd type: binding fails before anything runs.
+            # Store them as the JSON path did (a REAL, the text of the value) rather than fail the batch.
+            self.db.execute(sql, [_bindable(value) for value in params])
 
     def _bound_outbox(self, max_rows: int) -> int:
         """Ids only grow and deliveries remove the oldest, so the id span bounds the count in O(log n)."""
@@ -181,24 +233,43 @@ class Store:
         """The oldest undelivered rows, decoded here on the store's thread: (id, kind, CallRecord | score).
 
         A trace row points at its stored record; one whose record was pruned meanwhile comes back as None.
+        The whole batch is one row, so fetching it takes one GIL hand-off however many rows it holds.
         """
+        try:
+            with self._lock:
+                text = self.db.execute(_PENDING, (limit,)).fetchone()[0]
+        except sqlite3.DataError:  # over SQLite's 1 GB string limit (records of huge prompts): row by row
+            return self._pending_rows(limit)
+        if text is None:
+            return []
+        # The standard library, not jsoncodec: it is exact for integers beyond 64 bits and NaN by itself, and
+        # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
+        items = json.loads(text)
+        items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
+        return [(ident, kind, _built(kind, item)) for ident, kind, item in items]
+
+    def _pending_rows(self, limit: int) -> list[tuple[int, str, Any]]:
         with self._lock:
             rows = self.db.execute(
                 "SELECT o.id, o.kind, COALESCE(o.payload, t.record) FROM outbox o "
                 "LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?",
                 (limit,),
             ).fetchall()
-        out: list[tuple[int, str, Any]] = []
-        for ident, kind, payload in rows:
-            if payload is None:
-                out.append((ident, kind, None))
-            else:
-                out.append((ident, kind, record_from_json(payload) if kind == "trace" else jsoncodec.loads(payload)))
-        return out
+        return [(ident, kind, _decoded(kind, payload)) for ident, kind, payload in rows]
 
     def acknowledge(self, ids: Iterable[int]) -> None:
+        """Delivered ids are usually one unbroken run of the oldest rows: then a range delete does it."""
+        unique = set(ids)
+        if not unique:
+            return
+        low, high = min(unique), max(unique)
         with self._lock:
-            self.db.execute("DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
+            if high - low + 1 == len(unique):
+                self.db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high))
+            else:
+                self.db.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(unique)),)
+                )
 
     def mark_attempt(self, ids: Iterable[int]) -> None:
         with self._lock:

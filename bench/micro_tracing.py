@@ -1,0 +1,139 @@
+"""CPU per call of the background trace path: `python -m bench.micro_tracing`.
+
+The gateway's budget is per request, and the trace writer and exporter share its process, so their CPU
+counts as much as the request path's. This replays what the pipeline's store thread does for each batch
+(enrich, write, pending + acknowledge as the exporter does, the per-call log line in both formats) on
+realistic records, single-threaded, with the database growing as it would, and prints CPU µs per record
+(time.process_time), after the same gc.freeze() the app does at start-up. Logging is set up as
+`configure_logging` does, writing to a stream that discards, so the figures are our formatting work and
+not the terminal's. Each run uses a fresh database; the best of `--repeat` runs is reported, since the
+machine may be busy with other work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from llm_scope.accounting.cost import Prices, lookup_prices, price_table
+from llm_scope.logs import configure_logging, log_calls
+from llm_scope.tracing.records import enrich
+from llm_scope.tracing.store import Store
+from llm_scope.types import CallRecord, Usage
+
+SECRETS = ["sk-upstream-4f8a1c2e9b7d6a5f3e2d1c0b", "ls-master-key-0c9d8e7f6a5b4c3d"]
+STEPS = ("enrich", "write", "pending+acknowledge", "log text", "log json")
+
+
+def make_record() -> CallRecord:
+    start = time.time() - 0.4
+    return CallRecord(
+        trace_id=uuid.uuid4().hex,
+        route="chat_completion",
+        start_time=start,
+        end_time=start + 0.35,
+        client="python-httpx/0.28",
+        requested_model="gpt-4o-mini",
+        resolved_model="gpt-4o-mini",
+        provider="openai",
+        model_parameters={"max_tokens": 32},
+        input=[{"role": "user", "content": "Say hello in one short sentence."}],
+        output={"role": "assistant", "content": "Hello! How can I help?"},
+        usage=Usage(input=12, output=9, total=21),
+        upstream_latency=0.33,
+        finish_reason="stop",
+    )
+
+
+def app_prices_for() -> Callable[[CallRecord], Prices | None]:
+    """Shaped like the app's: config overrides first (none here), then LiteLLM's table."""
+    overrides: dict[str, Prices] = {}
+    patterns: list[str] = []
+
+    def prices_for(record: CallRecord) -> Prices | None:
+        name = record.requested_model
+        configured = overrides.get(name) or next((overrides[p] for p in patterns if p == name), None)
+        return configured or lookup_prices(record.resolved_model, record.provider, price_table())
+
+    return prices_for
+
+
+class Discard:
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def use_log_format(fmt: str) -> None:
+    configure_logging("INFO", fmt)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(Discard())  # type: ignore[arg-type]
+
+
+def one_run(total: int, batch_size: int) -> dict[str, float]:
+    """CPU seconds per step over `total` records; the outbox is drained after each batch, as when Langfuse keeps up."""
+    prices_for = app_prices_for()
+    price_table()
+    gc.collect()
+    gc.freeze()  # as the app does once started: long-lived start-up objects stay out of every GC pass
+    spent = dict.fromkeys(STEPS, 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "bench.db")
+        try:
+            for _ in range(total // batch_size):
+                batch = [make_record() for _ in range(batch_size)]
+                t0 = time.process_time()
+                for record in batch:
+                    enrich(record, prices_for=prices_for, secrets=SECRETS, trace_content=True)
+                t1 = time.process_time()
+                store.write(batch, outbox=True, max_outbox=2_000_000)
+                t2 = time.process_time()
+                rows = store.pending(batch_size)
+                store.acknowledge([ident for ident, _, _ in rows])
+                t3 = time.process_time()
+                assert len(rows) == batch_size and all(item is not None for _, _, item in rows)
+                use_log_format("text")
+                t4 = time.process_time()
+                log_calls(batch)
+                t5 = time.process_time()
+                use_log_format("json")
+                t6 = time.process_time()
+                log_calls(batch)
+                t7 = time.process_time()
+                for step, seconds in zip(STEPS, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t7 - t6), strict=True):
+                    spent[step] += seconds
+        finally:
+            store.close()
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=10_000, help="records per run (the database grows to this)")
+    parser.add_argument("--batch", type=int, default=500, help="records per batch (the pipeline's batch_size)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the best per step is reported")
+    args = parser.parse_args()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        runs = [one_run(args.records, args.batch) for _ in range(args.repeat)]
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+    count = args.records // args.batch * args.batch
+    print(f"CPU µs per record (best of {args.repeat} runs, {count} records in batches of {args.batch})")
+    for step in STEPS:
+        print(f"  {step:<20} {min(run[step] for run in runs) / count * 1e6:8.1f}")
+    print(f"  {'total':<20} {min(sum(run.values()) for run in runs) / count * 1e6:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
