@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from . import __version__
 from .access.keys import KeyStore
@@ -73,7 +71,7 @@ class ObservedRecorder:
         self.pipeline.submit(record)
 
 
-def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Starlette:
+def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Front:
     config = model_config or load_model_config(settings)
     router = Router(config.deployments)
     metrics = Metrics()
@@ -134,37 +132,24 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    middleware = []
-    if settings.cors_origin_list:
-        middleware.append(
-            Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origin_list,
-                allow_methods=["*"],
-                allow_headers=["*"],
-                expose_headers=["x-trace-id", "x-duration-ms"],
-            )
-        )
-    handlers = Handlers(gateway, limits, settings.max_body_bytes)
-    middleware.append(
-        Middleware(
-            Front,
-            auth=Auth(settings.master_key, keys),
-            handlers={path: handlers.for_api(spec) for path, spec in {**openai.APIS, **anthropic.APIS}.items()},
-            in_flight=metrics.in_flight,
-            admission=Admission(settings.max_concurrency, settings.max_queue, metrics.overload_rejections)
-            if settings.max_concurrency > 0
-            else None,
-        )
-    )
     routes = [*system.routes, *openai.routes, *api.routes, *admin.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
-    app = Starlette(
+    web = Starlette(
         routes=routes,
-        middleware=middleware,
         exception_handlers={404: system.http_exception, 405: system.http_exception},
         lifespan=lifespan,
+    )
+    handlers = Handlers(gateway, limits, settings.max_body_bytes, metrics.in_flight_streams)
+    app = Front(
+        web,
+        auth=Auth(settings.master_key, keys),
+        handlers={path: handlers.for_api(spec) for path, spec in {**openai.APIS, **anthropic.APIS}.items()},
+        in_flight=metrics.in_flight,
+        admission=Admission(settings.max_concurrency, settings.max_queue, metrics.overload_rejections)
+        if settings.max_concurrency > 0
+        else None,
+        cors_origins=settings.cors_origin_list,
     )
     app.state.settings = settings
     app.state.gateway = gateway
@@ -272,7 +257,7 @@ async def _every(seconds: float, fn: Any) -> None:
         fn()
 
 
-def _readiness(app: Starlette) -> list[str]:
+def _readiness(app: Front) -> list[str]:
     problems = []
     if not app.state.started:
         problems.append("starting up")

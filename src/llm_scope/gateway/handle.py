@@ -62,6 +62,8 @@ MODEL_PARAMETERS = (
     "encoding_format",
 )
 
+_PARAMETER_SET = frozenset(MODEL_PARAMETERS)  # a body has a handful of keys: walk those, not this list
+
 
 @dataclass
 class Result:
@@ -97,7 +99,7 @@ class CallContext:
             metadata=self.metadata,
             requested_model=str(body.get("model") or ""),
             stream=bool(body.get("stream")),
-            model_parameters={k: body[k] for k in MODEL_PARAMETERS if k in body},
+            model_parameters={k: v for k, v in body.items() if k in _PARAMETER_SET},
             input=_input_of(api, body) if body else None,
             key_id=self.key_id,
         )

@@ -176,10 +176,11 @@ class Api:
 class Handlers:
     """The API routes' handlers, bound to the gateway, limits and body limit they serve with."""
 
-    def __init__(self, gateway: Gateway, limits: Limits, max_body_bytes: int) -> None:
+    def __init__(self, gateway: Gateway, limits: Limits, max_body_bytes: int, streams: Any = None) -> None:
         self.gateway = gateway
         self.limits = limits
         self.max_body_bytes = max_body_bytes
+        self.streams = streams  # the in-flight streams gauge
 
     def for_api(self, spec: Api) -> Callable[[Incoming], Awaitable[ASGIApp]]:
         async def handle(incoming: Incoming) -> ASGIApp:
@@ -224,7 +225,7 @@ class Handlers:
         except GatewayError as exc:
             return error_response(exc, anthropic=spec.anthropic)
         if result.stream is not None:
-            return StreamResponse(result.status, result.stream, result.headers)
+            return StreamResponse(result.status, result.stream, result.headers, self.streams)
         return RawResponse(result.status, result.body, result.headers, after=result.finish)
 
 

@@ -55,9 +55,12 @@ class StreamResponse(Response):
     closes the upstream request at once instead of when the next chunk fails to send.
     """
 
-    def __init__(self, status: int, chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self, status: int, chunks: AsyncIterator[bytes], headers: Mapping[str, str], streams: Any = None
+    ) -> None:
         self.status_code = status
         self.chunks = chunks
+        self.streams = streams  # the in-flight streams gauge
         merged = {
             "content-type": "text/event-stream",
             "cache-control": "no-cache",
@@ -80,7 +83,7 @@ class StreamResponse(Response):
                     return
 
         watcher = asyncio.create_task(watch())
-        streams = scope["app"].state.metrics.in_flight_streams if "app" in scope else None
+        streams = self.streams
         if streams is not None:
             streams.inc()
         try:
