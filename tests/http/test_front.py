@@ -1,0 +1,63 @@
+"""The front layer every request passes: CORS around API calls, methods, trace ids, body limits."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import upstream_models
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway_server import GatewayServer, make_settings, model_config
+
+ORIGIN = "https://ide.example"
+BODY = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_cors_wraps_api_calls_and_the_rest(tmp_path: Path, upstream: FakeUpstream) -> None:
+    settings = make_settings(tmp_path, cors_origins=ORIGIN)
+    with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as gw:
+        preflight = httpx.options(
+            gw.url + "/v1/chat/completions",
+            headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == ORIGIN
+        call = httpx.post(gw.url + "/v1/chat/completions", json=BODY, headers={"Origin": ORIGIN})
+        assert call.status_code == 200
+        assert call.headers["access-control-allow-origin"] == ORIGIN
+        assert "x-trace-id" in call.headers["access-control-expose-headers"]
+        assert len(call.headers["x-trace-id"]) == 32
+        health = httpx.get(gw.url + "/health", headers={"Origin": ORIGIN})
+        assert health.headers["access-control-allow-origin"] == ORIGIN
+        other = httpx.post(gw.url + "/v1/chat/completions", json=BODY, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_wrong_method_on_an_api_path_is_405_in_the_api_shape(gateway: GatewayServer) -> None:
+    chat = httpx.get(gateway.url + "/v1/chat/completions")
+    assert chat.status_code == 405
+    assert chat.json()["error"]["code"] == "method_not_allowed"
+    assert len(chat.headers["x-trace-id"]) == 32
+    messages = httpx.put(gateway.url + "/v1/messages", json={})
+    assert messages.status_code == 405 and messages.json()["type"] == "error"
+
+
+def test_trace_ids_are_unique_and_match_the_stored_trace(gateway: GatewayServer) -> None:
+    ids = {httpx.post(gateway.url + "/v1/chat/completions", json=BODY).headers["x-trace-id"] for _ in range(300)}
+    assert len(ids) == 300 and all(len(i) == 32 and int(i, 16) for i in ids)
+    one = next(iter(ids))
+    assert httpx.get(f"{gateway.url}/api/traces/{one}").json()["trace_id"] == one
+
+
+def test_a_client_that_leaves_mid_body_gets_no_answer_and_the_gateway_carries_on(gateway: GatewayServer) -> None:
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"model":'
+        )
+        time.sleep(0.1)
+    assert httpx.post(gateway.url + "/v1/chat/completions", json=BODY).status_code == 200
