@@ -17,8 +17,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter
 
-COLORS = {"direct": "#888888", "llm-scope": "#1f77b4", "llm-scope-w2": "#17becf", "litellm": "#d62728"}
-LABELS = {"direct": "direct to mock", "litellm": "LiteLLM Proxy", "llm-scope-w2": "llm-scope, 2 workers"}
+COLORS = {
+    "direct": "#888888",
+    "passthrough": "#2ca02c",
+    "llm-scope": "#1f77b4",
+    "llm-scope-w2": "#17becf",
+    "litellm": "#d62728",
+}
+LABELS = {
+    "direct": "direct to mock",
+    "passthrough": "bare passthrough (floor)",
+    "litellm": "LiteLLM Proxy",
+    "llm-scope-w2": "llm-scope, 2 workers",
+}
 
 
 def medians(cells: list[dict[str, Any]], mode: str, key: str, *, added: bool) -> dict[str, dict[int, float]]:

@@ -51,6 +51,7 @@ from bench.targets import (
     ensure_litellm,
     litellm_service,
     llm_scope_service,
+    passthrough_service,
     project_python,
     start_helper,
     tools_python,
@@ -128,6 +129,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="nonstream,stream", help="comma-separated: nonstream,stream")
     p.add_argument("--workers", type=int, default=1, help="also run llm-scope with this many workers (>1)")
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM Proxy")
+    p.add_argument("--no-passthrough", action="store_true", help="skip the bare passthrough (the server stack's floor)")
     p.add_argument(
         "--litellm-version",
         default=",".join(LITELLM_VERSIONS),
@@ -190,6 +192,9 @@ class Bench:
 
     def make_targets(self, repeat: int) -> list[Target]:
         targets = [Target("direct", f"http://127.0.0.1:{self.mock_port}/v1/chat/completions")]
+        if not self.args.no_passthrough:
+            floor = passthrough_service(self.workdir / f"r{repeat}", self.mock_port)
+            targets.append(Target("passthrough", f"http://127.0.0.1:{floor.port}/v1/chat/completions", service=floor))
         variants = [("llm-scope", 1)] + (
             [(f"llm-scope-w{self.args.workers}", self.args.workers)] if self.args.workers > 1 else []
         )

@@ -42,7 +42,7 @@ def _clean_env() -> dict[str, str]:
 
 @dataclass
 class Target:
-    name: str  # "direct", "llm-scope", "llm-scope-w2", "litellm"
+    name: str  # "direct", "passthrough", "llm-scope", "llm-scope-w2", "litellm"
     url: str
     api_key: str = "sk-bench"
     service: Service | None = None
@@ -100,6 +100,20 @@ def llm_scope_service(
     ]  # fmt: skip
     svc = Service(tag, argv, port=port, ready_path="/ready", env=env, cwd=home, log=home / "server.log")
     return svc, key, metrics_port
+
+
+def passthrough_service(workdir: Path, mock_port: int) -> Service:
+    """The floor: uvicorn and llm-scope's upstream client with nothing between them (bench/passthrough.py)."""
+    home = workdir / "passthrough"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        project_python(), "-m", "bench.passthrough", "--port", str(port),
+        "--upstream", f"http://127.0.0.1:{mock_port}/v1/chat/completions",
+    ]  # fmt: skip
+    return Service(
+        "passthrough", argv, port=port, ready_path="/ready", env=_clean_env(), cwd=ROOT, log=home / "server.log"
+    )
 
 
 def litellm_service(workdir: Path, mock_port: int) -> tuple[Service, str]:

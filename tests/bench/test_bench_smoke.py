@@ -32,7 +32,7 @@ def test_quick_benchmark_writes_its_table(tmp_path: Path) -> None:
     assert "Budget (issue 6)" in proc.stdout
     data = json.loads(raw.read_text())
     targets = {c["target"] for c in data["cells"]}
-    assert targets == {"direct", "llm-scope"}
+    assert targets == {"direct", "passthrough", "llm-scope"}
     assert all(c["count"] > 0 for c in data["cells"])
     # Everything on: the local store holds a trace for every call llm-scope answered.
     (tracing,) = data["tracing"]
