@@ -154,6 +154,7 @@ def test_connection_close_chunked_and_eof_delimited_bodies() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await read_request(reader)
         if n == 1:  # chunked, then the connection stays open
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # interim answers are skipped
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
             await writer.drain()
             await read_request(reader)

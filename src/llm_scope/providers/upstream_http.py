@@ -58,6 +58,7 @@ class Connection(asyncio.Protocol):
         self.got_bytes = False
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
+        self._interim = False
 
     # --- asyncio.Protocol ------------------------------------------------------------------------------
 
@@ -90,7 +91,12 @@ class Connection(asyncio.Protocol):
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if 100 <= status < 200:  # "100 Continue" and friends: the real answer follows on the same connection
+            self.headers = {}
+            self._interim = True
+            return
+        self.status = status
         self.headers_done = True
         self._wake()
 
@@ -103,6 +109,9 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
         self.keep_alive = self.parser.should_keep_alive()  # only meaningful inside this callback
         self.complete = True
         self._wake()
