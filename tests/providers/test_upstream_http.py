@@ -211,6 +211,40 @@ def test_sse_stream_is_relayed_as_it_arrives_and_gzip_is_decoded() -> None:
     run(main())
 
 
+def test_closing_a_finished_stream_late_leaves_the_connection_s_next_call_alone() -> None:
+    gate = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await read_request(reader)
+        writer.write(response(b"data: 0\n\n", ctype="text/event-stream"))
+        await read_request(reader)  # the next call, on the same connection: still streaming when ...
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await gate.wait()
+        writer.write(b"9\r\ndata: 1\n\n\r\n0\r\n\r\n")
+        await read_request(reader)
+        writer.write(response(b"data: 2\n\n", ctype="text/event-stream"))
+        await writer.drain()
+
+    async def main() -> None:
+        async with Server(script) as server:
+            http = UpstreamHTTP()
+            first = await http.post(server.url, JSON, b"{}", stream=True, options=OPTIONS)
+            assert first.chunks is not None
+            assert [c async for c in first.chunks] == [b"data: 0\n\n"]
+            second = await http.post(server.url, JSON, b"{}", stream=True, options=OPTIONS)
+            await first.aclose()  # ... the gateway closes the first answer, after its client had it all
+            gate.set()
+            assert second.chunks is not None
+            assert [c async for c in second.chunks] == [b"data: 1\n\n"]
+            never_read = await http.post(server.url, JSON, b"{}", stream=True, options=OPTIONS)
+            await never_read.aclose()  # a client gone before the stream began: that connection is closed
+            assert server.connections == 1 and not http._open
+            await http.aclose()
+
+    run(main())
+
+
 def test_a_slow_reader_gets_every_byte_of_a_large_stream() -> None:
     payload = bytes(range(256)) * 40_000  # ~10 MB: well past the point where reading pauses
 

@@ -105,10 +105,6 @@ class Admission:
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for w in self._waiters if not w.done())
-
     async def enter(self, route: str) -> GatewayError | None:
         if self.active < self.limit and not self._waiters:
             self.active += 1

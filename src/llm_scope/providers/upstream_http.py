@@ -44,6 +44,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self.reused = False
+        self.lease = 0  # bumped at every checkout, so a late close() can tell its request from the next one
+        self.in_use = False
         self._reset()
 
     def _reset(self) -> None:
@@ -223,6 +225,8 @@ class UpstreamHTTP:
             conn = idle.pop()
             if not conn.closed and now - conn.idle_since < KEEPALIVE_SECONDS:
                 conn.reused = True
+                conn.lease += 1
+                conn.in_use = True
                 return conn
             conn.close()
             self._open.discard(conn)
@@ -244,9 +248,11 @@ class UpstreamHTTP:
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(f"cannot reach upstream {target.netloc}: {type(exc).__name__}") from None
         self._open.add(conn)
+        conn.in_use = True
         return conn
 
     def _release(self, target: Target, conn: Connection) -> None:
+        conn.in_use = False
         if conn.reusable:
             conn.idle_since = time.monotonic()
             self._idle.setdefault((target.host, target.port, target.tls), []).append(conn)
@@ -287,7 +293,11 @@ class UpstreamHTTP:
         out_headers = pick_response_headers(conn.headers)
         content_type = conn.headers.get("content-type", "application/json")
         out_headers["content-type"] = content_type
-        decoder = _decoder(conn.headers.get("content-encoding"))
+        try:
+            decoder = _decoder(conn.headers.get("content-encoding"))
+        except UpstreamError:
+            self._discard(conn)
+            raise
         if conn.status >= 400 or not stream or not content_type.startswith("text/event-stream"):
             try:
                 body = await self._read_all(conn, options, decoder)
@@ -301,8 +311,12 @@ class UpstreamHTTP:
                 raise upstream_status_error(conn.status, body, target.netloc, out_headers.get("retry-after"))
             return UpstreamResponse(status=conn.status, headers=out_headers, body=body)
 
+        lease = conn.lease
+
         async def close() -> None:
-            if not conn.complete:
+            # Still ours and unfinished (the client left, or the stream was never read): it cannot be reused.
+            # Once released, the connection may already serve another call, which must be left alone.
+            if conn.in_use and conn.lease == lease:
                 self._discard(conn)
 
         return UpstreamResponse(
@@ -313,6 +327,7 @@ class UpstreamHTTP:
         )
 
     def _discard(self, conn: Connection) -> None:
+        conn.in_use = False
         conn.close()
         self._open.discard(conn)
 
