@@ -7,13 +7,13 @@ The API calls themselves arrive from `front.Front` as an `Incoming` (no Starlett
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive
 
 from .. import jsoncodec
 from ..access.keys import VirtualKey
@@ -30,28 +30,14 @@ SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-
 
 async def read_json(request: Request, limit: int) -> Any:
     """A small JSON body for the non-API routes (scores, admin)."""
-    declared = request.headers.get("content-length")
-    return parse_body(await _collect(request.stream(), declared, limit))
+    return parse_body(await read_body(request.receive, request.headers.get("content-length"), limit))
 
 
-async def _collect(stream: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+async def read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
+    """The body straight off ASGI `receive`, refused early when it announces too much."""
     _check_declared(declared, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def read_body(incoming: Incoming, limit: int) -> bytes:
-    """The API call's body straight off ASGI `receive`, refused early when it announces too much."""
-    _check_declared(incoming.headers.get("content-length"), limit)
-    chunks: list[bytes] = []
-    size = 0
-    receive = incoming.receive
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -195,7 +181,9 @@ class Handlers:
         route = ROUTE_NAMES[api]
         body: Any = None
         try:
-            body = parse_body(await read_body(incoming, self.max_body_bytes))
+            body = parse_body(
+                await read_body(incoming.receive, incoming.headers.get("content-length"), self.max_body_bytes)
+            )
             ctx = call_context(incoming, route, body)
             body = spec.validate(body)
         except GatewayError as exc:
