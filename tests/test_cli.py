@@ -229,3 +229,20 @@ def test_curl_suite_against_the_real_gateway_then_sigterm(
     assert "Application shutdown complete" in output, output
     assert "Traceback" not in output and "ERROR" not in output, output
     assert UPSTREAM_KEY not in output  # the key never reaches the logs
+
+
+def test_dashboard_cookie_is_secure_behind_a_tls_proxy_on_loopback(tmp_path: Path) -> None:
+    """`llm-scope serve` trusts X-Forwarded-Proto from loopback (docs/DEPLOYMENT.md), so the cookie gets Secure."""
+    from tests.gateway_server import spawn_gateway
+
+    key = "sk-master-forwarded-proto-test"
+    proc, url = spawn_gateway(tmp_path, [], env={"LLM_SCOPE_MASTER_KEY": key})
+    try:
+        behind_tls = httpx.get(f"{url}/ui", params={"key": key}, headers={"X-Forwarded-Proto": "https"})
+        plain = httpx.get(f"{url}/ui", params={"key": key})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert behind_tls.status_code == plain.status_code == 303
+    assert "secure" in behind_tls.headers["set-cookie"].lower()
+    assert "secure" not in plain.headers["set-cookie"].lower()

@@ -120,7 +120,6 @@ def serve(args: argparse.Namespace) -> int:
         http="auto",
         timeout_graceful_shutdown=30,
         server_header=False,
-        proxy_headers=False,  # nothing here reads the client address; the layer costs every request
     )
     if metrics_server is not None:
         metrics_server.shutdown()
