@@ -52,12 +52,18 @@ def test_trace_ids_are_unique_and_match_the_stored_trace(gateway: GatewayServer)
     assert httpx.get(f"{gateway.url}/api/traces/{one}").json()["trace_id"] == one
 
 
-def test_a_client_that_leaves_mid_body_gets_no_answer_and_the_gateway_carries_on(gateway: GatewayServer) -> None:
-    host, port = gateway.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b'Content-Length: 1000\r\n\r\n{"model":'
-        )
-        time.sleep(0.1)
-    assert httpx.post(gateway.url + "/v1/chat/completions", json=BODY).status_code == 200
+def test_a_client_that_leaves_mid_body_frees_its_slot(tmp_path: Path, upstream: FakeUpstream) -> None:
+    """One call at a time and no queue: had the departed client kept its admission slot, the next call
+    would be refused with 503."""
+    settings = make_settings(tmp_path, max_concurrency=1, max_queue=0)
+    with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as gw:
+        host, port = gw.url.removeprefix("http://").split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port))) as sock:
+                sock.sendall(
+                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 1000\r\n\r\n{"model":'
+                )
+                time.sleep(0.1)
+            time.sleep(0.1)
+            assert httpx.post(gw.url + "/v1/chat/completions", json=BODY).status_code == 200
