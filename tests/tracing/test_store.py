@@ -236,3 +236,21 @@ def test_a_batch_beyond_sqlites_string_limit_is_read_row_by_row(store: Store) ->
     store.db.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 3000)  # more than any one record, less than the batch
     assert store.pending(100) == whole
     assert [item for _, _, item in whole] == [*(old_decode(r) for r in records), score]
+
+
+def test_records_the_caller_still_holds_come_back_as_those_objects(store: Store) -> None:
+    """The exporter passes what it just wrote; the rest (another worker's, older ones) is read back as before."""
+    now = time.time()
+    held, other = make(80, start_time=now), make(81, start_time=now, user_id="another worker")
+    old = make(82, start_time=now - 40 * 86400)
+    store.write([old, held, other], outbox=True, max_outbox=100)
+    score = {"id": "s2", "traceId": held.trace_id, "name": "ok", "value": 1, "dataType": "NUMERIC"}
+    store.add_score(score, outbox_payload=json.dumps(score))
+    store.prune(30)  # `old` is gone from the store: None, even though the caller still holds it
+    rows = store.pending(10, {held.trace_id: held, old.trace_id: old})
+    assert [kind for _, kind, _ in rows] == ["trace", "trace", "trace", "score"]
+    assert rows[0][2] is None
+    assert rows[1][2] is held  # the very object, not a copy read back
+    assert rows[2][2] == old_decode(other) and rows[2][2] is not other
+    assert rows[3][2] == score
+    assert [ident for ident, _, _ in rows] == [ident for ident, _, _ in store.pending(10)]

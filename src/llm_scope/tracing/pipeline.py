@@ -74,6 +74,10 @@ class TracePipeline:
         self.on_written = on_written
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
+        # Records just written and not yet exported, by trace id: the exporter sends these objects instead of
+        # reading them back from SQLite. Bounded: past the cap the oldest are read back as before.
+        self._recent: dict[str, CallRecord] = {}
+        self._recent_cap = batch_size * 5
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_exporter = asyncio.Event()
@@ -189,6 +193,11 @@ class TracePipeline:
             self._lose(dropped, f"export outbox is over its limit of {self.max_outbox} rows")
         if self.exporter is not None:
             self.stats.backlog += len(batch) - dropped
+            recent = self._recent
+            for record in batch[-self._recent_cap :]:
+                recent[record.trace_id] = record
+            while len(recent) > self._recent_cap:
+                del recent[next(iter(recent))]
             self._wake_exporter.set()
 
     def _lose(self, count: int, why: str) -> None:
@@ -237,7 +246,8 @@ class TracePipeline:
     async def _export_batch(self) -> ExportResult | None:
         """Send the oldest pending rows; returns None when nothing was pending."""
         assert self.exporter is not None
-        rows = await self._run(self.store.pending, self.batch_size)
+        known = dict(self._recent) if self._recent else None  # a snapshot: the store's thread reads it
+        rows = await self._run(self.store.pending, self.batch_size, known)
         if not rows:
             self.stats.backlog = 0
             return None
@@ -271,6 +281,10 @@ class TracePipeline:
                     break
         if done:
             await self._run(self.store.acknowledge, done)
+            finished = set(done)
+            for ident, record in traces:
+                if ident in finished:
+                    self._recent.pop(record.trace_id, None)
             self.stats.backlog = max(0, self.stats.backlog - len(done))
         elif not result.ok:
             await self._run(self.store.mark_attempt, [ident for ident, _, _ in rows])

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,16 @@ _PENDING = (
     "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || COALESCE(o.payload, t.record, 'null') || ']' AS item"
     " FROM outbox o LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
 )
+# The same, but a record the caller still holds in memory (`known`, by trace id) comes back as the JSON
+# string "known" instead of its stored JSON: nothing to copy out of SQLite, parse and rebuild.
+_PENDING_KNOWN = (
+    "SELECT '[' || group_concat(item) || ']' FROM ("
+    "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
+    " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
+    " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' ELSE t.record END || ']' AS item"
+    " FROM outbox o LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
+)
+_KNOWN = "known"
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -229,15 +239,20 @@ class Store:
 
     # --- outbox ----------------------------------------------------------------------------------------
 
-    def pending(self, limit: int) -> list[tuple[int, str, Any]]:
+    def pending(self, limit: int, known: Mapping[str, CallRecord] | None = None) -> list[tuple[int, str, Any]]:
         """The oldest undelivered rows, decoded here on the store's thread: (id, kind, CallRecord | score).
 
         A trace row points at its stored record; one whose record was pruned meanwhile comes back as None.
         The whole batch is one row, so fetching it takes one GIL hand-off however many rows it holds.
+        `known` maps trace ids to records the caller wrote moments ago and still holds: those are returned
+        as they are instead of being read back and rebuilt (most of this method's cost).
         """
         try:
             with self._lock:
-                text = self.db.execute(_PENDING, (limit,)).fetchone()[0]
+                if known:
+                    text = self.db.execute(_PENDING_KNOWN, (jsoncodec.dumps_str(list(known)), limit)).fetchone()[0]
+                else:
+                    text = self.db.execute(_PENDING, (limit,)).fetchone()[0]
         except sqlite3.DataError:  # over SQLite's 1 GB string limit (records of huge prompts): row by row
             return self._pending_rows(limit)
         if text is None:
@@ -246,7 +261,12 @@ class Store:
         # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
-        return [(ident, kind, _built(kind, item)) for ident, kind, item in items]
+        if not known:
+            return [(ident, kind, _built(kind, item)) for ident, kind, item in items]
+        return [
+            (ident, kind, known[trace_id] if item == _KNOWN and kind == "trace" else _built(kind, item))
+            for ident, kind, trace_id, item in items
+        ]
 
     def _pending_rows(self, limit: int) -> list[tuple[int, str, Any]]:
         with self._lock:
