@@ -75,9 +75,10 @@ class TracePipeline:
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         # Records just written and not yet exported, by trace id: the exporter sends these objects instead of
-        # reading them back from SQLite. Bounded: past the cap the oldest are read back as before.
+        # reading them back from SQLite. Bounded (prompts can be large): past the cap the oldest are read back
+        # as before, and while Langfuse is failing none are held, since the outbox has them anyway.
         self._recent: dict[str, CallRecord] = {}
-        self._recent_cap = batch_size * 5
+        self._recent_cap = batch_size * 2
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_exporter = asyncio.Event()
@@ -106,6 +107,11 @@ class TracePipeline:
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def held_records(self) -> int:
+        """Written records kept in memory for the exporter (bounded; none while Langfuse is failing)."""
+        return len(self._recent)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -286,7 +292,9 @@ class TracePipeline:
                 if ident in finished:
                     self._recent.pop(record.trace_id, None)
             self.stats.backlog = max(0, self.stats.backlog - len(done))
-        elif not result.ok:
+        if not result.ok:
+            self._recent.clear()
+        if not done and not result.ok:
             await self._run(self.store.mark_attempt, [ident for ident, _, _ in rows])
         if result.ok and len(rows) < self.batch_size:
             return None  # drained: wait for the writer's next wake-up
