@@ -199,7 +199,7 @@ class Front:
         path: str = scope["path"]
         verdict = self.auth.decide(scope)
         if isinstance(verdict, GatewayError):
-            await error_response(verdict, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+            await _error(path, verdict)(scope, receive, send_with_headers)
             return
         route = TRACKED_ROUTES.get(path)
         if route is None:
@@ -209,7 +209,7 @@ class Front:
             return
         admission = self.admission
         if admission is not None and (refused := await admission.enter(route)) is not None:
-            await error_response(refused, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+            await _error(path, refused)(scope, receive, send_with_headers)
             return
         gauge = self._in_flight[route]
         gauge.inc()
@@ -220,7 +220,15 @@ class Front:
                     scope[KEY_SCOPE] = verdict
                 await self.app(scope, receive, send_with_headers)
             elif scope["method"] != "POST":
-                await _method_not_allowed(scope)(scope, receive, send_with_headers)
+                await _error(
+                    path,
+                    GatewayError(
+                        f"Method {scope['method']} is not allowed on {path}",
+                        status=405,
+                        type="invalid_request_error",
+                        code="method_not_allowed",
+                    ),
+                )(scope, receive, send_with_headers)
             else:
                 response = await handler(Incoming(scope, receive, trace_id, start_time, verdict))
                 await response(scope, receive, send_with_headers)
@@ -232,18 +240,13 @@ class Front:
             if started:
                 raise
             error = GatewayError(f"Internal error ({type(exc).__name__}); trace {trace_id}", status=500)
-            await error_response(error, anthropic=path.startswith("/v1/messages"))(scope, receive, send_with_headers)
+            await _error(path, error)(scope, receive, send_with_headers)
         finally:
             gauge.dec()
             if admission is not None:
                 admission.leave()
 
 
-def _method_not_allowed(scope: Scope) -> ASGIApp:
-    error = GatewayError(
-        f"Method {scope['method']} is not allowed on {scope['path']}",
-        status=405,
-        type="invalid_request_error",
-        code="method_not_allowed",
-    )
-    return error_response(error, anthropic=scope["path"].startswith("/v1/messages"))
+def _error(path: str, error: GatewayError) -> ASGIApp:
+    """An error in the shape of the API the path belongs to: Anthropic's on /v1/messages, OpenAI's elsewhere."""
+    return error_response(error, anthropic=path.startswith("/v1/messages"))

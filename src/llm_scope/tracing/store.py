@@ -75,17 +75,12 @@ _CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 _INSERT_OUTBOX = (
     "INSERT INTO outbox (kind, trace_id, payload, created) SELECT 'trace', value, NULL, ? FROM json_each(?)"
 )
-# The oldest undelivered rows as one JSON array of [id, kind, record or payload or null], built by string
-# concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a record
-# may hold): one row, one sqlite3_step, and one parse in Python for the whole batch.
+# The oldest undelivered rows as one JSON array of [id, kind, trace id, record or payload or null], built by
+# string concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a
+# record may hold): one row, one sqlite3_step, and one parse in Python for the whole batch. A record the
+# caller still holds in memory (by trace id, the first parameter) comes back as the JSON string "known"
+# instead: nothing to copy out of SQLite, parse and rebuild.
 _PENDING = (
-    "SELECT '[' || group_concat(item) || ']' FROM ("
-    "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || COALESCE(o.payload, t.record, 'null') || ']' AS item"
-    " FROM outbox o LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
-)
-# The same, but a record the caller still holds in memory (`known`, by trace id) comes back as the JSON
-# string "known" instead of its stored JSON: nothing to copy out of SQLite, parse and rebuild.
-_PENDING_KNOWN = (
     "SELECT '[' || group_concat(item) || ']' FROM ("
     "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
     " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
@@ -249,10 +244,8 @@ class Store:
         """
         try:
             with self._lock:
-                if known:
-                    text = self.db.execute(_PENDING_KNOWN, (jsoncodec.dumps_str(list(known)), limit)).fetchone()[0]
-                else:
-                    text = self.db.execute(_PENDING, (limit,)).fetchone()[0]
+                held = jsoncodec.dumps_str(list(known or ()))
+                text = self.db.execute(_PENDING, (held, limit)).fetchone()[0]
         except sqlite3.DataError:  # over SQLite's 1 GB string limit (records of huge prompts): row by row
             return self._pending_rows(limit)
         if text is None:
@@ -261,10 +254,8 @@ class Store:
         # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
-        if not known:
-            return [(ident, kind, _built(kind, item)) for ident, kind, item in items]
         return [
-            (ident, kind, known[trace_id] if item == _KNOWN and kind == "trace" else _built(kind, item))
+            (ident, kind, known[trace_id] if known and item == _KNOWN and kind == "trace" else _built(kind, item))
             for ident, kind, trace_id, item in items
         ]
 
