@@ -21,7 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "logs": {"types"},
     "metrics": {"types", "errors"},
     "providers": {"providers", "config", "errors", "types", "jsoncodec"},
-    "tracing": {"tracing", "accounting", "types", "jsoncodec"},
+    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec"},  # logs: the helper process sets up its own
     "gateway": {"gateway", "providers", "accounting", "config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings"},
     "http": {

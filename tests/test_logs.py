@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from llm_scope import logs
 from llm_scope.accounting.redact import REDACTED
@@ -39,11 +40,13 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the gateway's
 class Captured:
     json_out: io.StringIO = field(default_factory=io.StringIO)
     text_out: io.StringIO = field(default_factory=io.StringIO)
+    helper_err: str = ""  # what the trace helper process wrote to stderr, in the settings' LOG_FORMAT
 
     def lines(self) -> list[dict[str, Any]]:
-        """Every line must be one JSON object."""
+        """Every line must be one JSON object (pytest's own output aside, on the shared stderr)."""
+        helper = [line for line in self.helper_err.splitlines() if line.startswith("{")]
         out = []
-        for line in self.json_out.getvalue().splitlines():
+        for line in self.json_out.getvalue().splitlines() + helper:
             parsed = json.loads(line)
             assert isinstance(parsed, dict), line
             out.append(parsed)
@@ -53,12 +56,13 @@ class Captured:
         return [line for line in self.lines() if line["logger"] == CALL_LOGGER]
 
     def everything(self) -> str:
-        return self.json_out.getvalue() + self.text_out.getvalue()
+        return self.json_out.getvalue() + self.text_out.getvalue() + self.helper_err
 
 
 @contextmanager
-def captured_logs() -> Iterator[Captured]:
-    """Root handlers in both formats, and the gateway's loggers at DEBUG, restored afterwards."""
+def captured_logs(capfd: pytest.CaptureFixture[str]) -> Iterator[Captured]:
+    """Root handlers in both formats, and the gateway's loggers at DEBUG, restored afterwards; and the trace
+    helper's stderr (a child process: its lines, the call lines among them, reach file descriptor 2)."""
     captured = Captured()
     json_handler = logging.StreamHandler(captured.json_out)
     json_handler.setFormatter(JsonFormatter())
@@ -74,6 +78,7 @@ def captured_logs() -> Iterator[Captured]:
     try:
         yield captured
     finally:
+        captured.helper_err = capfd.readouterr().err
         gateway_logger.setLevel(previous)
         for handler in (json_handler, text_handler):
             root.removeHandler(handler)
@@ -97,17 +102,19 @@ def assert_no_secret(captured: Captured) -> None:
     assert CLIENT_KEY[8:] not in text and UPSTREAM_KEY[3:] not in text
 
 
-def test_json_log_has_one_line_per_request_with_the_call_fields(tmp_path: Path, upstream: FakeUpstream) -> None:
+def test_json_log_has_one_line_per_request_with_the_call_fields(
+    tmp_path: Path, upstream: FakeUpstream, capfd: pytest.CaptureFixture[str]
+) -> None:
     upstream.reset()
     settings = make_settings(tmp_path, log_format="json")
     config = model_config(upstream_models(upstream))
-    with captured_logs() as captured, GatewayServer(settings, model_config=config) as gw, gw.client() as client:
+    with captured_logs(capfd) as captured, GatewayServer(settings, model_config=config) as gw, gw.client() as client:
         answered = chat(client, "gpt-fake", PROMPT)
         streamed = chat(client, "gpt-fake", PROMPT, stream=True)
         unknown = chat(client, "no-such-model", PROMPT)
         failed = chat(client, "gpt-fake", f"{trigger_error(500)} {PROMPT}")
         mock = chat(client, "mock-gpt", PROMPT)
-        client.get("/api/traces")  # waits for the trace writer, which logs the calls
+        client.get("/api/traces")  # waits for the trace helper, which logs the calls once stored
     assert [r.status_code for r in (answered, streamed, unknown, failed, mock)] == [200, 200, 404, 502, 200]
     # The upstream really was called with the deployment's key, so the key was in play.
     assert any(r.headers.get("authorization") == f"Bearer {UPSTREAM_KEY}" for r in upstream.requests)
@@ -141,11 +148,13 @@ def test_json_log_has_one_line_per_request_with_the_call_fields(tmp_path: Path, 
     assert_no_secret(captured)
 
 
-def test_debug_mode_logs_bodies_with_keys_redacted(tmp_path: Path, upstream: FakeUpstream) -> None:
+def test_debug_mode_logs_bodies_with_keys_redacted(
+    tmp_path: Path, upstream: FakeUpstream, capfd: pytest.CaptureFixture[str]
+) -> None:
     upstream.reset()
     settings = make_settings(tmp_path, log_format="json", debug_mode=True)
     config = model_config(upstream_models(upstream))
-    with captured_logs() as captured, GatewayServer(settings, model_config=config) as gw, gw.client() as client:
+    with captured_logs(capfd) as captured, GatewayServer(settings, model_config=config) as gw, gw.client() as client:
         answered = chat(client, "gpt-fake", PROMPT)
         streamed = chat(client, "gpt-fake", PROMPT, stream=True)
         client.get("/api/traces")

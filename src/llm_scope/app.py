@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -21,7 +20,7 @@ from starlette.applications import Starlette
 from . import __version__
 from .access.keys import KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
-from .accounting.cost import Prices, compute_cost, lookup_prices, models_for_provider, price_table
+from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
 from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
@@ -29,7 +28,6 @@ from .http import admin, anthropic, api, openai, system, ui
 from .http.auth import Auth
 from .http.front import Admission, Front
 from .http.openai import Handlers
-from .logs import log_calls
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
@@ -38,20 +36,29 @@ from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
-from .tracing.langfuse import LangfuseExporter
-from .tracing.pipeline import TracePipeline
+from .tracing.frames import HelperOptions
+from .tracing.otlp import validate_environment
+from .tracing.remote import RemotePipeline
 from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
 
 
 class ObservedRecorder:
-    """Finished calls go to the metrics (at once, cheap), the key's budget counters, and the trace pipeline."""
+    """Finished calls go to the metrics (at once, cheap), the key's budget counters, and the trace pipeline,
+    whose helper process prices, logs, stores and exports them in batches."""
 
-    def __init__(self, metrics: Metrics, pipeline: TracePipeline, limits: Limits) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        pipeline: RemotePipeline,
+        limits: Limits,
+        prices_for: Callable[[CallRecord], Prices | None],
+    ) -> None:
         self.metrics = metrics
         self.pipeline = pipeline
         self.limits = limits
+        self.prices_for = prices_for
         self._pending: set[asyncio.Task[None]] = set()
 
     def submit(self, record: CallRecord) -> None:
@@ -60,9 +67,9 @@ class ObservedRecorder:
         except Exception:  # a metrics bug must not lose the trace
             log.exception("recording metrics failed")
         if record.key_id is not None:
-            # Priced now (the writer would price it later the same way) so the budget is current.
-            record.cost = compute_cost(record.usage, self.pipeline.prices_for(record))
-            cost = record.cost.total if record.cost else 0.0
+            # Priced now (the helper would price it later the same way) so the budget is current.
+            record.cost = compute_cost(record.usage, self.prices_for(record))
+            cost = record.cost.total if record.cost and record.cost.total else 0.0
             task = asyncio.get_running_loop().create_task(
                 self.limits.record(record.key_id, record.usage.total, cost, Windows.now())
             )
@@ -88,7 +95,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     gateway = Gateway(
         router,
         providers,
-        ObservedRecorder(metrics, pipeline, limits),
+        ObservedRecorder(metrics, pipeline, limits, prices_resolver(config.price_overrides)),
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
         secrets=secrets_of(settings, config),
@@ -165,47 +172,33 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     return app
 
 
-def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> TracePipeline:
-    exporter = None
+def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> RemotePipeline:
+    langfuse = None
     if settings.langfuse_configured:
         assert settings.langfuse_public_key and settings.langfuse_secret_key
-        exporter = LangfuseExporter(
-            host=settings.langfuse_host,
-            public_key=settings.langfuse_public_key,
-            secret_key=settings.langfuse_secret_key,
-            environment=settings.environment,
-            release=__version__,
-        )
-    overrides = config.price_overrides
-
-    # model_info on a wildcard entry ("*", "openai/*") prices every name that entry serves.
-    patterns = sorted((n for n in overrides if "*" in n), key=lambda n: len(n.replace("*", "")), reverse=True)
-
-    def configured_prices(name: str) -> Prices | None:
-        if name in overrides:
-            return overrides[name]
-        return next((overrides[p] for p in patterns if fnmatch.fnmatchcase(name, p)), None)
-
-    def prices_for(record: CallRecord) -> Prices | None:
-        return configured_prices(record.requested_model) or lookup_prices(
-            record.resolved_model, record.provider, price_table()
-        )
-
-    def on_written(records: list[CallRecord]) -> None:
-        metrics.observe_cost(records)
-        log_calls(records)
-
-    return TracePipeline(
-        settings.data_dir / "llm-scope.db",
-        exporter,
-        prices_for=prices_for,
-        secrets=secrets_of(settings, config),
+        # Checked here, so a bad value stops start-up instead of the trace helper.
+        if not settings.langfuse_host.startswith(("http://", "https://")):
+            raise ValueError(f"Langfuse host must be an http(s) URL, got {settings.langfuse_host!r}")
+        validate_environment(settings.environment)
+        langfuse = {
+            "host": settings.langfuse_host,
+            "public_key": settings.langfuse_public_key,
+            "secret_key": settings.langfuse_secret_key,
+            "environment": settings.environment,
+            "release": __version__,
+        }
+    options = HelperOptions(
+        store_path=settings.data_dir / "llm-scope.db",
+        langfuse=langfuse,
+        secrets=tuple(secrets_of(settings, config)),
         trace_content=settings.trace_content,
-        queue_size=settings.queue_size,
         max_outbox=settings.outbox_max_rows,
         retention_days=settings.retention_days,
-        on_written=on_written,
+        log_level="DEBUG" if settings.debug_mode else settings.log_level,
+        log_format=settings.log_format,
+        price_overrides=config.price_overrides,
     )
+    return RemotePipeline(options, queue_size=settings.queue_size, on_cost=metrics.add_cost)
 
 
 def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:
@@ -222,7 +215,7 @@ def build_limits(settings: Settings) -> Limits:
     return MemoryLimits()
 
 
-async def _seed_spend(pipeline: TracePipeline, limits: MemoryLimits) -> None:
+async def _seed_spend(pipeline: RemotePipeline, limits: MemoryLimits) -> None:
     """After a restart, budgets continue from what the local store says each key spent."""
     w = Windows.now()
     now = time.time()

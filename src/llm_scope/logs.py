@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .types import CallRecord
@@ -114,7 +114,7 @@ def _call_logger() -> logging.Logger:
     return logging.getLogger(CALL_LOGGER)
 
 
-def log_calls(records: list[CallRecord]) -> None:
+def log_calls(records: Sequence[CallRecord]) -> None:
     """One INFO line per call through the logger, so users' handlers, filters and levels apply to each.
 
     The LogRecord is made and handled as Logger.info would, less its walk up the stack to find the caller,

@@ -222,11 +222,10 @@ class Metrics:
         kind = "timeout" if exc.status == 504 else "rate_limited" if exc.status == 429 else "error"
         self.upstream_failures.labels(deployment.model_name, deployment.provider, kind).inc()
 
-    def observe_cost(self, records: Iterable[CallRecord]) -> None:
-        for record in records:
-            if record.cost is not None and record.cost.total:
-                model = self._model_label(record.resolved_model or record.requested_model)
-                self.cost.labels(model, record.provider or "none").inc(record.cost.total)
+    def add_cost(self, spent: Iterable[tuple[str, str, float]]) -> None:
+        """USD by (model, provider), as the trace helper priced a batch of calls."""
+        for model, provider, usd in spent:
+            self.cost.labels(self._model_label(model), provider or "none").inc(usd)
 
     def sync_pipeline(self, *, queue_depth: int, backlog: int, lost: int, export_failures: int, exported: int) -> None:
         """Mirror the pipeline's own counters (it counts; we publish the increase since last time)."""

@@ -6,13 +6,15 @@ and loaded once on first use.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..types import Cost, Usage
+from ..types import CallRecord, Cost, Usage
 
 Prices = dict[str, Any]
 
@@ -63,3 +65,21 @@ def models_for_provider(provider: str, table: dict[str, Prices]) -> list[str]:
         if info.get("litellm_provider") == provider and info.get("mode") == "chat":
             out.append(key.split("/", 1)[1] if key.startswith(provider + "/") else key)
     return sorted(out)
+
+
+def prices_resolver(overrides: dict[str, Prices]) -> Callable[[CallRecord], Prices | None]:
+    """Prices for a call: the model list's own `model_info` first (wildcards too), then LiteLLM's table."""
+    # model_info on a wildcard entry ("*", "openai/*") prices every name that entry serves.
+    patterns = sorted((n for n in overrides if "*" in n), key=lambda n: len(n.replace("*", "")), reverse=True)
+
+    def configured_prices(name: str) -> Prices | None:
+        if name in overrides:
+            return overrides[name]
+        return next((overrides[p] for p in patterns if fnmatch.fnmatchcase(name, p)), None)
+
+    def prices_for(record: CallRecord) -> Prices | None:
+        return configured_prices(record.requested_model) or lookup_prices(
+            record.resolved_model, record.provider, price_table()
+        )
+
+    return prices_for

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import queries
-from ..tracing.pipeline import TracePipeline
+from ..tracing.remote import RemotePipeline
 from ..tracing.store import Store
 from .openai import read_json
 from .responses import RawResponse, error_response, json_response
@@ -61,8 +61,8 @@ def trace_filter(request: Request) -> queries.TraceFilter:
     )
 
 
-def _pipeline(request: Request) -> TracePipeline:
-    pipeline: TracePipeline = request.app.state.pipeline
+def _pipeline(request: Request) -> RemotePipeline:
+    pipeline: RemotePipeline = request.app.state.pipeline
     return pipeline
 
 

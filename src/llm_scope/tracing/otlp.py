@@ -24,6 +24,7 @@ AnyValue{string_value 1, bool_value 2, int_value 3, double_value 4, array_value 
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -33,6 +34,18 @@ from operator import attrgetter
 from typing import Any, Final
 
 from llm_scope.types import CallRecord
+
+_ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+
+
+def validate_environment(environment: str) -> str:
+    """Return `environment` if Langfuse will accept it; otherwise every event would be dropped silently."""
+    if not _ENVIRONMENT_RE.match(environment):
+        raise ValueError(
+            f"invalid Langfuse environment {environment!r}: use 1-40 of [a-z0-9_-], not starting 'langfuse'"
+        )
+    return environment
+
 
 SDK_NAME: Final = "llm-scope"
 # Generations are named after the provider (the model has its own field); this when none was chosen.

@@ -1,9 +1,12 @@
-"""Off the hot path, never dropped: records go queue → SQLite (store + outbox) → Langfuse.
+"""Never dropped: records go queue → SQLite (store + outbox) → Langfuse, inside the trace helper process.
 
-`submit` is a deque append. A writer task drains the queue every `flush_interval` (so `kill -9` loses at
-most that much) and writes one transaction per batch on the store's thread. An exporter task reads the
-outbox, sends to Langfuse, and deletes rows only once Langfuse acknowledged them, backing off while it
-is down; rows outlive restarts. Span ids are stable, so a batch resent after a crash is not duplicated.
+`submit` is a deque append. A writer task drains the queue every `flush_interval` (the helper also flushes
+each message it is given) and writes one transaction per batch. An exporter task reads the outbox, sends
+to Langfuse, and deletes rows only once Langfuse acknowledged them, backing off while it is down; rows
+outlive restarts. Span ids are stable, so a batch resent after a crash is not duplicated.
+
+SQLite and encoding run on the event loop itself: the helper's loop serves no client, and threads would
+only trade the GIL back and forth (see `helper`).
 """
 
 from __future__ import annotations
@@ -16,10 +19,9 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..accounting.cost import Prices
 from ..types import CallRecord
@@ -28,7 +30,6 @@ from .records import enrich
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
-T = TypeVar("T")
 
 
 @dataclass
@@ -58,7 +59,6 @@ class TracePipeline:
         flush_interval: float = 0.2,
         batch_size: int = 500,
         retention_days: float = 30,
-        on_written: Callable[[list[CallRecord]], None] | None = None,
     ) -> None:
         self.store_path = store_path
         self._store: Store | None = None
@@ -71,7 +71,6 @@ class TracePipeline:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.retention_days = retention_days
-        self.on_written = on_written
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         # Records just written and not yet exported, by trace id: the exporter sends these objects instead of
@@ -79,7 +78,6 @@ class TracePipeline:
         # as before, and while Langfuse is failing none are held, since the outbox has them anyway.
         self._recent: dict[str, CallRecord] = {}
         self._recent_cap = batch_size * 2
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
         self._tasks: list[asyncio.Task[None]] = []
         self._wake_exporter = asyncio.Event()
         self._stopping = False
@@ -116,8 +114,8 @@ class TracePipeline:
     # --- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._store = store = await self._run(Store, self.store_path)
-        self.stats.backlog = await self._run(store.backlog)
+        self._store = store = Store(self.store_path)
+        self.stats.backlog = store.backlog()
         if self.stats.backlog:
             log.info("resuming export of %d traces left from a previous run", self.stats.backlog)
         self._tasks.append(asyncio.create_task(self._write_loop(), name="llm-scope-trace-writer"))
@@ -138,17 +136,13 @@ class TracePipeline:
                 await asyncio.wait_for(self._export_all(), export_deadline)
             await self.exporter.aclose()
         if self._store is not None:
-            await self._run(self._store.close)
-        self._db.shutdown(wait=True)
+            self._store.close()
 
     async def flush(self) -> None:
         """Write everything queued so far (tests and shutdown use this; the writer loop does it too)."""
         while self._queue:
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self.batch_size * 5))]
             await self._write(batch)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     # --- writer ----------------------------------------------------------------------------------------
 
@@ -160,34 +154,15 @@ class TracePipeline:
                 await self.flush()
                 if time.monotonic() - last_prune > 3600:
                     last_prune = time.monotonic()
-                    await self._run(self.store.prune, self.retention_days)
+                    self.store.prune(self.retention_days)
             except Exception:  # a full disk must not kill the writer; records stay queued (bounded)
                 log.exception("writing traces to the local store failed; will retry")
 
     async def _write(self, batch: list[CallRecord]) -> None:
-        def work() -> int:
+        try:
             for record in batch:
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
             dropped = self.store.write(batch, outbox=self.exporter is not None, max_outbox=self.max_outbox)
-            if self.on_written is not None:
-                try:
-                    self.on_written(batch)
-                except Exception:  # observers (metrics, logs) must never make a stored batch retry
-                    log.exception("post-write hook failed")
-            return dropped
-
-        future = asyncio.get_running_loop().run_in_executor(self._db, work)
-        try:
-            dropped = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # Shutdown cancelled the writer while the store's thread runs `work`, which finishes anyway. Wait
-            # for it rather than queue the batch again, or stop()'s flush would store and count it twice.
-            await asyncio.wait([future])
-            if future.exception() is not None:
-                self._queue.extendleft(reversed(batch))
-            else:
-                self._written(batch, future.result())
-            raise
         except BaseException:
             self._queue.extendleft(reversed(batch))  # keep them for the next attempt
             raise
@@ -252,8 +227,8 @@ class TracePipeline:
     async def _export_batch(self) -> ExportResult | None:
         """Send the oldest pending rows; returns None when nothing was pending."""
         assert self.exporter is not None
-        known = dict(self._recent) if self._recent else None  # a snapshot: the store's thread reads it
-        rows = await self._run(self.store.pending, self.batch_size, known)
+        known = self._recent or None
+        rows = self.store.pending(self.batch_size, known)
         if not rows:
             self.stats.backlog = 0
             return None
@@ -286,7 +261,7 @@ class TracePipeline:
                     result = score_result
                     break
         if done:
-            await self._run(self.store.acknowledge, done)
+            self.store.acknowledge(done)
             finished = set(done)
             for ident, record in traces:
                 if ident in finished:
@@ -295,7 +270,7 @@ class TracePipeline:
         if not result.ok:
             self._recent.clear()
         if not done and not result.ok:
-            await self._run(self.store.mark_attempt, [ident for ident, _, _ in rows])
+            self.store.mark_attempt([ident for ident, _, _ in rows])
         if result.ok and len(rows) < self.batch_size:
             return None  # drained: wait for the writer's next wake-up
         return result
@@ -304,11 +279,7 @@ class TracePipeline:
 
     async def add_score(self, score: dict[str, Any]) -> None:
         payload = json.dumps(score) if self.exporter is not None else None
-        await self._run(lambda: self.store.add_score(score, outbox_payload=payload))
+        self.store.add_score(score, outbox_payload=payload)
         if self.exporter is not None:
             self.stats.backlog += 1
             self._wake_exporter.set()
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a read query on the store's thread, so the event loop never waits on SQLite."""
-        return await self._run(fn, *args)

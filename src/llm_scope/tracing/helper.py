@@ -1,0 +1,159 @@
+"""The trace helper process: prices, scrubs, stores, logs and exports the gateway's call records.
+
+Run by `RemotePipeline` as `python -m llm_scope.tracing.helper`, one per gateway worker. This work used to
+run on threads inside the gateway, where every SQLite write, OTLP encode and export took the GIL from the
+event loop: with one client the hand-offs alone cost the gateway more CPU than the work (measured). Here it
+runs the same `TracePipeline` in its own interpreter, and writes the one log line per call, in batches.
+Messages come in on stdin and answers go out on stdout (see `frames`); logs go to stderr, as the gateway's.
+
+It answers "done" for a message only once its rows are committed, so the gateway keeps each record until
+then and resends it to a new helper if this one dies. It leaves when the gateway says stop or its stdin
+closes (the gateway is gone): either way it first writes what it was given and tries to export it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..accounting.cost import prices_resolver
+from ..logs import configure_logging, log_calls
+from ..types import CallRecord
+from . import frames
+from .langfuse import LangfuseExporter
+from .pipeline import TracePipeline
+
+log = logging.getLogger("llm_scope.tracing")
+STATS_EVERY = 1.0
+
+
+def stats_of(pipeline: TracePipeline) -> dict[str, int]:
+    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records}
+
+
+def spent_by_model(records: list[CallRecord]) -> list[tuple[str, str, float]]:
+    """USD by (model, provider) for the gateway's cost metric: one small list per batch, not per call."""
+    sums: dict[tuple[str, str], float] = {}
+    for record in records:
+        if record.cost is not None and record.cost.total:
+            key = (record.resolved_model or record.requested_model, record.provider)
+            sums[key] = sums.get(key, 0.0) + record.cost.total
+    return [(model, provider, usd) for (model, provider), usd in sums.items()]
+
+
+async def _until_done(step: Callable[[], Awaitable[None]]) -> None:
+    """A full disk or a locked file must not drop a message: retry it, holding up the next ones meanwhile."""
+    last_log = 0.0
+    while True:
+        try:
+            await step()
+            return
+        except Exception:
+            if time.monotonic() - last_log > 10:
+                last_log = time.monotonic()
+                log.exception("writing traces to the local store failed; will retry")
+            await asyncio.sleep(1.0)
+
+
+async def _pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0))
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(out_fd, "wb", buffering=0)
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+async def serve(in_fd: int, out_fd: int) -> None:
+    reader, writer = await _pipes(in_fd, out_fd)
+    first = await frames.read(reader)
+    if first is None or first[0] != "init":
+        return
+    options: frames.HelperOptions = first[1]
+    configure_logging(options.log_level, options.log_format)
+    lf = options.langfuse
+    exporter = None
+    if lf is not None:
+        exporter = LangfuseExporter(
+            host=lf["host"],
+            public_key=lf["public_key"],
+            secret_key=lf["secret_key"],
+            environment=lf["environment"],
+            release=lf["release"],
+        )
+    pipeline = TracePipeline(
+        options.store_path,
+        exporter,
+        prices_for=prices_resolver(options.price_overrides),
+        secrets=options.secrets,
+        trace_content=options.trace_content,
+        queue_size=sys.maxsize,  # the gateway bounds what it sends
+        max_outbox=options.max_outbox,
+        retention_days=options.retention_days,
+    )
+
+    def send(message: tuple[Any, ...]) -> None:
+        if not writer.is_closing():
+            writer.write(frames.encode(message))
+
+    async def report() -> None:
+        last: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(STATS_EVERY)
+            now = stats_of(pipeline)
+            if now != last:
+                send(("stats", now))
+                last = now
+
+    await pipeline.start()
+    reporter = asyncio.create_task(report())
+    deadline = 5.0
+    try:
+        while (message := await frames.read(reader)) is not None:
+            kind = message[0]
+            if kind == "stop":
+                deadline = message[1]
+                break
+            seq, payload = message[1], message[2]
+            spent: list[tuple[str, str, float]] = []
+            if kind == "records":
+                records = frames.unpack(payload)
+                for record in records:
+                    pipeline.submit(record)
+                await _until_done(pipeline.flush)  # prices and scrubs them too
+                log_calls(records)
+                spent = spent_by_model(records)
+            elif kind == "score":
+                await _until_done(functools.partial(pipeline.add_score, payload))
+            send(("done", seq, stats_of(pipeline), spent))
+    finally:
+        reporter.cancel()
+        await pipeline.stop(deadline)
+        send(("stats", stats_of(pipeline)))
+        with contextlib.suppress(Exception):
+            await writer.drain()
+            writer.close()
+
+
+def main() -> None:
+    # Ctrl+C reaches the whole process group; the gateway decides when this process stops (it says so, or
+    # its end of the pipe closes), so that nothing it handed over is cut off half-written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # a stray print goes to the log, never into the message stream
+    asyncio.run(serve(0, out_fd))
+
+
+if __name__ == "__main__":
+    main()

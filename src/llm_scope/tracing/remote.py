@@ -1,0 +1,297 @@
+"""The gateway's side of tracing: queue records, hand them to the helper process, read the store.
+
+`submit` is a deque append on the request path. Every `flush_interval` the queue goes to the helper as one
+message; each record stays here until the helper says its rows are committed, so a helper that dies is
+restarted and given them again (trace ids are the store's keys and span ids are stable, so a resent record
+is neither stored nor exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite
+connection, on a thread. If the helper cannot take them at shutdown, what it still owes is written here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from ..accounting.cost import prices_resolver
+from ..logs import log_calls
+from ..types import CallRecord
+from . import frames
+from .pipeline import PipelineStats
+from .records import enrich
+from .store import Store
+
+log = logging.getLogger("llm_scope.tracing")
+T = TypeVar("T")
+_COUNTERS = ("written", "exported", "export_failures", "rejected", "lost")
+
+
+class RemotePipeline:
+    def __init__(
+        self,
+        options: frames.HelperOptions,
+        *,
+        queue_size: int = 10_000,
+        flush_interval: float = 0.2,
+        batch_size: int = 2_500,
+        flush_timeout: float = 10.0,
+        on_cost: Callable[[list[tuple[str, str, float]]], None] | None = None,
+    ) -> None:
+        self.on_cost = on_cost
+        self.options = options
+        self.store_path = options.store_path
+        self.queue_size = queue_size
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.flush_timeout = flush_timeout
+        self._queue: collections.deque[CallRecord] = collections.deque()
+        # Sent and not yet committed by the helper, by sequence number (sent in order, answered in order).
+        self._unacked: dict[int, tuple[Any, ...]] = {}
+        self._unacked_records = 0
+        self._seq = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._submitted = 0
+        self._lost = 0
+        self._helper: dict[str, int] = {}  # the running helper's own counters, as last reported
+        self._before: collections.Counter[str] = collections.Counter()  # counters of helpers that exited
+        self._store: Store | None = None
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
+        self._proc: asyncio.subprocess.Process | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._restarts = 0
+        self._last_loss_log = 0.0
+
+    # --- the hot path ----------------------------------------------------------------------------------
+
+    def submit(self, record: CallRecord) -> None:
+        if len(self._queue) + self._unacked_records >= self.queue_size:
+            self._lose(1, "in-memory trace queue is full (the trace helper is not keeping up)")
+            return
+        self._queue.append(record)
+        self._submitted += 1
+
+    # --- what the rest of the gateway reads --------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("trace pipeline not started")
+        return self._store
+
+    @property
+    def ready(self) -> bool:
+        return self._store is not None and not self._stopping
+
+    @property
+    def queue_depth(self) -> int:
+        """Records held in memory only: queued here, or sent and not yet committed by the helper."""
+        return len(self._queue) + self._unacked_records
+
+    @property
+    def held_records(self) -> int:
+        return self._helper.get("held_records", 0)
+
+    @property
+    def stats(self) -> PipelineStats:
+        now = self._helper
+        counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
+        counters["lost"] += self._lost
+        return PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a read query on this process's store thread, so the event loop never waits on SQLite."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # Opened here first, so migrations have run before the helper opens the file.
+        self._store = await self.read(Store, self.store_path)
+        await self._spawn()
+        self._writer = asyncio.create_task(self._write_loop(), name="llm-scope-trace-sender")
+
+    async def stop(self, export_deadline: float = 5.0) -> None:
+        """Hand everything to the helper, let it write and export (bounded), then write here what is left."""
+        self._stopping = True
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        self._send_queued()
+        proc, listener = self._proc, self._listener
+        if proc is not None and proc.returncode is None and proc.stdin is not None:
+            self._write_to(proc, ("stop", export_deadline))
+            with contextlib.suppress(Exception):
+                await proc.stdin.drain()
+            try:
+                await asyncio.wait_for(proc.wait(), export_deadline + 30)
+            except TimeoutError:
+                log.error("trace helper did not stop in time; killing it")
+                proc.kill()
+                await proc.wait()
+        if listener is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        if self._unacked:
+            await self._write_here()
+        for _, waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if self._store is not None:
+            await self.read(self._store.close)
+        self._db.shutdown(wait=True)
+
+    async def flush(self) -> None:
+        """Return once everything submitted so far is committed (reads right after a call rely on it)."""
+        self._send_queued()
+        if not self._unacked:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._seq, waiter))
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), self.flush_timeout)
+        except TimeoutError:
+            log.warning("trace helper has not committed the latest records after %.0f s", self.flush_timeout)
+
+    async def add_score(self, score: dict[str, Any]) -> None:
+        self._send(("score", score))
+        await self.flush()
+
+    # --- talking to the helper -----------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self._send_queued()
+
+    def _send_queued(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+            self._send(("records", frames.pack(batch)), len(batch))
+
+    def _send(self, message: tuple[str, Any], records: int = 0) -> None:
+        self._seq += 1
+        numbered = (message[0], self._seq, message[1])
+        self._unacked[self._seq] = numbered
+        self._unacked_records += records
+        if self._proc is not None and self._proc.returncode is None:
+            self._write_to(self._proc, numbered)
+
+    def _write_to(self, proc: asyncio.subprocess.Process, message: tuple[Any, ...]) -> None:
+        stdin = proc.stdin
+        if stdin is None or stdin.is_closing():
+            return  # it is exiting: the listener sees that and starts another, which is sent everything unacked
+        try:
+            data = frames.encode(message)
+        except Exception:  # something in a record pickle cannot take: lose that message, loudly, not the pipe
+            log.exception("a trace message could not be encoded for the helper; dropping it")
+            self._settle(message[1], lost=True)
+            return
+        stdin.write(data)
+
+    async def _spawn(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "llm_scope.tracing.helper",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        self._proc = proc
+        self._write_to(proc, ("init", self.options))
+        for message in list(self._unacked.values()):
+            self._write_to(proc, message)
+        self._listener = asyncio.create_task(self._listen(proc), name="llm-scope-trace-helper")
+
+    async def _listen(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while (message := await frames.read(proc.stdout)) is not None:
+            if message[0] == "done":
+                self._helper = message[2]
+                self._settle(message[1])
+                if message[3] and self.on_cost is not None:
+                    try:
+                        self.on_cost(message[3])
+                    except Exception:  # the metric must not stop the records' acknowledgements
+                        log.exception("recording cost metrics failed")
+            elif message[0] == "stats":
+                self._helper = message[1]
+        code = await proc.wait()
+        self._before.update({name: self._helper.get(name, 0) for name in _COUNTERS})
+        self._helper = {}
+        if self._stopping:
+            return
+        self._restarts += 1
+        delay = min(30.0, 0.25 * 2 ** min(self._restarts, 7))
+        log.error(
+            "trace helper exited (code %s); starting another in %.1f s and resending %d records it had not stored",
+            code,
+            delay,
+            self._unacked_records,
+        )
+        await asyncio.sleep(delay)
+        if not self._stopping:
+            await self._spawn()
+
+    def _settle(self, seq: int, *, lost: bool = False) -> None:
+        message = self._unacked.pop(seq, None)
+        if message is None:
+            return  # answered twice (a resend the first helper had already committed)
+        if message[0] == "records":
+            self._unacked_records -= len(message[2])
+            if lost:
+                self._lose(len(message[2]), "trace records could not be handed to the helper")
+            else:
+                self._restarts = 0
+        done = min(self._unacked, default=self._seq + 1)
+        still = []
+        for target, waiter in self._waiters:
+            if target < done:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                still.append((target, waiter))
+        self._waiters = still
+
+    async def _write_here(self) -> None:
+        """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
+        records = [r for m in self._unacked.values() if m[0] == "records" for r in frames.unpack(m[2])]
+        scores = [m[2] for m in self._unacked.values() if m[0] == "score"]
+        outbox = self.options.langfuse is not None
+        options = self.options
+
+        prices_for = prices_resolver(options.price_overrides)
+
+        def work() -> None:
+            for record in records:
+                enrich(record, prices_for=prices_for, secrets=options.secrets, trace_content=options.trace_content)
+            self.store.write(records, outbox=outbox, max_outbox=options.max_outbox)
+            for score in scores:
+                self.store.add_score(score, outbox_payload=json.dumps(score) if outbox else None)
+
+        try:
+            await self.read(work)
+            log.warning("stored %d traces the helper had not committed before it stopped", len(records))
+            log_calls(records)
+        except Exception:
+            log.exception("storing the traces the helper left failed")
+            self._lose(len(records), "trace helper stopped before storing them")
+        self._unacked.clear()
+        self._unacked_records = 0
+
+    def _lose(self, count: int, why: str) -> None:
+        self._lost += count
+        now = time.monotonic()
+        if now - self._last_loss_log > 10:
+            self._last_loss_log = now
+            log.error("trace records lost: %s (lost so far: %d)", why, self._lost)
