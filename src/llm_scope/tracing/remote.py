@@ -97,6 +97,11 @@ class RemotePipeline:
         return len(self._queue) + self._unacked_records
 
     @property
+    def helper_pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.returncode is None else None
+
+    @property
     def held_records(self) -> int:
         return self._helper.get("held_records", 0)
 

@@ -1,0 +1,50 @@
+"""Records cross to the trace helper as field tuples: what arrives must equal what was sent, field by field."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from llm_scope.tracing import frames
+from llm_scope.types import CallRecord, Cost, Usage
+
+
+def full_record() -> CallRecord:
+    record = CallRecord(trace_id="ab" * 16, route="messages", start_time=1.5)
+    for field in dataclasses.fields(CallRecord):  # every field off its default, so a shuffled order shows
+        if getattr(record, field.name) == getattr(CallRecord("x", "y", 0.0), field.name):
+            value = {
+                "end_time": 2.5,
+                "completion_start_time": 1.75,
+                "metadata": {"ticket": "T-1", "n": [1, 2]},
+                "model_parameters": {"temperature": 0.2},
+                "input": [{"role": "user", "content": "héllo \ud800"}],
+                "output": {"role": "assistant", "content": "hi"},
+                "stream": True,
+                "usage": Usage(input=3, output=4, total=7, cache_read=1, cache_write=2, reasoning=1),
+                "cost": Cost(input=0.1, output=0.2, total=0.3),
+                "status_code": 502,
+                "upstream_latency": 0.9,
+            }.get(field.name, f"{field.name}-value")
+            setattr(record, field.name, value)
+    return record
+
+
+def test_records_survive_the_pipe() -> None:
+    record = full_record()
+    sent = frames.encode(("records", 7, frames.pack([record, CallRecord("cd" * 16, "chat_completion", 3.0)])))
+
+    async def receive() -> tuple[object, ...] | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(sent[:5])  # a frame may arrive in pieces
+        reader.feed_data(sent[5:])
+        reader.feed_eof()
+        message = await frames.read(reader)
+        assert await frames.read(reader) is None  # then the end of the pipe, not an error
+        return message
+
+    message = asyncio.run(receive())
+    assert message is not None and message[:2] == ("records", 7)
+    got = frames.unpack(message[2])  # type: ignore[arg-type]
+    assert got[0] == record and got[1] == CallRecord("cd" * 16, "chat_completion", 3.0)
+    assert dataclasses.asdict(got[0]) == dataclasses.asdict(record)

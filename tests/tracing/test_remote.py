@@ -1,0 +1,132 @@
+"""The trace helper process, with real processes and signals: it dies, it hangs, its gateway dies.
+
+Whatever happens to the helper, every call is stored and reaches Langfuse exactly once; and a helper never
+outlives its gateway.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import upstream_models
+from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
+from tests.fakes.upstream import FakeUpstream
+from tests.gateway_server import GatewayServer, spawn_gateway
+from tests.tracing.test_pipeline import PK, SK, chat, spans_of, traced_gateway
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    r = start_otlp_receiver(credentials=(PK, SK))
+    yield r
+    if r.running:
+        r.stop()
+
+
+def helper_pid(gw: GatewayServer) -> int:
+    pid = gw.app.state.pipeline.helper_pid
+    assert pid is not None, "no trace helper running"
+    return int(pid)
+
+
+def stored_ids(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {row[0] for row in conn.execute("SELECT trace_id FROM traces")}
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:  # a zombie counts as gone: it has exited
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_helper_is_replaced_and_gets_what_it_had_not_stored(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    with traced_gateway(tmp_path, upstream, receiver) as gw:
+        first = helper_pid(gw)
+        before = [chat(gw, f"before {i}").headers["x-trace-id"] for i in range(3)]
+        for trace_id in before:
+            spans_of(receiver, trace_id)
+        # Frozen, the helper takes nothing off its pipe: these calls are sent to it and never committed...
+        os.kill(first, signal.SIGSTOP)
+        during = [chat(gw, f"during {i}", stream=i % 2 == 0).headers["x-trace-id"] for i in range(4)]
+        time.sleep(0.5)  # past the send interval: they are in the frozen helper's pipe
+        assert gw.app.state.pipeline.queue_depth == len(during)  # held in memory until stored
+        # ... and then it dies.
+        os.kill(first, signal.SIGKILL)
+        after = [chat(gw, f"after {i}").headers["x-trace-id"] for i in range(2)]
+        for trace_id in during + after:
+            spans_of(receiver, trace_id, timeout=20)
+        assert helper_pid(gw) != first
+        with gw.client() as client:
+            listed = client.get("/api/traces", params={"limit": 100}).json()
+        assert gw.app.state.pipeline.queue_depth == 0
+        assert gw.app.state.pipeline.stats.lost == 0
+    rows = listed["data"] if isinstance(listed, dict) else listed
+    assert {row["trace_id"] for row in rows} == set(before + during + after)
+    counts = Counter(s["span_id"] for s in receiver.spans())
+    assert all(c == 1 for c in counts.values()), "a span was delivered twice"
+    assert len(counts) == 2 * len(before + during + after)
+
+
+def test_records_a_dead_helper_owed_are_stored_at_shutdown(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    gw = traced_gateway(tmp_path, upstream, receiver).start()
+    try:
+        pid = helper_pid(gw)
+        os.kill(pid, signal.SIGSTOP)
+        ids = [chat(gw, f"owed {i}").headers["x-trace-id"] for i in range(3)]
+        time.sleep(0.5)  # sent, not stored
+        os.kill(pid, signal.SIGKILL)
+        assert wait_gone(pid, 5)
+    finally:
+        gw.stop()  # at once: before a new helper starts, so the gateway must store them itself
+    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+
+
+def test_the_helper_leaves_with_its_gateway_after_storing_what_it_was_given(
+    tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    proc, url = spawn_gateway(tmp_path, upstream_models(upstream))
+    try:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 1, children
+        helper = int(children[0])
+        ids = []
+        for i in range(5):
+            r = httpx.post(
+                url + "/v1/chat/completions",
+                json={"model": "gpt-fake", "messages": [{"role": "user", "content": f"kill {i}"}]},
+            )
+            ids.append(r.headers["x-trace-id"])
+        time.sleep(0.5)  # handed to the helper
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert wait_gone(helper, 10), "the trace helper outlived its gateway"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
