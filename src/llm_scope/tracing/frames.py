@@ -67,3 +67,16 @@ async def read(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         return None
     message: tuple[Any, ...] = pickle.loads(body)
     return message
+
+
+@dataclass
+class PipelineStats:
+    """Counters the metrics module reads; `lost` must stay 0."""
+
+    submitted: int = 0
+    written: int = 0
+    exported: int = 0
+    export_failures: int = 0
+    rejected: int = 0
+    lost: int = 0
+    backlog: int = 0

@@ -19,30 +19,17 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..accounting.cost import Prices
 from ..types import CallRecord
+from .frames import PipelineStats
 from .langfuse import ExportResult, ExportStatus, LangfuseExporter
 from .records import enrich
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
-
-
-@dataclass
-class PipelineStats:
-    """Counters the metrics module reads; `lost` must stay 0."""
-
-    submitted: int = 0
-    written: int = 0
-    exported: int = 0
-    export_failures: int = 0
-    rejected: int = 0
-    lost: int = 0
-    backlog: int = 0
 
 
 class TracePipeline:

@@ -24,7 +24,6 @@ from ..accounting.cost import prices_resolver
 from ..logs import log_calls
 from ..types import CallRecord
 from . import frames
-from .pipeline import PipelineStats
 from .records import enrich
 from .store import Store
 
@@ -106,11 +105,11 @@ class RemotePipeline:
         return self._helper.get("held_records", 0)
 
     @property
-    def stats(self) -> PipelineStats:
+    def stats(self) -> frames.PipelineStats:
         now = self._helper
         counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
         counters["lost"] += self._lost
-        return PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
+        return frames.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read query on this process's store thread, so the event loop never waits on SQLite."""
