@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -78,8 +79,33 @@ class JsonFormatter(logging.Formatter):
         return _encode_json(out)
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+class BatchedStream:
+    """A StreamHandler's stream whose per-record flush costs nothing: lines collect until `drain` writes them
+    in one go. The trace helper logs a batch of call lines at once, and a write per line was most of a
+    line's cost there."""
+
+    def __init__(self, fd: int = 2) -> None:
+        self._fd = fd
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> None:
+        if not self._parts:
+            return
+        data = memoryview("".join(self._parts).encode("utf-8", "backslashreplace"))
+        self._parts.clear()
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+
+def configure_logging(level: str, fmt: str, stream: Any = None) -> None:
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

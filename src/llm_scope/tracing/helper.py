@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..accounting.cost import prices_resolver
-from ..logs import configure_logging, log_calls
+from ..logs import BatchedStream, configure_logging, log_calls
 from ..types import CallRecord
 from . import frames
 from .langfuse import LangfuseExporter
@@ -80,7 +80,8 @@ async def serve(in_fd: int, out_fd: int) -> None:
     if first is None or first[0] != "init":
         return
     options: frames.HelperOptions = first[1]
-    configure_logging(options.log_level, options.log_format)
+    logs = BatchedStream(2)
+    configure_logging(options.log_level, options.log_format, logs)
     lf = options.langfuse
     exporter = None
     if lf is not None:
@@ -110,6 +111,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
         last: dict[str, int] = {}
         while True:
             await asyncio.sleep(STATS_EVERY)
+            logs.drain()
             now = stats_of(pipeline)
             if now != last:
                 send(("stats", now))
@@ -136,10 +138,12 @@ async def serve(in_fd: int, out_fd: int) -> None:
             elif kind == "score":
                 await _until_done(functools.partial(pipeline.add_score, payload))
             send(("done", seq, stats_of(pipeline), spent))
+            logs.drain()
     finally:
         reporter.cancel()
         await pipeline.stop(deadline)
         send(("stats", stats_of(pipeline)))
+        logs.drain()
         with contextlib.suppress(Exception):
             await writer.drain()
             writer.close()
