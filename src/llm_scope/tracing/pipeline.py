@@ -135,7 +135,7 @@ class TracePipeline:
 
     async def _write_loop(self) -> None:
         last_prune = 0.0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(self.flush_interval)
             try:
                 await self.flush()
@@ -179,12 +179,15 @@ class TracePipeline:
 
     async def _export_loop(self) -> None:
         delay = 0.0
-        while True:
+        while not self._stopping:
             if delay:
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake_exporter.wait(), timeout=1.0)
+                # asyncio.timeout, not wait_for: on 3.11 a cancel that lands as the event fires is swallowed
+                # by wait_for, and stop() then waited for this loop forever (seen in the SIGTERM test).
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._wake_exporter.wait()
             self._wake_exporter.clear()
             try:
                 result = await self._export_batch()

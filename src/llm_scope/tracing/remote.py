@@ -162,7 +162,8 @@ class RemotePipeline:
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append((self._seq, waiter))
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), self.flush_timeout)
+            async with asyncio.timeout(self.flush_timeout):
+                await asyncio.shield(waiter)
         except TimeoutError:
             log.warning("trace helper has not committed the latest records after %.0f s", self.flush_timeout)
 
