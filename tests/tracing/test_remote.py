@@ -130,3 +130,43 @@ def test_the_helper_leaves_with_its_gateway_after_storing_what_it_was_given(
             proc.kill()
         proc.wait(timeout=10)
     assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+
+
+def test_a_stuck_helper_neither_fails_calls_nor_loses_them(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    with traced_gateway(tmp_path, upstream, receiver) as gw:
+        pid = helper_pid(gw)
+        os.kill(pid, signal.SIGSTOP)  # alive, taking nothing off its pipe
+        try:
+            responses = [chat(gw, f"stuck {i}", stream=i % 3 == 0) for i in range(30)]
+            assert [r.status_code for r in responses] == [200] * 30
+            time.sleep(0.5)
+            assert gw.app.state.pipeline.queue_depth == 30  # in memory, bounded by LLM_SCOPE_QUEUE_SIZE
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        ids = [r.headers["x-trace-id"] for r in responses]
+        for trace_id in ids:
+            spans_of(receiver, trace_id, timeout=20)
+        with gw.client() as client:
+            client.get("/api/traces")  # waits until the helper has committed everything
+        assert gw.app.state.pipeline.queue_depth == 0 and gw.app.state.pipeline.stats.lost == 0
+        assert helper_pid(gw) == pid  # the same helper: slow is not dead
+    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+
+
+def test_past_the_queue_bound_calls_still_succeed_and_the_loss_is_counted(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    with traced_gateway(tmp_path, upstream, receiver, queue_size=5) as gw:
+        pid = helper_pid(gw)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            assert all(chat(gw, f"over {i}").status_code == 200 for i in range(8))
+            stats = gw.app.state.pipeline.stats
+            assert gw.app.state.pipeline.queue_depth == 5 and stats.lost == 3 and stats.submitted == 5
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with gw.client() as client:
+            metrics = client.get("/metrics").text
+    assert "llm_scope_trace_records_lost_total 3.0" in metrics
