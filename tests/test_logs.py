@@ -330,3 +330,43 @@ def test_levels_filters_and_disabled_loggers_still_apply() -> None:
         logger.setLevel(logging.WARNING)
         log_calls(LOGGED)
     assert out.getvalue() == ""
+
+
+def test_batched_lines_go_out_whole_in_writes_no_bigger_than_pipe_buf() -> None:
+    """The trace helper shares stderr with the workers: only writes of up to PIPE_BUF bytes are atomic on a
+    pipe, so a batch of call lines must be cut at line ends, never mid-line."""
+    import os
+    import select
+
+    from llm_scope.logs import BatchedStream
+
+    read_end, write_end = os.pipe()
+    try:
+        stream = BatchedStream(write_end)
+        lines = [f"line {i} " + "x" * (i * 37 % 700) + "\n" for i in range(60)] + ["big " + "y" * 5000 + "\n"]
+        for line in lines:
+            stream.write(line)
+        stream.flush()  # what StreamHandler calls per record: nothing may be written yet
+        assert select.select([read_end], [], [], 0)[0] == []
+        writes: list[int] = []
+        real_write = os.write
+
+        def counting_write(fd: int, data: bytes | memoryview) -> int:
+            writes.append(len(data))
+            assert bytes(data).endswith(b"\n")
+            return real_write(fd, data)
+
+        os.write = counting_write  # type: ignore[assignment]
+        try:
+            stream.drain()
+        finally:
+            os.write = real_write  # type: ignore[assignment]
+        got = b""
+        while len(got) < sum(len(x.encode()) for x in lines):
+            got += os.read(read_end, 65536)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert got.decode() == "".join(lines)
+    assert 1 < len(writes) < len(lines)  # batched, not one write per line
+    assert all(n <= select.PIPE_BUF for n in writes[:-1]) and writes[-1] > select.PIPE_BUF  # a long line alone

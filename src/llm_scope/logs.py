@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import os
+import select
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -80,28 +81,41 @@ class JsonFormatter(logging.Formatter):
 
 
 class BatchedStream:
-    """A StreamHandler's stream whose per-record flush costs nothing: lines collect until `drain` writes them
-    in one go. The trace helper logs a batch of call lines at once, and a write per line was most of a
-    line's cost there."""
+    """A StreamHandler's stream whose per-record flush costs nothing: lines collect until `drain` writes them.
+
+    The trace helper logs a batch of call lines at once, and a write per line was most of a line's cost
+    there. Lines go out whole, in writes of at most PIPE_BUF bytes: other processes (the workers) share the
+    same stderr, and only writes that small are never interleaved with theirs on a pipe.
+    """
 
     def __init__(self, fd: int = 2) -> None:
         self._fd = fd
-        self._parts: list[str] = []
+        self._lines: list[bytes] = []
 
     def write(self, text: str) -> int:
-        self._parts.append(text)
+        self._lines.append(text.encode("utf-8", "backslashreplace"))  # StreamHandler writes a line at a time
         return len(text)
 
     def flush(self) -> None:
         pass
 
     def drain(self) -> None:
-        if not self._parts:
-            return
-        data = memoryview("".join(self._parts).encode("utf-8", "backslashreplace"))
-        self._parts.clear()
-        while data:
-            data = data[os.write(self._fd, data) :]
+        chunk: list[bytes] = []
+        size = 0
+        for line in self._lines:
+            if chunk and size + len(line) > select.PIPE_BUF:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._write(b"".join(chunk))
+        self._lines.clear()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
 
 
 def configure_logging(level: str, fmt: str, stream: Any = None) -> None:
