@@ -112,6 +112,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             lost=s.lost,
             export_failures=s.export_failures,
             exported=s.exported,
+            helper_restarts=pipeline.helper_restarts,
         )
 
     @contextlib.asynccontextmanager

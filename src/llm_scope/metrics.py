@@ -62,6 +62,7 @@ class _PipelineSeen:
     lost: int = 0
     export_failures: int = 0
     exported: int = 0
+    helper_restarts: int = 0
 
 
 class Metrics:
@@ -145,6 +146,9 @@ class Metrics:
             f"{PREFIX}_trace_export_failures", "Failed export attempts to Langfuse", registry=r
         )
         self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
+        self.trace_helper_restarts = Counter(
+            f"{PREFIX}_trace_helper_restarts", "Times the trace helper process died and was started again", registry=r
+        )
         self.overload_rejections = Counter(
             f"{PREFIX}_overload_rejections",
             "API calls refused with 503 because the gateway was at capacity",
@@ -227,7 +231,16 @@ class Metrics:
         for model, provider, usd in spent:
             self.cost.labels(self._model_label(model), provider or "none").inc(usd)
 
-    def sync_pipeline(self, *, queue_depth: int, backlog: int, lost: int, export_failures: int, exported: int) -> None:
+    def sync_pipeline(
+        self,
+        *,
+        queue_depth: int,
+        backlog: int,
+        lost: int,
+        export_failures: int,
+        exported: int,
+        helper_restarts: int = 0,
+    ) -> None:
         """Mirror the pipeline's own counters (it counts; we publish the increase since last time)."""
         with self._lock:
             self.trace_queue.set(queue_depth)
@@ -236,6 +249,7 @@ class Metrics:
                 ("lost", self.trace_lost, lost),
                 ("export_failures", self.trace_export_failures, export_failures),
                 ("exported", self.trace_exported, exported),
+                ("helper_restarts", self.trace_helper_restarts, helper_restarts),
             ):
                 seen = getattr(self._seen, name)
                 if value > seen:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,12 @@ import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, upstream_models
-from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
+from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_CACHED_TOKENS, FAKE_PROMPT_TOKENS, FAKE_TOOL_ARGUMENTS, fake_reply, word_count
 from tests.gateway_server import GatewayServer, make_settings, model_config
+from tests.tracing.conftest import PK, SK
 
-PK, SK = "pk-lf-test-0001", "sk-lf-test-secret-0001"
 TOOLS = [
     {
         "type": "function",
@@ -29,14 +28,6 @@ TOOLS = [
         },
     }
 ]
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    r = start_otlp_receiver(credentials=(PK, SK))
-    yield r
-    if r.running:
-        r.stop()
 
 
 def traced_gateway(tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver, **overrides: Any) -> GatewayServer:

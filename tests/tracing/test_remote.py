@@ -11,25 +11,15 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import upstream_models
-from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
+from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, spawn_gateway
-from tests.tracing.test_pipeline import PK, SK, chat, spans_of, traced_gateway
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    r = start_otlp_receiver(credentials=(PK, SK))
-    yield r
-    if r.running:
-        r.stop()
+from tests.tracing.test_pipeline import chat, spans_of, traced_gateway
 
 
 def helper_pid(gw: GatewayServer) -> int:
@@ -81,8 +71,10 @@ def test_a_killed_helper_is_replaced_and_gets_what_it_had_not_stored(
         assert helper_pid(gw) != first
         with gw.client() as client:
             listed = client.get("/api/traces", params={"limit": 100}).json()
+            metrics = client.get("/metrics").text
         assert gw.app.state.pipeline.queue_depth == 0
         assert gw.app.state.pipeline.stats.lost == 0
+    assert "llm_scope_trace_helper_restarts_total 1.0" in metrics
     rows = listed["data"] if isinstance(listed, dict) else listed
     assert {row["trace_id"] for row in rows} == set(before + during + after)
     counts = Counter(s["span_id"] for s in receiver.spans())

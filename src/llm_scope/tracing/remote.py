@@ -66,7 +66,8 @@ class RemotePipeline:
         self._listener: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._stopping = False
-        self._restarts = 0
+        self._restarts = 0  # in a row, for the backoff
+        self.helper_restarts = 0  # in all, for the metric
         self._last_loss_log = 0.0
 
     # --- the hot path ----------------------------------------------------------------------------------
@@ -143,6 +144,10 @@ class RemotePipeline:
                 proc.kill()
                 await proc.wait()
         if listener is not None:
+            # It has read the helper's last answers by the time the pipe closed; if that helper had died
+            # earlier, it may be waiting to start another, which no longer matters.
+            await asyncio.wait([listener], timeout=5)
+            listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         if self._unacked:
@@ -237,6 +242,7 @@ class RemotePipeline:
         if self._stopping:
             return
         self._restarts += 1
+        self.helper_restarts += 1
         delay = min(30.0, 0.25 * 2 ** min(self._restarts, 7))
         log.error(
             "trace helper exited (code %s); starting another in %.1f s and resending %d records it had not stored",
@@ -244,9 +250,16 @@ class RemotePipeline:
             delay,
             self._unacked_records,
         )
-        await asyncio.sleep(delay)
-        if not self._stopping:
-            await self._spawn()
+        while True:
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                await self._spawn()
+                return
+            except Exception:  # e.g. out of file descriptors: keep the records, try again later
+                log.exception("starting the trace helper failed; will retry")
+                delay = min(30.0, delay * 2)
 
     def _settle(self, seq: int, *, lost: bool = False) -> None:
         message = self._unacked.pop(seq, None)
