@@ -7,26 +7,15 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.conftest import upstream_models
-from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
+from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import spawn_gateway
-
-PK, SK = "pk-lf-durable", "sk-lf-durable-secret"
-
-
-@pytest.fixture
-def receiver() -> Iterator[OtlpReceiver]:
-    r = start_otlp_receiver(credentials=(PK, SK))
-    yield r
-    if r.running:
-        r.stop()
+from tests.tracing.conftest import PK, SK
 
 
 def start_gateway(
