@@ -20,7 +20,6 @@ import functools
 import logging
 import os
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -98,7 +97,6 @@ async def serve(in_fd: int, out_fd: int) -> None:
         prices_for=prices_resolver(options.price_overrides),
         secrets=options.secrets,
         trace_content=options.trace_content,
-        queue_size=sys.maxsize,  # the gateway bounds what it sends
         max_outbox=options.max_outbox,
         retention_days=options.retention_days,
     )

@@ -41,7 +41,6 @@ class TracePipeline:
         prices_for: Callable[[CallRecord], Prices | None],
         secrets: Sequence[str],
         trace_content: bool = True,
-        queue_size: int = 10_000,
         max_outbox: int = 2_000_000,
         flush_interval: float = 0.2,
         batch_size: int = 500,
@@ -53,7 +52,6 @@ class TracePipeline:
         self.prices_for = prices_for
         self.secrets = list(secrets)
         self.trace_content = trace_content
-        self.queue_size = queue_size
         self.max_outbox = max_outbox
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -73,10 +71,7 @@ class TracePipeline:
     # --- the hot path ----------------------------------------------------------------------------------
 
     def submit(self, record: CallRecord) -> None:
-        if len(self._queue) >= self.queue_size:
-            self._lose(1, "in-memory trace queue is full")
-            return
-        self._queue.append(record)
+        self._queue.append(record)  # bounded by the gateway, which holds each record until it is stored
         self.stats.submitted += 1
 
     @property
@@ -84,14 +79,6 @@ class TracePipeline:
         if self._store is None:
             raise RuntimeError("trace pipeline not started")
         return self._store
-
-    @property
-    def ready(self) -> bool:
-        return self._store is not None and not self._stopping
-
-    @property
-    def queue_depth(self) -> int:
-        return len(self._queue)
 
     @property
     def held_records(self) -> int:
