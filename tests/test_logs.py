@@ -332,6 +332,37 @@ def test_levels_filters_and_disabled_loggers_still_apply() -> None:
     assert out.getvalue() == ""
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("now", [1_750_000_000.0, 1_750_000_000.9994, 1_760_123_456.25])
+def test_the_helpers_direct_call_lines_match_log_calls_byte_for_byte(
+    fmt: str, now: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trace helper formats its call lines without LogRecords: they must be what log_calls writes through
+    configure_logging's handler, timestamp included."""
+    from llm_scope.logs import CallLines
+
+    monkeypatch.setattr(time, "time", lambda: now)
+    monkeypatch.setattr(time, "time_ns", lambda: int(now * 1e9))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        through_logging = io.StringIO()
+        configure_logging("INFO", fmt, through_logging)
+        log_calls(LOGGED)
+        direct = io.StringIO()
+        configure_logging("INFO", fmt, direct)
+        CallLines(fmt, direct).write(LOGGED)
+        assert direct.getvalue() == through_logging.getvalue()
+        assert direct.getvalue().count("\n") == len(LOGGED) and "trace_id" in direct.getvalue()
+        quiet = io.StringIO()
+        configure_logging("WARNING", fmt, quiet)
+        CallLines(fmt, quiet).write(LOGGED)
+        assert quiet.getvalue() == ""  # the helper's level applies
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+
+
 def test_batched_lines_go_out_whole_in_writes_no_bigger_than_pipe_buf() -> None:
     """The trace helper shares stderr with the workers: only writes of up to PIPE_BUF bytes are atomic on a
     pipe, so a batch of call lines must be cut at line ends, never mid-line."""

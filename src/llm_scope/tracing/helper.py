@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..accounting.cost import prices_resolver
-from ..logs import BatchedStream, configure_logging, log_calls
+from ..logs import BatchedStream, CallLines, configure_logging
 from ..types import CallRecord
 from . import frames
 from .langfuse import LangfuseExporter
@@ -81,6 +81,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
     options: frames.HelperOptions = first[1]
     logs = BatchedStream(2)
     configure_logging(options.log_level, options.log_format, logs)
+    call_lines = CallLines(options.log_format, logs)
     lf = options.langfuse
     exporter = None
     if lf is not None:
@@ -131,7 +132,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
                 for record in records:
                     pipeline.submit(record)
                 await _until_done(pipeline.flush)  # prices and scrubs them too
-                log_calls(records)
+                call_lines.write(records)
                 spent = spent_by_model(records)
             elif kind == "score":
                 await _until_done(functools.partial(pipeline.add_score, payload))
