@@ -52,6 +52,22 @@ def test_trace_ids_are_unique_and_match_the_stored_trace(gateway: GatewayServer)
     assert httpx.get(f"{gateway.url}/api/traces/{one}").json()["trace_id"] == one
 
 
+def test_trace_ids_lead_with_the_time_and_end_random() -> None:
+    """Time-ordered ids keep the store's id index append-mostly; the random tail keeps them unguessable."""
+    from llm_scope.http.front import TraceIds
+
+    ids = TraceIds()
+    before = time.time_ns() // 1_000_000
+    made = [ids.new() for _ in range(1000)]  # more than one 4 KB buffer of random bytes
+    after = time.time_ns() // 1_000_000
+    assert all(len(i) == 32 and i == i.lower() and int(i, 16) for i in made)
+    assert len(set(made)) == 1000 and len({i[12:] for i in made}) == 1000
+    assert all(before <= int(i[:12], 16) <= after for i in made)
+    assert [i[:12] for i in made] == sorted(i[:12] for i in made)
+    time.sleep(0.002)
+    assert ids.new() > max(made)  # a later millisecond sorts after every earlier id
+
+
 def test_a_client_that_leaves_mid_body_frees_its_slot(tmp_path: Path, upstream: FakeUpstream) -> None:
     """One call at a time and no queue: had the departed client kept its admission slot, the next call
     would be refused with 503."""

@@ -44,10 +44,14 @@ TRACKED_ROUTES = {
 
 
 class TraceIds:
-    """Random 128-bit trace ids from the OS's CSPRNG, fetched 4 KB at a time.
+    """128-bit trace ids: the time in milliseconds (48 bits), then 80 random bits from the OS's CSPRNG.
 
-    One getrandom() per call measured 0.5-8 µs here (the slow end under load, in this VM); one per 256
-    ids is noise. The buffer is dropped in a forked child so two processes never hand out the same ids.
+    Time first, as AWS X-Ray's ids and UUIDv7 do, because the local store indexes traces by id: random ids
+    land all over that index, and once it outgrows SQLite's page cache every insert rewrites a page of its
+    own (with 300,000 traces stored, 40 µs of CPU per stored call against 18 µs for ids in time order,
+    measured). 80 random bits keep ids unguessable and unique across workers (a clash needs ~10^12 ids in
+    one millisecond). The random bytes are fetched 4 KB at a time (one getrandom() per call measured
+    0.5-8 µs here); the buffer is dropped in a forked child so two processes never hand out the same ids.
     """
 
     def __init__(self) -> None:
@@ -60,10 +64,11 @@ class TraceIds:
 
     def new(self) -> str:
         at = self._at
-        if at + 16 > len(self._buffer):
-            self._buffer, at = os.urandom(4096), 0
-        self._at = at + 16
-        return self._buffer[at : at + 16].hex()
+        if at + 10 > len(self._buffer):
+            self._buffer, at = os.urandom(4000), 0
+        self._at = at + 10
+        millis = time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF
+        return (millis.to_bytes(6, "big") + self._buffer[at : at + 10]).hex()
 
 
 class Incoming:
