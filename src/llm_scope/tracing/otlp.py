@@ -2,10 +2,11 @@
 
 Building opentelemetry-proto messages attribute by attribute and serializing them cost 55-60 µs of CPU per
 record, against a budget of 0.3 ms for everything a call costs. We only ever send one small, fixed slice of
-the OTLP schema, so we write its bytes ourselves: constant attributes are encoded once per encoder, the
-attributes both spans share once per record, and the values that repeat from call to call (route, model,
-provider, client, status) come from small caches. tests/tracing/test_otlp.py decodes the output with the real
-opentelemetry-proto classes and holds it equal to the message-building encoder this replaced.
+the OTLP schema, so we write its bytes ourselves (the protobuf pieces are in `protowire`): constant
+attributes are encoded once per encoder, the attributes both spans share once per record, and the values
+that repeat from call to call (route, model, provider, client, status) come from small caches.
+tests/tracing/test_otlp.py decodes the output with the real opentelemetry-proto classes and holds it equal
+to the message-building encoder this replaced.
 
 Each record becomes two spans, like the Langfuse SDK's "proxy-request" / "llm-call" pair: a root span named
 after the route and a child generation that carries model, usage, cost and content. Attribute names and
@@ -35,6 +36,22 @@ from typing import Any, Final
 
 from llm_scope.types import CallRecord
 
+from .protowire import (
+    INT64_MAX,
+    INT64_MIN,
+    AttrValue,
+    any_value,
+    attribute,
+    encoded_attribute,
+    entry,
+    key_field,
+    length_delimited,
+    recurring_attribute,
+    string_attribute,
+    text,
+    varint,
+)
+
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
 
@@ -51,14 +68,8 @@ SDK_NAME: Final = "llm-scope"
 # Generations are named after the provider (the model has its own field); this when none was chosen.
 FALLBACK_GENERATION_NAME: Final = "llm-call"
 
-AttrValue = str | bool | int | float | Sequence[str]
-
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
 _pack_time: Final = struct.Struct("<BQ").pack  # tag, then fixed64
 _pack_times: Final = struct.Struct("<BQBQ").pack
-_pack_double: Final = struct.Struct("<d").pack
-_BYTE: Final = [bytes((i,)) for i in range(256)]
 
 # Span fields that never change: kind SPAN_KIND_INTERNAL (1); flags fixed32 0x100, that is
 # SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK with is_remote unset: "parent is local", as the SDK sends.
@@ -68,95 +79,14 @@ _FLAGS_PARENT_LOCAL: Final = b"\x85\x01" + struct.pack("<I", 0x100)
 _STATUS_UNSET: Final = b"\x7a\x00"
 _STATUS_CODE_ERROR: Final = b"\x18\x02"
 
-
-def varint(n: int) -> bytes:
-    """Unsigned LEB128; callers map negative int64 values to their 64-bit two's complement first."""
-    if n < 0x80:
-        return _BYTE[n]
-    if n < 0x4000:
-        return bytes((n & 0x7F | 0x80, n >> 7))
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _text(value: str) -> bytes:
-    # Lone surrogates (a client's JSON may hold "\ud800") are not UTF-8; send them as visible escapes.
-    return value.encode("utf-8", "backslashreplace")
-
-
-def _length_delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + varint(len(payload)) + payload
-
-
-@lru_cache(maxsize=4096)
-def _key_field(key: str) -> bytes:
-    """KeyValue.key, tag and length included; cached because most keys recur on every span."""
-    data = _text(key)
-    return _length_delimited(b"\x0a", data) if data else b""
-
-
-def _any_value(value: AttrValue) -> bytes:
-    """An AnyValue message body."""
-    if isinstance(value, str):
-        return _length_delimited(b"\x0a", _text(value))
-    if isinstance(value, float):
-        return b"\x21" + _pack_double(value)
-    if isinstance(value, bool):  # before int: bool is an int
-        return b"\x10\x01" if value else b"\x10\x00"
-    if isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise ValueError(f"attribute value {value} is outside int64")
-        return b"\x18" + varint(value & 0xFFFF_FFFF_FFFF_FFFF)
-    items = b"".join(_length_delimited(b"\x0a", _length_delimited(b"\x0a", _text(item))) for item in value)
-    return _length_delimited(b"\x2a", items) if items else b""  # an empty list leaves the value unset
-
-
-def attribute(key: str, value: AttrValue) -> bytes:
-    """One Span.attributes entry (field 9): tag, length and KeyValue."""
-    return _attribute(_key_field(key), value)
-
-
-def _attribute(key_field: bytes, value: AttrValue) -> bytes:
-    if type(value) is str:
-        return _string_attribute(key_field, _text(value))
-    return _entry(key_field, _any_value(value))
-
-
-def _entry(key_field: bytes, body: bytes) -> bytes:
-    """A Span.attributes entry around an encoded key and AnyValue."""
-    size = len(key_field) + len(body) + 2  # KeyValue size when every length fits in one byte
-    if size < 0x80 and body:
-        return b"\x4a%c%s\x12%c%s" % (size, key_field, len(body), body)
-    kv = key_field + _length_delimited(b"\x12", body) if body else key_field
-    return b"\x4a" + varint(len(kv)) + kv
-
-
-def _string_attribute(key_field: bytes, data: bytes) -> bytes:
-    n = len(data)
-    size = len(key_field) + n + 4  # KeyValue size when every length fits in one byte
-    if size < 0x80:
-        return b"\x4a%c%s\x12%c\x0a%c%s" % (size, key_field, n + 2, n, data)
-    value = b"\x0a" + varint(n)
-    value = b"\x12" + varint(len(value) + n) + value
-    return b"".join((b"\x4a", varint(len(key_field) + len(value) + n), key_field, value, data))
-
-
-# Span attributes of values that recur across calls (model, route, provider, ...); bounded, since some of
-# the values come from clients. typed: True and 1 encode differently.
-_recurring_attribute: Final = lru_cache(maxsize=2048, typed=True)(attribute)
-
-_KEY_MODEL_PARAMETERS: Final = _key_field("langfuse.observation.model.parameters")
-_KEY_INPUT: Final = _key_field("langfuse.observation.input")
-_KEY_OUTPUT: Final = _key_field("langfuse.observation.output")
-_KEY_USAGE: Final = _key_field("langfuse.observation.usage_details")
-_KEY_COST: Final = _key_field("langfuse.observation.cost_details")
-_KEY_COMPLETION_START: Final = _key_field("langfuse.observation.completion_start_time")
-_KEY_STATUS_MESSAGE: Final = _key_field("langfuse.observation.status_message")
-_KEY_UPSTREAM_LATENCY: Final = _key_field("langfuse.observation.metadata.upstream_latency")
+_KEY_MODEL_PARAMETERS: Final = key_field("langfuse.observation.model.parameters")
+_KEY_INPUT: Final = key_field("langfuse.observation.input")
+_KEY_OUTPUT: Final = key_field("langfuse.observation.output")
+_KEY_USAGE: Final = key_field("langfuse.observation.usage_details")
+_KEY_COST: Final = key_field("langfuse.observation.cost_details")
+_KEY_COMPLETION_START: Final = key_field("langfuse.observation.completion_start_time")
+_KEY_STATUS_MESSAGE: Final = key_field("langfuse.observation.status_message")
+_KEY_UPSTREAM_LATENCY: Final = key_field("langfuse.observation.metadata.upstream_latency")
 # The gateway's own facts in the generation's metadata, in order, but for upstream_latency (last, and uncached).
 _GATEWAY_FACTS: Final = (
     "requested_model",
@@ -184,11 +114,11 @@ class RecordEncoder:
             resource["service.version"] = release  # Langfuse also uses it as the observation `version`
         # Resource.attributes is field 1, not 9; the rest of an entry is the same.
         attributes = b"".join(b"\x0a" + attribute(key, value)[1:] for key, value in resource.items())
-        scope = _length_delimited(b"\x0a", SDK_NAME.encode())
+        scope = length_delimited(b"\x0a", SDK_NAME.encode())
         if release:
-            scope += _length_delimited(b"\x12", _text(release))
-        self._resource_field = _length_delimited(b"\x0a", attributes)
-        self._scope_field = _length_delimited(b"\x0a", scope)
+            scope += length_delimited(b"\x12", text(release))
+        self._resource_field = length_delimited(b"\x0a", attributes)
+        self._scope_field = length_delimited(b"\x0a", scope)
         self._root_head = attribute("langfuse.internal.is_app_root", True) + attribute(
             "langfuse.observation.type", "span"
         )
@@ -227,14 +157,14 @@ class RecordEncoder:
         if record.session_id:
             shared = attribute("session.id", record.session_id) + shared
         if record.user_id:  # few users make most calls
-            shared = _recurring_attribute("user.id", record.user_id) + shared
+            shared = recurring_attribute("user.id", record.user_id) + shared
 
         root_metadata, generation_metadata = _caller_metadata(record.metadata) if record.metadata else ((), [])
 
         if is_error := record.is_error:
-            message = _text(_status_message(record))
-            status = _length_delimited(b"\x12", message) + _STATUS_CODE_ERROR if message else _STATUS_CODE_ERROR
-            tail = _length_delimited(b"\x7a", status) + _FLAGS_PARENT_LOCAL
+            message = text(_status_message(record))
+            status = length_delimited(b"\x12", message) + _STATUS_CODE_ERROR if message else _STATUS_CODE_ERROR
+            tail = length_delimited(b"\x7a", status) + _FLAGS_PARENT_LOCAL
         else:
             tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
         ids = b"\x0a\x10" + trace_id + b"\x12\x08"
@@ -257,26 +187,26 @@ class RecordEncoder:
         """The generation's own attributes; `caller_metadata` is None when it shares names with gateway facts."""
         attrs = [self._generation_head]
         if model := record.resolved_model or record.requested_model:
-            attrs.append(_recurring_attribute("langfuse.observation.model.name", model))
+            attrs.append(recurring_attribute("langfuse.observation.model.name", model))
         if record.model_parameters:
-            attrs.append(_string_attribute(_KEY_MODEL_PARAMETERS, _text(_json(record.model_parameters))))
+            attrs.append(string_attribute(_KEY_MODEL_PARAMETERS, text(_json(record.model_parameters))))
         if record.input is not None:
-            attrs.append(_string_attribute(_KEY_INPUT, _text(_json(record.input))))
+            attrs.append(string_attribute(_KEY_INPUT, text(_json(record.input))))
         if record.output is not None:
-            attrs.append(_string_attribute(_KEY_OUTPUT, _text(_json(record.output))))
+            attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
         # Usage we send overrides Langfuse's own tokenizer-based inference. All zeros on a success means "not
         # reported", so let Langfuse infer; on a failure the zeros are true and stop it billing the prompt.
         usage = record.usage.details()
         if is_error or any(usage.values()):
-            attrs.append(_string_attribute(_KEY_USAGE, _text(_dumps(usage))))
+            attrs.append(string_attribute(_KEY_USAGE, text(_dumps(usage))))
         if record.cost is not None:
-            attrs.append(_string_attribute(_KEY_COST, _text(_dumps(record.cost.details()))))
+            attrs.append(string_attribute(_KEY_COST, text(_dumps(record.cost.details()))))
         if record.completion_start_time is not None:
             iso = f'"{_iso(record.completion_start_time)}"'  # json.dumps of a string with nothing to escape
-            attrs.append(_string_attribute(_KEY_COMPLETION_START, iso.encode()))
+            attrs.append(string_attribute(_KEY_COMPLETION_START, iso.encode()))
         if is_error:
-            attrs.append(_recurring_attribute("langfuse.observation.level", "ERROR"))
-            attrs.append(_string_attribute(_KEY_STATUS_MESSAGE, _text(_status_message(record))))
+            attrs.append(recurring_attribute("langfuse.observation.level", "ERROR"))
+            attrs.append(string_attribute(_KEY_STATUS_MESSAGE, text(_status_message(record))))
 
         facts = _gateway_facts_of(record)
         if caller_metadata is not None:
@@ -289,7 +219,7 @@ class RecordEncoder:
                 attrs.append(facts_attributes)
                 latency = _metadata_value(record.upstream_latency)
                 if latency is not None and latency != "":
-                    attrs.append(_attribute(_KEY_UPSTREAM_LATENCY, latency))
+                    attrs.append(encoded_attribute(_KEY_UPSTREAM_LATENCY, latency))
                 return attrs
         # The caller's metadata first: the gateway's own facts below win on a name clash.
         metadata = {**record.metadata, **dict(zip(_GATEWAY_FACTS, facts, strict=True))}
@@ -324,16 +254,16 @@ def _caller_metadata(metadata: Mapping[Any, Any]) -> tuple[list[bytes], list[byt
     for key, value in metadata.items():
         if (encoded := _metadata_value(value)) is not None:
             root_key, generation_key = _metadata_keys(key)
-            body = _any_value(encoded)
-            root.append(_entry(root_key, body))
+            body = any_value(encoded)
+            root.append(entry(root_key, body))
             if encoded != "":
-                generation.append(_entry(generation_key, body))
+                generation.append(entry(generation_key, body))
     return root, generation
 
 
 @lru_cache(maxsize=1024)
 def _metadata_keys(key: str) -> tuple[bytes, bytes]:
-    return _key_field(f"langfuse.trace.metadata.{key}"), _key_field(f"langfuse.observation.metadata.{key}")
+    return key_field(f"langfuse.trace.metadata.{key}"), key_field(f"langfuse.observation.metadata.{key}")
 
 
 def _span(*parts: bytes) -> bytes:
@@ -343,7 +273,7 @@ def _span(*parts: bytes) -> bytes:
 
 
 def _name_field(name: str) -> bytes:
-    data = _text(name)
+    data = text(name)
     return b"\x2a" + varint(len(data)) + data if data else b""
 
 
@@ -419,5 +349,5 @@ def _metadata_value(value: Any) -> AttrValue | None:
     if value is None or isinstance(value, str | bool | float):
         return value
     if isinstance(value, int):
-        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)  # past int64 protobuf has no type
+        return value if INT64_MIN <= value <= INT64_MAX else str(value)  # past int64 protobuf has no type
     return _dumps(value)
