@@ -218,7 +218,6 @@ class UpstreamHTTP:
         return target
 
     async def _connect(self, target: Target, options: CallOptions) -> Connection:
-        loop = asyncio.get_running_loop()
         idle = self._idle.get((target.host, target.port, target.tls))
         now = time.monotonic()
         while idle:
@@ -232,6 +231,8 @@ class UpstreamHTTP:
             self._open.discard(conn)
         if target.tls and self._tls is None:
             self._tls = ssl.create_default_context()
+        # Only here, off the pooled path: on Python 3.11 every get_running_loop() is a getpid() system call.
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(options.connect_timeout):
                 _, conn = await loop.create_connection(
