@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import struct
 import time
 from pathlib import Path
 
@@ -66,6 +68,44 @@ def test_trace_ids_lead_with_the_time_and_end_random() -> None:
     assert [i[:12] for i in made] == sorted(i[:12] for i in made)
     time.sleep(0.002)
     assert ids.new() > max(made)  # a later millisecond sorts after every earlier id
+
+
+def _data_segments_received(sock: socket.socket) -> int:
+    """tcp_info.tcpi_data_segs_in (Linux 4.6+): segments that carried data, pure ACKs left out."""
+    return int(struct.unpack_from("I", sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 152)[0])
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_whole_answer_leaves_in_one_tcp_segment(gateway: GatewayServer) -> None:
+    """Head and body go out in one write: uvicorn writes them apart, and the second segment woke the client
+    (and cost the gateway a system call) again on every call. Successes and errors alike."""
+    host, port = gateway.url.removeprefix("http://").split(":")
+    segments = []
+    with socket.create_connection((host, int(port))) as sock:
+        for body in (BODY, BODY, {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}, BODY):
+            payload = json.dumps(body).encode()
+            before = _data_segments_received(sock)
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+            )
+            answer = _read_answer(sock)
+            assert answer.startswith(b"HTTP/1.1 200" if body is BODY else b"HTTP/1.1 404"), answer[:100]
+            assert b"x-trace-id: " in answer and answer.endswith(b"}")
+            segments.append(_data_segments_received(sock) - before)
+    assert segments == [1, 1, 1, 1]
 
 
 def test_a_client_that_leaves_mid_body_frees_its_slot(tmp_path: Path, upstream: FakeUpstream) -> None:

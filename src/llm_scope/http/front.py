@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..access.keys import VirtualKey
 from ..errors import GatewayError
 from .auth import KEY_SCOPE, Auth
-from .responses import error_response
+from .responses import RawResponse, error_response, send_whole
 
 log = logging.getLogger("llm_scope.http")
 
@@ -236,7 +236,10 @@ class Front:
                 )(scope, receive, send_with_headers)
             else:
                 response = await handler(Incoming(scope, receive, trace_id, start_time, verdict))
-                await response(scope, receive, send_with_headers)
+                if type(response) is RawResponse:
+                    await send_whole(response, scope, receive, send_with_headers, send)
+                else:
+                    await response(scope, receive, send_with_headers)
         except ClientGone:
             pass  # left while sending the request: nobody to answer
         except Exception as exc:

@@ -36,6 +36,67 @@ class RawResponse(Response):
                 self.after()
 
 
+class HeadWithBody:
+    """Stands in for the server's transport while a whole response goes out: the head (the server's first
+    write) is held back and leaves with the body in one writev.
+
+    uvicorn writes the head on `http.response.start` and the body on `http.response.body`: two system calls
+    and two TCP segments, the second one waking the client again, on a call whose whole budget is a few
+    hundred microseconds. Holding the head costs nothing when the body follows at once, as it does here.
+    Everything but `write` and `close` is the real transport's.
+    """
+
+    __slots__ = ("_first", "_head", "_transport")
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._head = b""
+        self._first = True
+
+    def write(self, data: bytes) -> None:
+        if self._first:
+            self._first = False
+            self._head = bytes(data)
+            return
+        head, self._head = self._head, b""
+        if head:
+            self._transport.writelines((head, data))
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        head, self._head = self._head, b""
+        if head and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+async def send_whole(response: RawResponse, scope: Scope, receive: Receive, send: Send, server_send: Send) -> None:
+    """Send `response` through `send` (which ends in the server's `server_send`), head and body in one write.
+
+    Where the server is uvicorn, `server_send` is its request cycle's bound `send`, whose `transport` is
+    swapped for the duration; anywhere else (another server, a middleware in between) it is sent as usual.
+    """
+    cycle = getattr(server_send, "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        await response(scope, receive, send)
+        return
+    held = HeadWithBody(transport)
+    cycle.transport = held  # type: ignore[union-attr]
+    try:
+        await response(scope, receive, send)
+    finally:
+        cycle.transport = transport  # type: ignore[union-attr]
+        held.flush()  # a HEAD request has no body write; a failed send may have left the head alone
+
+
 def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> RawResponse:
     body = json.dumps(data, separators=(",", ":")).encode()
     return RawResponse(status, body, {"content-type": "application/json", **(headers or {})})
