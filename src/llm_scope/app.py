@@ -42,11 +42,14 @@ from .tracing.remote import RemotePipeline
 from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
+# How often finished calls are folded into the metrics (scrapes fold first): the most a scrape of another
+# worker's counts (multiprocess mode) can lag behind.
+METRICS_FOLD_SECONDS = 0.25
 
 
 class ObservedRecorder:
-    """Finished calls go to the metrics (at once, cheap), the key's budget counters, and the trace pipeline,
-    whose helper process prices, logs, stores and exports them in batches."""
+    """Finished calls go to the metrics (queued, folded in every quarter second), the key's budget counters,
+    and the trace pipeline, whose helper process prices, logs, stores and exports them in batches."""
 
     def __init__(
         self,
@@ -122,6 +125,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             await _seed_spend(pipeline, limits)
         metrics_server = _start_metrics_server(settings, metrics)
         syncer = asyncio.create_task(_every(1.0, sync_metrics))
+        folder = asyncio.create_task(_every(METRICS_FOLD_SECONDS, metrics.fold))
         log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
@@ -131,11 +135,13 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             yield
         finally:
             syncer.cancel()
+            folder.cancel()
             await gateway.aclose()
             await pipeline.stop()
             await limits.aclose()
             keys.close()
             sync_metrics()
+            metrics.fold()
             if metrics_server is not None:
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())

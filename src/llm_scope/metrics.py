@@ -8,9 +8,13 @@ merges every worker's files.
 
 from __future__ import annotations
 
+import bisect
+import collections
+import functools
+import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ from prometheus_client import (
 
 from .errors import GatewayError
 from .types import CallRecord, Deployment
+
+log = logging.getLogger("llm_scope.metrics")
 
 PREFIX = "llm_scope"
 # Resolve sub-millisecond gateway overhead as well as minute-long generations.
@@ -65,10 +71,61 @@ class _PipelineSeen:
     helper_restarts: int = 0
 
 
+class _Folded:
+    """One histogram child's observations since the last fold: their sum and how many fell in each bucket.
+
+    Written into the child as `observe` would have left it (prometheus_client keeps a sum and per-bucket
+    counts; the pinned version's attributes, and tests/test_metrics.py reads the result back through a
+    scrape), with one lock round per bucket touched instead of two per observation.
+    """
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: list[float] = child._upper_bounds
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        if value == value:  # NaN falls in no bucket, as with observe
+            self.counts[bisect.bisect_left(self.bounds, value)] += 1  # the first bucket with value <= bound
+
+    def write(self) -> None:
+        self.child._sum.inc(self.total)
+        for bucket, count in zip(self.child._buckets, self.counts, strict=True):
+            if count:
+                bucket.inc(count)
+
+
+def _observe(folded: dict[Any, _Folded], child: Any, value: float) -> None:
+    histogram = folded.get(child)
+    if histogram is None:
+        histogram = folded[child] = _Folded(child)
+    histogram.add(value)
+
+
+class _FoldFirst:
+    """A collector that yields nothing but folds pending calls in, registered first so every scrape of the
+    registry (the metrics port's thread included) sees every call answered before it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Any]:
+        self._metrics.fold()
+        return iter(())
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Finished calls wait here (a deque: appends and pops are atomic across threads) until `fold`.
+        self._calls: collections.deque[CallRecord] = collections.deque()
+        self._fold_lock = threading.Lock()
+        r.register(_FoldFirst(self))
         model = ["route", "model", "provider"]
         self.requests = Counter(
             f"{PREFIX}_requests",
@@ -173,7 +230,35 @@ class Metrics:
     # --- observation -----------------------------------------------------------------------------------
 
     def observe_call(self, record: CallRecord) -> None:
-        """Everything known when the call ends; cost comes later, from the trace writer."""
+        """Everything known when the call ends; cost comes later, from the trace helper.
+
+        Only queued here: `fold` writes the queued calls into the metrics, a quarter second later (the app's
+        ticker) or before a scrape, whichever is first. Per call that is a deque append on the request path
+        and a few additions in the fold, against the dozen locked increments and bucket walks observing each
+        call cost (5.5 µs, measured).
+        """
+        self._calls.append(record)
+
+    def fold(self) -> None:
+        with self._fold_lock:
+            calls = self._calls
+            counts: dict[Any, float] = {}
+            folded: dict[Any, _Folded] = {}
+            while calls:
+                try:
+                    record = calls.popleft()
+                except IndexError:
+                    break
+                try:
+                    self._fold_call(record, counts, folded)
+                except Exception:  # one odd record must not keep the others out
+                    log.exception("recording metrics for trace %s failed", record.trace_id)
+            for child, amount in counts.items():
+                child.inc(amount)
+            for histogram in folded.values():
+                histogram.write()
+
+    def _fold_call(self, record: CallRecord, counts: dict[Any, float], folded: dict[Any, _Folded]) -> None:
         if record.provider:  # resolved to a configured deployment
             requested = self._model_label(record.requested_model)
             model = self._model_label(record.resolved_model or record.requested_model)
@@ -182,16 +267,18 @@ class Metrics:
             model = "unknown"
         provider = record.provider or "none"
         series = self._series(record.route, requested, model, provider, record.status_code, record.error_type or "")
-        series.requests.inc()
-        series.duration.observe(record.duration)
+        observe = functools.partial(_observe, folded)
+        counts[series.requests] = counts.get(series.requests, 0) + 1
+        duration = record.duration
+        observe(series.duration, duration)
         if record.upstream_latency is not None:
-            series.upstream.observe(record.upstream_latency)
-            series.overhead.observe(max(0.0, record.duration - record.upstream_latency))
+            observe(series.upstream, record.upstream_latency)
+            observe(series.overhead, max(0.0, duration - record.upstream_latency))
         if record.completion_start_time is not None:
-            series.ttft.observe(max(0.0, record.completion_start_time - record.start_time))
+            observe(series.ttft, max(0.0, record.completion_start_time - record.start_time))
             generating = record.end_time - record.completion_start_time
             if record.usage.output and generating > 0:
-                series.tps.observe(record.usage.output / generating)
+                observe(series.tps, record.usage.output / generating)
         usage = record.usage
         for child, count in zip(
             series.tokens,
@@ -199,7 +286,7 @@ class Metrics:
             strict=True,
         ):
             if count:
-                child.inc(count)
+                counts[child] = counts.get(child, 0) + count
 
     def _series(self, route: str, requested: str, model: str, provider: str, status: int, error: str) -> _Series:
         """The label children one call touches, looked up once per label set (labels() takes a lock and
@@ -267,6 +354,7 @@ class Metrics:
         return self.registry
 
     def render(self) -> bytes:
+        self.fold()  # in multiprocess mode the merged view reads files: this worker's calls must be in them
         return generate_latest(self.scrape_registry())
 
 
