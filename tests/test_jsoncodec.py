@@ -17,10 +17,15 @@ from llm_scope import jsoncodec
         '{"model": "x", "messages": [{"role": "user", "content": "caf\\u00e9 \u2615"}]}',
         '{"big": 123456789012345678901234567890}',  # beyond 64 bits: orjson refuses, the fallback parses
         '{"n": -9223372036854775809, "f": 1e-07, "t": true, "z": null}',
+        '{"edge": 9223372036854775808, "max": 9223372036854775807, "min": -9223372036854775808}',
+        '{"deep": [[{"x": [18446744073709551616]}]], "s": "1234567890123456789012"}',  # 19+ digits twice
+        '{"f": 0.1234567890123456789012, "e": 1e300, "s": "digits in text 123456789012345678"}',
     ],
 )
 def test_loads_matches_the_standard_library(text: str) -> None:
-    assert jsoncodec.loads(text.encode()) == json.loads(text)
+    for data in (text.encode(), text):
+        got, want = jsoncodec.loads(data), json.loads(text)
+        assert got == want and json.dumps(got) == json.dumps(want)  # ints stay ints, not equal floats
 
 
 def test_loads_keeps_nan_and_reports_invalid_json_precisely() -> None:
