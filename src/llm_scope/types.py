@@ -87,7 +87,7 @@ class CallRecord:
     input: Any = None  # messages (and tools) as sent; None when content tracing is off
     output: Any = None  # the assistant message as the client received it
     stream: bool = False
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = Usage()  # immutable, so one shared "nothing reported" serves every record
     cost: Cost | None = None
     status_code: int = 200
     error_type: str | None = None

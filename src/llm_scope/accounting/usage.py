@@ -8,7 +8,7 @@ from ..types import Usage
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return value if type(value) is int and value > 0 else 0  # not bool (an int subclass), not floats
 
 
 def openai_usage(raw: Any) -> Usage:
