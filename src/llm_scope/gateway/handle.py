@@ -129,6 +129,7 @@ class Gateway:
         self.connect_timeout = connect_timeout
         self.secrets = secrets or []
         self.debug = debug
+        self._plain_options: dict[float, CallOptions] = {}
 
     async def aclose(self) -> None:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
@@ -218,9 +219,13 @@ class Gateway:
         raise last
 
     def _options(self, deployment: Deployment, headers: dict[str, str] | None) -> CallOptions:
-        return CallOptions(
-            timeout=deployment.timeout or self.timeout, connect_timeout=self.connect_timeout, headers=headers or {}
-        )
+        timeout = deployment.timeout or self.timeout
+        if headers:
+            return CallOptions(timeout=timeout, connect_timeout=self.connect_timeout, headers=headers)
+        options = self._plain_options.get(timeout)  # immutable: one per timeout serves every call without headers
+        if options is None:
+            options = self._plain_options[timeout] = CallOptions(timeout=timeout, connect_timeout=self.connect_timeout)
+        return options
 
     async def _relay(
         self, api: Api, record: CallRecord, upstream: UpstreamResponse, tap: Tap, sent: float

@@ -50,7 +50,8 @@ class Cooldowns:
         return False
 
     def succeeded(self, d: Deployment) -> None:
-        self._failures.pop(deployment_key(d), None)
+        if self._failures:  # nearly always empty: no key to build
+            self._failures.pop(deployment_key(d), None)
 
     def cooling(self, d: Deployment) -> bool:
         until = self._until.get(deployment_key(d))
@@ -63,5 +64,7 @@ class Cooldowns:
 
     def order(self, candidates: list[Deployment]) -> list[Deployment]:
         """Healthy deployments first, in rotation order; cooling ones only if nothing else is left."""
+        if not self._until:  # nothing cooling down, the usual case
+            return candidates
         healthy = [d for d in candidates if not self.cooling(d)]
         return healthy or candidates
