@@ -55,8 +55,12 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         if datefmt:
             return self._seconds.format(record.created, datefmt, self.converter)
-        text = self._seconds.format(record.created, self.default_time_format, self.converter)
+        text = self.format_time(record.created)
         return self.default_msec_format % (text, record.msecs) if self.default_msec_format else text
+
+    def format_time(self, created: float) -> str:
+        """The default time format's part to the second (also used by CallLines, which builds no LogRecord)."""
+        return self._seconds.format(created, self.default_time_format, self.converter)
 
 
 class JsonFormatter(logging.Formatter):
@@ -65,19 +69,18 @@ class JsonFormatter(logging.Formatter):
         self._seconds = _SecondCache()
 
     def format(self, record: logging.LogRecord) -> str:
-        second = self._seconds.format(record.created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
-        out: dict[str, Any] = {
-            "time": f"{second}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
         call = getattr(record, "call", None)
+        out = self.fields(record.created, int(record.msecs), record.levelname, record.name, record.getMessage())
         if isinstance(call, dict):
             out.update(call)
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return _encode_json(out)
+
+    def fields(self, created: float, msecs: int, level: str, logger: str, message: str) -> dict[str, Any]:
+        """The fields every line starts with (also used by CallLines, which builds no LogRecord)."""
+        second = self._seconds.format(created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
+        return {"time": f"{second}.{msecs:03d}Z", "level": level.lower(), "logger": logger, "message": message}
 
 
 class BatchedStream:
@@ -188,9 +191,9 @@ class CallLines:
     """
 
     def __init__(self, fmt: str, stream: Any) -> None:
-        self._json = fmt == "json"
+        self._json = JsonFormatter() if fmt == "json" else None
+        self._text = TextFormatter()
         self._write = stream.write
-        self._seconds = _SecondCache()
         self.enabled = _call_logger().isEnabledFor(logging.INFO)
 
     def write(self, records: Sequence[CallRecord]) -> None:
@@ -201,18 +204,11 @@ class CallLines:
             message = "call " + _call_text(fields)
             created = time.time()
             msecs = int((created - int(created)) * 1000)  # as LogRecord computes them
-            if self._json:
-                second = self._seconds.format(created, "%Y-%m-%dT%H:%M:%S", time.gmtime)
-                line = _encode_json(
-                    {
-                        "time": f"{second}.{msecs:03d}Z",
-                        "level": "info",
-                        "logger": CALL_LOGGER,
-                        "message": message,
-                        **fields,
-                    }
-                )
-            else:
-                second = self._seconds.format(created, logging.Formatter.default_time_format, time.localtime)
+            if self._json is not None:
+                out = self._json.fields(created, msecs, "INFO", CALL_LOGGER, message)
+                out.update(fields)
+                line = _encode_json(out)
+            else:  # TEXT_FORMAT, with TextFormatter's time
+                second = self._text.format_time(created)
                 line = f"{second},{msecs:03d} INFO {CALL_LOGGER}: {message}"
             self._write(line + "\n")
