@@ -63,7 +63,7 @@ CONFINED = {
     "google": set(),
     "uvicorn": {"cli.py"},
     "httptools": {"providers/upstream_http.py"},
-    "aiohttp": {"tracing/langfuse.py"},
+    "aiohttp": {"tracing/exporting.py"},
     "yaml": {"config.py"},
     "pydantic_settings": {"settings.py"},
     "sqlite3": {"tracing/store.py", "access/keys.py"},

@@ -189,7 +189,8 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
             "public_key": settings.langfuse_public_key,
             "secret_key": settings.langfuse_secret_key,
             "environment": settings.environment,
-            "release": __version__,
+            "release": settings.langfuse_release,
+            "version": __version__,
         }
     options = HelperOptions(
         store_path=settings.data_dir / "llm-scope.db",

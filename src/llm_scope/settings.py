@@ -57,6 +57,8 @@ class Settings(BaseSettings):
         "https://cloud.langfuse.com",
         validation_alias=_alias("LANGFUSE_HOST", "LANGFUSE_BASE_URL", "langfuse_host"),
     )
+    # The operator's release (Langfuse's trace `release` and observation `version`); unset sends none.
+    langfuse_release: str = Field("", validation_alias=_alias("LANGFUSE_RELEASE", "langfuse_release"))
 
     # Metrics
     metrics_port: int = Field(9090, validation_alias=_alias("METRICS_PORT", "metrics_port"))

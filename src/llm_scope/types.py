@@ -11,7 +11,12 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts as the provider reported them; zero means "not reported"."""
+    """Token counts as the provider reported them; zero means "not reported".
+
+    `input` is the whole prompt (cache reads and writes included) and `output` the whole completion
+    (reasoning included), whatever the wire format; `cache_write_1h` is the part of `cache_write` that
+    Anthropic keeps for an hour (billed at a higher rate than 5-minute writes).
+    """
 
     input: int = 0
     output: int = 0
@@ -19,29 +24,71 @@ class Usage:
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    cache_write_1h: int = 0
 
     def details(self) -> dict[str, int]:
-        """Langfuse `usage_details` keys; zero cache/reasoning keys are left out."""
-        out = {"input": self.input, "output": self.output, "total": self.total or self.input + self.output}
-        if self.cache_read:
-            out["cache_read_input_tokens"] = self.cache_read
-        if self.cache_write:
-            out["cache_creation_input_tokens"] = self.cache_write
-        if self.reasoning:
-            out["reasoning_tokens"] = self.reasoning
+        """Langfuse `usage_details`: disjoint buckets, since Langfuse sums every key holding "input"
+        (or "output") into the input (output) total. The buckets add up to what the provider billed:
+        input + input_cached_tokens + input_cache_creation* is the whole prompt, output +
+        output_reasoning_tokens the whole completion. Zero cache/reasoning buckets are left out."""
+        read, write, reasoning = self.cache_read, self.cache_write, self.reasoning
+        out = {"input": max(0, self.input - read - write), "output": max(0, self.output - reasoning)}
+        if read:
+            out["input_cached_tokens"] = read
+        if write:
+            if self.cache_write_1h:  # Langfuse prices 5-minute and 1-hour writes under their own keys
+                if write > self.cache_write_1h:
+                    out["input_cache_creation_5m"] = write - self.cache_write_1h
+                out["input_cache_creation_1h"] = self.cache_write_1h
+            else:
+                out["input_cache_creation"] = write
+        if reasoning:
+            out["output_reasoning_tokens"] = reasoning
+        out["total"] = self.total or self.input + self.output
         return out
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """USD; None when the model has no known price (unknown is not free)."""
+    """USD; None when the model has no known price (unknown is not free).
+
+    `input` and `output` are whole sides; the other fields are the parts of them billed at their own rate
+    (cache reads, cache writes and their 1-hour share, of input; reasoning, of output).
+    """
 
     input: float = 0.0
     output: float = 0.0
     total: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+    reasoning: float = 0.0
+    cache_write_1h: float = 0.0
 
-    def details(self) -> dict[str, float]:
-        return {"input": self.input, "output": self.output, "total": self.total}
+    def details(self, usage: Usage | None = None) -> dict[str, float]:
+        """Langfuse `cost_details` under the same disjoint keys as `Usage.details` (given the usage, the
+        cache-write key follows its 5-minute/1-hour split); the buckets add up to `total`."""
+        out = {
+            "input": _money(self.input - self.cache_read - self.cache_write),
+            "output": _money(self.output - self.reasoning),
+        }
+        if self.cache_read:
+            out["input_cached_tokens"] = self.cache_read
+        if self.cache_write:
+            if usage is not None and usage.cache_write_1h:
+                if self.cache_write > self.cache_write_1h:
+                    out["input_cache_creation_5m"] = _money(self.cache_write - self.cache_write_1h)
+                out["input_cache_creation_1h"] = self.cache_write_1h
+            else:
+                out["input_cache_creation"] = self.cache_write
+        if self.reasoning:
+            out["output_reasoning_tokens"] = self.reasoning
+        out["total"] = self.total
+        return out
+
+
+def _money(value: float) -> float:
+    # The parts were rounded to 1e-10 each; so is their difference, or 0.1 - 0.03 shows as 0.07000000000000001.
+    return round(value, 10) if value > 0 else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +142,7 @@ class CallRecord:
     upstream_latency: float | None = None  # seconds from upstream send to full answer
     finish_reason: str | None = None
     key_id: str | None = None  # the virtual key that made the call, if any
+    server: str | None = None  # the upstream's host[:port] when the deployment names a URL (server.address)
 
     @property
     def is_error(self) -> bool:

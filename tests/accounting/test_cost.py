@@ -204,3 +204,94 @@ def test_zero_cache_read_rate_in_the_real_table(table: dict[str, Prices]) -> Non
     prices = free_reads[0]
     cost = compute_cost(Usage(input=100, cache_read=100), prices)
     assert cost is not None and cost.input == 0.0
+
+
+# --- each bucket at its own rate, kept per call ------------------------------------------------------------
+
+# A made-up price list, so each expectation below is arithmetic on round numbers.
+LIST = {
+    "input_cost_per_token": 3e-6,
+    "output_cost_per_token": 15e-6,
+    "cache_read_input_token_cost": 0.3e-6,
+    "cache_creation_input_token_cost": 3.75e-6,
+    "cache_creation_input_token_cost_above_1hr": 6e-6,
+    "output_cost_per_reasoning_token": 20e-6,
+}
+
+
+@pytest.mark.parametrize(
+    ("usage", "prices", "want"),
+    [
+        # Anthropic, 20 fresh + 100 read + 30 written (10 of them for an hour) in, 40 out.
+        (
+            Usage(input=150, output=40, cache_read=100, cache_write=30, cache_write_1h=10),
+            LIST,
+            Cost(
+                input=20 * 3e-6 + 100 * 0.3e-6 + 20 * 3.75e-6 + 10 * 6e-6,
+                output=40 * 15e-6,
+                total=20 * 3e-6 + 100 * 0.3e-6 + 20 * 3.75e-6 + 10 * 6e-6 + 40 * 15e-6,
+                cache_read=100 * 0.3e-6,
+                cache_write=20 * 3.75e-6 + 10 * 6e-6,
+                cache_write_1h=10 * 6e-6,
+            ),
+        ),
+        # Without a 1-hour rate, 1-hour writes cost what 5-minute writes cost.
+        (
+            Usage(input=30, cache_write=30, cache_write_1h=30),
+            {k: v for k, v in LIST.items() if k != "cache_creation_input_token_cost_above_1hr"},
+            Cost(input=30 * 3.75e-6, total=30 * 3.75e-6, cache_write=30 * 3.75e-6, cache_write_1h=30 * 3.75e-6),
+        ),
+        # OpenAI reasoning: part of the completion, at its own rate where the table has one...
+        (
+            Usage(input=25, output=30, cache_read=8, reasoning=12),
+            LIST,
+            Cost(
+                input=17 * 3e-6 + 8 * 0.3e-6,
+                output=18 * 15e-6 + 12 * 20e-6,
+                total=17 * 3e-6 + 8 * 0.3e-6 + 18 * 15e-6 + 12 * 20e-6,
+                cache_read=8 * 0.3e-6,
+                reasoning=12 * 20e-6,
+            ),
+        ),
+        # ...and at the output rate where it has none.
+        (
+            Usage(output=30, reasoning=12),
+            {"input_cost_per_token": 1e-6, "output_cost_per_token": 4e-6},
+            Cost(output=30 * 4e-6, total=30 * 4e-6, reasoning=12 * 4e-6),
+        ),
+        # Unpriced: unknown, never $0.
+        (Usage(input=10, output=10), {"mode": "chat"}, None),
+    ],
+    ids=["anthropic-1h", "no-1h-rate", "openai-reasoning-rate", "reasoning-at-output-rate", "unpriced"],
+)
+def test_cost_per_bucket(usage: Usage, prices: Prices, want: Cost | None) -> None:
+    got = compute_cost(usage, prices)
+    if want is None:
+        assert got is None
+        return
+    assert got is not None
+    for field in Cost.__slots__:
+        assert getattr(got, field) == pytest.approx(getattr(want, field), abs=1e-12), field
+    details = got.details(usage)
+    assert sum(v for k, v in details.items() if k != "total") == pytest.approx(got.total)
+
+
+def test_sonnet_1h_writes_priced_from_litellms_table(table: dict[str, Prices]) -> None:
+    prices = lookup_prices("claude-sonnet-4-5", "anthropic", table)
+    assert prices is not None and prices.get("cache_creation_input_token_cost_above_1hr") is not None
+    usage = anthropic_usage(
+        {
+            "input_tokens": 20,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 30,
+            "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 10},
+            "output_tokens": 40,
+        }
+    )
+    assert (usage.cache_write, usage.cache_write_1h) == (30, 10)
+    cost = compute_cost(usage, prices)
+    assert cost is not None
+    assert cost.cache_write_1h == pytest.approx(10 * float(prices["cache_creation_input_token_cost_above_1hr"]))
+    assert cost.cache_write == pytest.approx(
+        20 * float(prices["cache_creation_input_token_cost"]) + cost.cache_write_1h
+    )

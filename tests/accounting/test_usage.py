@@ -163,7 +163,7 @@ def test_merge(a: Usage, b: Usage, expected: Usage) -> None:
     assert merge(a, b) == expected
 
 
-def test_usage_details_for_langfuse() -> None:
+def test_usage_details_for_langfuse_are_disjoint_buckets() -> None:
     usage = openai_usage(
         {
             "prompt_tokens": 50,
@@ -172,11 +172,37 @@ def test_usage_details_for_langfuse() -> None:
             "completion_tokens_details": {"reasoning_tokens": 8},
         }
     )
+    # Langfuse sums every key holding "input" (or "output"): 20 + 30 is the prompt, 12 + 8 the completion.
     assert usage.details() == {
-        "input": 50,
-        "output": 20,
+        "input": 20,
+        "input_cached_tokens": 30,
+        "output": 12,
+        "output_reasoning_tokens": 8,
         "total": 70,
-        "cache_read_input_tokens": 30,
-        "reasoning_tokens": 8,
     }
     assert openai_usage({"prompt_tokens": 1, "completion_tokens": 1}).details() == {"input": 1, "output": 1, "total": 2}
+
+
+def test_anthropic_cache_writes_split_by_lifetime() -> None:
+    raw = {
+        "input_tokens": 20,
+        "cache_read_input_tokens": 100,
+        "cache_creation_input_tokens": 30,
+        "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 10},
+        "output_tokens": 40,
+    }
+    usage = anthropic_usage(raw)
+    assert usage == Usage(input=150, output=40, total=190, cache_read=100, cache_write=30, cache_write_1h=10)
+    assert usage.details() == {
+        "input": 20,
+        "input_cached_tokens": 100,
+        "input_cache_creation_5m": 20,
+        "input_cache_creation_1h": 10,
+        "output": 40,
+        "total": 190,
+    }
+    # Without the split (older API versions, LiteLLM's translation) writes are one bucket.
+    plain = anthropic_usage({k: v for k, v in raw.items() if k != "cache_creation"})
+    assert plain.details()["input_cache_creation"] == 30
+    # A message_delta that repeats nothing about the cache keeps what message_start said.
+    assert merge(usage, anthropic_usage({"output_tokens": 41})).cache_write_1h == 10

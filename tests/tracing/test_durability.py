@@ -46,7 +46,7 @@ def stored_ids(tmp_path: Path) -> set[str]:
 def wait_delivered(receiver: OtlpReceiver, ids: list[str], timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        missing = [i for i in ids if len(receiver.spans_for_trace(i)) < 2]
+        missing = [i for i in ids if not receiver.spans_for_trace(i)]
         if not missing:
             return
         assert time.monotonic() < deadline, f"{len(missing)} of {len(ids)} traces never reached Langfuse"
@@ -71,7 +71,7 @@ def test_kill_9_while_langfuse_is_down_loses_nothing_older_than_a_second(
         proc.terminate()
         proc.wait(timeout=15)
     counts = Counter(s["span_id"] for s in receiver.spans())
-    assert len(counts) == 40 and set(counts.values()) == {1}
+    assert len(counts) == 20 and set(counts.values()) == {1}  # one span per call
 
 
 def test_sigterm_drains_and_flushes(tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver) -> None:

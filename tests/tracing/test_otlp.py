@@ -24,7 +24,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from llm_scope.tracing.langfuse import LangfuseExporter, build_export_request
-from llm_scope.tracing.otlp import RecordEncoder, varint
+from llm_scope.tracing.otlp import RecordEncoder, usage_details, varint
 from llm_scope.types import CallRecord, Cost, Usage
 
 SDK_NAME = "llm-scope"
@@ -38,7 +38,7 @@ RefValue = str | bool | int | float | list[str]
 
 
 def reference_request(
-    records: Sequence[CallRecord], *, environment: str, release: str, service_name: str = SDK_NAME
+    records: Sequence[CallRecord], *, environment: str, release: str, version: str = "", service_name: str = SDK_NAME
 ) -> ExportTraceServiceRequest:
     resource: dict[str, RefValue] = {
         "service.name": service_name,
@@ -51,56 +51,36 @@ def reference_request(
     resource_spans = request.resource_spans.add()
     _fill(resource_spans.resource.attributes, resource)
     scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.name = SDK_NAME
-    scope_spans.scope.version = release
+    scope_spans.scope.name = "langfuse-sdk"
+    scope_spans.scope.version = version
     for record in records:
-        _add_record_spans(scope_spans.spans, record, environment, release)
+        _add_record_span(scope_spans.spans, record, environment, release, version)
     return request
 
 
-def _add_record_spans(spans: Any, record: CallRecord, environment: str, release: str) -> None:
+def _add_record_span(spans: Any, record: CallRecord, environment: str, release: str, version: str) -> None:
     trace_id = _trace_id(record.trace_id)
-    root_id = _span_id(trace_id, "root")
     start, end = record.start_time, max(record.end_time, record.start_time)
-    shared = _trace_attributes(record, environment, release)
-    root_attrs: dict[str, RefValue] = {
+    attrs: dict[str, RefValue] = {
         "langfuse.internal.is_app_root": True,
-        "langfuse.observation.type": "span",
-        **shared,
+        "langfuse.observation.type": "embedding" if record.route == "embeddings" else "generation",
+        **_trace_attributes(record, environment, release),
+        **_generation_attributes(record, version),
     }
-    for key, value in record.metadata.items():
-        if (encoded := _metadata_value(value)) is not None:
-            root_attrs[f"langfuse.trace.metadata.{key}"] = encoded
-    generation_start = start
-    if record.upstream_latency is not None:
-        latest = record.completion_start_time if record.completion_start_time is not None else end
-        generation_start = min(max(start, end - record.upstream_latency), max(start, latest))
-    for span_id, parent, name, begin, attrs in (
-        (root_id, b"", record.route, start, root_attrs),
-        (
-            _span_id(trace_id, "generation"),
-            root_id,
-            record.provider or "llm-call",
-            generation_start,
-            {**shared, **_generation_attributes(record)},
-        ),
-    ):
-        span = spans.add()
-        span.trace_id = trace_id
-        span.span_id = span_id
-        if parent:
-            span.parent_span_id = parent
-        span.name = _utf8(name)
-        span.kind = Span.SpanKind.SPAN_KIND_INTERNAL
-        span.start_time_unix_nano = max(0, round(begin * 1_000_000_000))
-        span.end_time_unix_nano = max(0, round(end * 1_000_000_000))
-        span.flags = 0x100
-        if record.is_error:
-            span.status.code = Status.StatusCode.STATUS_CODE_ERROR
-            span.status.message = _status_message(record)
-        else:
-            span.status.SetInParent()
-        _fill(span.attributes, attrs)
+    span = spans.add()
+    span.trace_id = trace_id
+    span.span_id = _span_id(trace_id, "generation")
+    span.name = _utf8(record.provider or "llm-call")
+    span.kind = Span.SpanKind.SPAN_KIND_INTERNAL
+    span.start_time_unix_nano = max(0, round(start * 1_000_000_000))
+    span.end_time_unix_nano = max(0, round(end * 1_000_000_000))
+    span.flags = 0x100
+    if record.is_error:
+        span.status.code = Status.StatusCode.STATUS_CODE_ERROR
+        span.status.message = _status_message(record)
+    else:
+        span.status.SetInParent()
+    _fill(span.attributes, attrs)
 
 
 def _trace_attributes(record: CallRecord, environment: str, release: str) -> dict[str, RefValue]:
@@ -119,8 +99,8 @@ def _trace_attributes(record: CallRecord, environment: str, release: str) -> dic
     return attrs
 
 
-def _generation_attributes(record: CallRecord) -> dict[str, RefValue]:
-    attrs: dict[str, RefValue] = {"langfuse.observation.type": "generation"}
+def _generation_attributes(record: CallRecord, version: str) -> dict[str, RefValue]:
+    attrs: dict[str, RefValue] = {}
     if model := record.resolved_model or record.requested_model:
         attrs["langfuse.observation.model.name"] = model
     if record.model_parameters:
@@ -129,19 +109,21 @@ def _generation_attributes(record: CallRecord) -> dict[str, RefValue]:
         attrs["langfuse.observation.input"] = _json(record.input)
     if record.output is not None:
         attrs["langfuse.observation.output"] = _json(record.output)
-    usage = record.usage.details()
-    if any(usage.values()) or record.is_error:
+    usage = usage_details(record)
+    if usage is not None:
         attrs["langfuse.observation.usage_details"] = _json(usage)
     if record.cost is not None:
-        attrs["langfuse.observation.cost_details"] = _json(record.cost.details())
+        attrs["langfuse.observation.cost_details"] = _json(record.cost.details(record.usage))
     if record.completion_start_time is not None:
         iso = datetime.fromtimestamp(record.completion_start_time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         attrs["langfuse.observation.completion_start_time"] = json.dumps(iso)
     if record.is_error:
         attrs["langfuse.observation.level"] = "ERROR"
         attrs["langfuse.observation.status_message"] = _status_message(record)
+    for key, value in record.metadata.items():
+        if (encoded := _metadata_value(value)) is not None:
+            attrs[f"langfuse.trace.metadata.{key}"] = encoded
     metadata: dict[str, Any] = {
-        **record.metadata,
         "requested_model": record.requested_model,
         "provider": record.provider,
         "status_code": record.status_code,
@@ -150,6 +132,7 @@ def _generation_attributes(record: CallRecord) -> dict[str, RefValue]:
         "finish_reason": record.finish_reason,
         "error_type": record.error_type,
         "upstream_latency": record.upstream_latency,
+        "llm_scope_version": version,
     }
     for key, value in metadata.items():
         if (encoded := _metadata_value(value)) is not None and encoded != "":
@@ -406,8 +389,8 @@ def test_a_lone_surrogate_in_an_error_message_no_longer_loses_the_record() -> No
     with pytest.raises(ValueError):  # the reference never escaped the status message: the record was dropped
         reference_request([record], environment="p", release="")
     request = decoded(build_export_request([record], environment="p", release=""))
-    root, generation = request.resource_spans[0].scope_spans[0].spans
-    assert root.status.message == generation.status.message == "café \\ud800"
+    (span,) = request.resource_spans[0].scope_spans[0].spans
+    assert span.status.message == "café \\ud800"
 
 
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**35, 2**64 - 1])
@@ -461,7 +444,7 @@ def test_unencodable_records_are_dropped_and_logged(caplog: pytest.LogCaptureFix
     exporter = LangfuseExporter(
         host="http://127.0.0.1:1", public_key="pk", secret_key="sk", environment="default", release="0.1.0"
     )
-    with caplog.at_level(logging.ERROR, logger="llm_scope.tracing.langfuse"):
+    with caplog.at_level(logging.ERROR, logger="llm_scope.tracing.exporting"):
         (body,) = exporter._encode([good[0], *poison, good[1]])
     assert decoded(gzip.decompress(body)) == reference_request(good, environment="default", release="0.1.0")
     for record in poison:

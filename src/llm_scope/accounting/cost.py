@@ -44,18 +44,43 @@ def lookup_prices(model: str, provider: str, table: dict[str, Prices]) -> Prices
 
 
 def compute_cost(usage: Usage, prices: Prices | None) -> Cost | None:
-    """Cached input is billed at the cache-read rate, cache writes at the write rate; None = unknown price."""
+    """Each bucket at its own rate from LiteLLM's price fields; None = unknown price (never $0).
+
+    Cache reads at `cache_read_input_token_cost`, cache writes at `cache_creation_input_token_cost` (1-hour
+    writes at `cache_creation_input_token_cost_above_1hr`), reasoning at `output_cost_per_reasoning_token`;
+    a bucket whose own rate the table lacks is billed at its side's base rate, as the provider would.
+    """
     if not prices or (prices.get("input_cost_per_token") is None and prices.get("output_cost_per_token") is None):
         return None
-    per_in = float(prices.get("input_cost_per_token") or 0.0)
-    per_out = float(prices.get("output_cost_per_token") or 0.0)
-    read, write = prices.get("cache_read_input_token_cost"), prices.get("cache_creation_input_token_cost")
-    per_read = float(read) if read is not None else per_in
-    per_write = float(write) if write is not None else per_in
+    per_in = _rate(prices, "input_cost_per_token", 0.0)
+    per_out = _rate(prices, "output_cost_per_token", 0.0)
+    per_read = _rate(prices, "cache_read_input_token_cost", per_in)
+    per_write = _rate(prices, "cache_creation_input_token_cost", per_in)
+    per_write_1h = _rate(prices, "cache_creation_input_token_cost_above_1hr", per_write)
+    per_reasoning = _rate(prices, "output_cost_per_reasoning_token", per_out)
+    write_1h = min(usage.cache_write_1h, usage.cache_write)
     uncached = max(0, usage.input - usage.cache_read - usage.cache_write)
-    input_cost = uncached * per_in + usage.cache_read * per_read + usage.cache_write * per_write
-    output_cost = usage.output * per_out
-    return Cost(input=round(input_cost, 10), output=round(output_cost, 10), total=round(input_cost + output_cost, 10))
+    read_cost = round(usage.cache_read * per_read, 10)
+    write_1h_cost = round(write_1h * per_write_1h, 10)
+    write_cost = round((usage.cache_write - write_1h) * per_write + write_1h_cost, 10)
+    input_cost = round(uncached * per_in + read_cost + write_cost, 10)
+    reasoning = min(usage.reasoning, usage.output)
+    reasoning_cost = round(reasoning * per_reasoning, 10)
+    output_cost = round((usage.output - reasoning) * per_out + reasoning_cost, 10)
+    return Cost(
+        input=input_cost,
+        output=output_cost,
+        total=round(input_cost + output_cost, 10),
+        cache_read=read_cost,
+        cache_write=write_cost,
+        reasoning=reasoning_cost,
+        cache_write_1h=write_1h_cost,
+    )
+
+
+def _rate(prices: Prices, name: str, default: float) -> float:
+    value = prices.get(name)
+    return float(value) if value is not None else default
 
 
 def models_for_provider(provider: str, table: dict[str, Prices]) -> list[str]:

@@ -38,7 +38,12 @@ def anthropic_usage(raw: Any) -> Usage:
     write = _int(raw.get("cache_creation_input_tokens"))
     out = _int(raw.get("output_tokens"))
     total_in = inp + read + write
-    return Usage(input=total_in, output=out, total=total_in + out, cache_read=read, cache_write=write)
+    # `cache_creation` splits the writes by lifetime (ephemeral_5m / ephemeral_1h), priced differently.
+    split = raw.get("cache_creation")
+    write_1h = min(_int(split.get("ephemeral_1h_input_tokens")), write) if isinstance(split, dict) else 0
+    return Usage(
+        input=total_in, output=out, total=total_in + out, cache_read=read, cache_write=write, cache_write_1h=write_1h
+    )
 
 
 def merge(a: Usage, b: Usage) -> Usage:
@@ -50,6 +55,7 @@ def merge(a: Usage, b: Usage) -> Usage:
         cache_read=b.cache_read or a.cache_read,
         cache_write=b.cache_write or a.cache_write,
         reasoning=b.reasoning or a.reasoning,
+        cache_write_1h=b.cache_write_1h or a.cache_write_1h,
     )
 
 

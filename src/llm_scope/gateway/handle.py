@@ -6,12 +6,14 @@ Knows the Provider and Recorder seams, never the web framework or a provider SDK
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..accounting.redact import redact_text, redact_value
 from ..config import RetryPolicy
@@ -196,6 +198,7 @@ class Gateway:
         for attempt in range(max(len(plan), 1 + self.policy.num_retries)):
             deployment = plan[attempt % len(plan)]
             record.resolved_model, record.provider = deployment.model, deployment.provider
+            record.server = server_of(deployment.api_base)
             if attempt:
                 record.metadata = {**record.metadata, "gateway_attempts": attempt + 1}
                 await asyncio.sleep(self.policy.backoff(attempt - 1, last.retry_after if last else None))
@@ -320,3 +323,18 @@ def _input_of(api: Api, body: dict[str, Any]) -> Any:
     messages = body.get("messages")
     extra = {k: body[k] for k in ("system", "tools") if body.get(k)}
     return {"messages": messages, **extra} if extra else messages
+
+
+@functools.lru_cache(maxsize=256)
+def server_of(api_base: str | None) -> str | None:
+    """The upstream's host[:port] (OTel's server.address), never the rest of its URL, which may hold secrets."""
+    if not api_base:
+        return None
+    try:
+        parts = urlsplit(api_base)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    return parts.hostname if port is None else f"{parts.hostname}:{port}"

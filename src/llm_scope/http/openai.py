@@ -7,6 +7,7 @@ The API calls themselves arrive from `front.Front` as an `Incoming` (no Starlett
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -87,10 +88,18 @@ def call_context(incoming: Incoming, route: str, body: Any) -> CallContext:
     )
 
 
+# Claude Code 1.x: "user_<device hash>_account_<account uuid or empty>_session_<session uuid>".
+_LEGACY_CLAUDE_USER = re.compile(r"user_([0-9a-fA-F]+)_account_([0-9a-fA-F-]*)_session_([0-9a-fA-F-]+)")
+
+
 def split_metadata_user(value: str) -> tuple[str, str | None]:
-    """Claude Code 2.x sends `metadata.user_id` as a JSON string {"device_id", "account_uuid", "session_id"}:
-    the user is the account (or, without one, the device), not the whole string, which changes every session."""
+    """Claude Code 2.x sends `metadata.user_id` as a JSON string {"device_id", "account_uuid", "session_id"},
+    1.x as "user_<device>_account_<uuid>_session_<uuid>": the user is the account (or, without one, the
+    device), not the whole string, which changes every session."""
     if not value.startswith("{"):
+        if value.startswith("user_") and (legacy := _LEGACY_CLAUDE_USER.fullmatch(value)):
+            device, account, session = legacy.groups()
+            return account or device, session
         return value, None
     try:
         data = json.loads(value)

@@ -91,6 +91,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
             secret_key=lf["secret_key"],
             environment=lf["environment"],
             release=lf["release"],
+            version=lf.get("version", ""),
         )
     pipeline = TracePipeline(
         options.store_path,

@@ -8,11 +8,16 @@ that repeat from call to call (route, model, provider, client, status) come from
 tests/tracing/test_otlp.py decodes the output with the real opentelemetry-proto classes and holds it equal
 to the message-building encoder this replaced.
 
-Each record becomes two spans, like the Langfuse SDK's "proxy-request" / "llm-call" pair: a root span named
-after the route and a child generation that carries model, usage, cost and content. Attribute names and
-encodings mirror what the official Langfuse Python SDK (5.x) sends, because that is the shape Langfuse's
-`OtelIngestionProcessor` maps best (see /work/shared/langfuse/). Span ids derive from the trace id, so a
-retried export rewrites the same observations instead of duplicating them.
+Each record becomes one span: a root generation (an `embedding` for embeddings calls) that carries model,
+usage, cost and content, as the Langfuse SDK's OpenAI integration sends a call. Langfuse takes a trace's
+input and output from its root observation; a separate root span would have to carry the prompt and answer
+a second time (the bytes of a call are mostly its content), so the generation is the root and the gateway's
+own timings (upstream latency) go in its metadata. The instrumentation scope is named `langfuse-sdk`:
+Langfuse copies every attribute of any other scope into `metadata.attributes`, which doubled each
+observation's metadata (34 entries instead of 16), and what we send is exactly the SDK's attribute
+vocabulary. Attribute names and encodings mirror the official Langfuse Python SDK (5.x) (see
+/work/shared/langfuse/). Span ids derive from the trace id, so a retried export rewrites the same
+observation instead of duplicating it.
 
 Message and field numbers, from opentelemetry/proto/{collector/trace,trace,common,resource}/v1/*.proto:
 ExportTraceServiceRequest{resource_spans 1} ResourceSpans{resource 1, scope_spans 2} Resource{attributes 1}
@@ -65,6 +70,8 @@ def validate_environment(environment: str) -> str:
 
 
 SDK_NAME: Final = "llm-scope"
+# Langfuse treats spans of this scope as its SDK's own and does not copy their attributes into metadata.
+SCOPE_NAME: Final = "langfuse-sdk"
 # Generations are named after the provider (the model has its own field); this when none was chosen.
 FALLBACK_GENERATION_NAME: Final = "llm-call"
 
@@ -98,13 +105,13 @@ _GATEWAY_FACTS: Final = (
     "error_type",
 )
 _gateway_facts_of: Final = attrgetter(*_GATEWAY_FACTS)
-_METADATA_FACTS: Final = frozenset((*_GATEWAY_FACTS, "upstream_latency"))
 
 
 class RecordEncoder:
     """Encodes CallRecords for one Langfuse environment and release; keeps what is constant between calls."""
 
-    def __init__(self, *, environment: str, release: str, service_name: str = SDK_NAME) -> None:
+    def __init__(self, *, environment: str, release: str, version: str = "", service_name: str = SDK_NAME) -> None:
+        """`release` is the operator's (LANGFUSE_RELEASE, may be empty); `version` is llm-scope's own."""
         resource: dict[str, AttrValue] = {
             "service.name": service_name,
             "telemetry.sdk.language": "python",
@@ -114,20 +121,22 @@ class RecordEncoder:
             resource["service.version"] = release  # Langfuse also uses it as the observation `version`
         # Resource.attributes is field 1, not 9; the rest of an entry is the same.
         attributes = b"".join(b"\x0a" + attribute(key, value)[1:] for key, value in resource.items())
-        scope = length_delimited(b"\x0a", SDK_NAME.encode())
-        if release:
-            scope += length_delimited(b"\x12", text(release))
+        scope = length_delimited(b"\x0a", SCOPE_NAME.encode())
+        if version:
+            scope += length_delimited(b"\x12", text(version))
         self._resource_field = length_delimited(b"\x0a", attributes)
         self._scope_field = length_delimited(b"\x0a", scope)
-        self._root_head = attribute("langfuse.internal.is_app_root", True) + attribute(
-            "langfuse.observation.type", "span"
-        )
-        self._generation_head = attribute("langfuse.observation.type", "generation")
+        root = attribute("langfuse.internal.is_app_root", True)
+        self._heads = {
+            False: root + attribute("langfuse.observation.type", "generation"),
+            True: root + attribute("langfuse.observation.type", "embedding"),
+        }
+        self._version = attribute("langfuse.observation.metadata.llm_scope_version", version) if version else b""
         self._environment = attribute("langfuse.environment", environment)
         if release:
             self._environment += attribute("langfuse.release", release)
         # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
-        self._route: Callable[[Any, Any, Any], tuple[bytes, bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
+        self._route: Callable[[Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
@@ -140,52 +149,39 @@ class RecordEncoder:
         return b"".join((b"\x0a", varint(len(head) + spans_size), head, *records))
 
     def record(self, record: CallRecord) -> bytes:
-        """The record's root span and generation, each a ScopeSpans.spans entry; raises if unencodable."""
+        """The record's one span, a ScopeSpans.spans entry; raises if unencodable."""
         trace_id = _trace_id(record.trace_id)
-        hex_id = trace_id.hex().encode()
-        root_id = _span_id(hex_id + b":root")
         start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
 
-        # The generation covers the upstream call only, so the root's extra length is the gateway's overhead.
-        generation_start = start
-        if record.upstream_latency is not None:
-            latest = record.completion_start_time if record.completion_start_time is not None else end
-            generation_start = min(max(start, end - record.upstream_latency), max(start, latest))
-
-        # Langfuse v4 reads user, session, tags and trace name off each span it stores, so all spans carry them.
-        root_name, generation_name, shared = self._route(record.provider, record.resolved_model, record.route)
+        # Langfuse v4 reads user, session, tags and trace name off each span it stores.
+        name, shared = self._route(record.provider, record.resolved_model, record.route)
         if record.session_id:
             shared = attribute("session.id", record.session_id) + shared
         if record.user_id:  # few users make most calls
             shared = recurring_attribute("user.id", record.user_id) + shared
 
-        root_metadata, generation_metadata = _caller_metadata(record.metadata) if record.metadata else ((), [])
-
-        if is_error := record.is_error:
+        if record.is_error:
             message = text(_status_message(record))
             status = length_delimited(b"\x12", message) + _STATUS_CODE_ERROR if message else _STATUS_CODE_ERROR
             tail = length_delimited(b"\x7a", status) + _FLAGS_PARENT_LOCAL
         else:
             tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
-        ids = b"\x0a\x10" + trace_id + b"\x12\x08"
-        times = _times(start, end)
-        root = _span(ids, root_id, root_name, _KIND_INTERNAL, times, self._root_head, shared, *root_metadata, tail)
-        ids += _span_id(hex_id + b":generation") + b"\x22\x08" + root_id
-        times = _times(generation_start, end)
-        attrs = self._generation(record, is_error, generation_metadata)
-        return root + _span(ids, generation_name, _KIND_INTERNAL, times, shared, *attrs, tail)
+        ids = b"\x0a\x10" + trace_id + b"\x12\x08" + _span_id(trace_id.hex().encode() + b":generation")
+        head = self._heads[record.route == "embeddings"]
+        attrs = self._generation(record)
+        return _span(ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
 
-    def _encode_route(self, provider: str, model: str, route: str) -> tuple[bytes, bytes, bytes]:
-        """The two span names, and the trace attributes after user and session: they depend on nothing else."""
+    def _encode_route(self, provider: str, model: str, route: str) -> tuple[bytes, bytes]:
+        """The span name, and the trace attributes after user and session: they depend on nothing else."""
         tail = b""
         if tags := list(dict.fromkeys(t for t in (provider, model, route) if t)):
             tail += attribute("langfuse.trace.tags", tags)
         tail += attribute("langfuse.trace.name", route) + self._environment
-        return _name_field(route), _name_field(provider or FALLBACK_GENERATION_NAME), tail
+        return _name_field(provider or FALLBACK_GENERATION_NAME), tail
 
-    def _generation(self, record: CallRecord, is_error: bool, caller_metadata: list[bytes] | None) -> list[bytes]:
-        """The generation's own attributes; `caller_metadata` is None when it shares names with gateway facts."""
-        attrs = [self._generation_head]
+    def _generation(self, record: CallRecord) -> list[bytes]:
+        """The generation's own attributes, then the caller's metadata (trace level) and the gateway's facts."""
+        attrs = []
         if model := record.resolved_model or record.requested_model:
             attrs.append(recurring_attribute("langfuse.observation.model.name", model))
         if record.model_parameters:
@@ -194,38 +190,51 @@ class RecordEncoder:
             attrs.append(string_attribute(_KEY_INPUT, text(_json(record.input))))
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
-        # Usage we send overrides Langfuse's own tokenizer-based inference. All zeros on a success means "not
-        # reported", so let Langfuse infer; on a failure the zeros are true and stop it billing the prompt.
-        usage = record.usage.details()
-        if is_error or any(usage.values()):
+        if (usage := usage_details(record)) is not None:
             attrs.append(string_attribute(_KEY_USAGE, text(_dumps(usage))))
         if record.cost is not None:
-            attrs.append(string_attribute(_KEY_COST, text(_dumps(record.cost.details()))))
+            attrs.append(string_attribute(_KEY_COST, text(_dumps(record.cost.details(record.usage)))))
         if record.completion_start_time is not None:
             iso = f'"{_iso(record.completion_start_time)}"'  # json.dumps of a string with nothing to escape
             attrs.append(string_attribute(_KEY_COMPLETION_START, iso.encode()))
-        if is_error:
+        if record.is_error:
             attrs.append(recurring_attribute("langfuse.observation.level", "ERROR"))
             attrs.append(string_attribute(_KEY_STATUS_MESSAGE, text(_status_message(record))))
-
+        if record.metadata:
+            attrs += _caller_metadata(record.metadata)
         facts = _gateway_facts_of(record)
-        if caller_metadata is not None:
-            try:
-                facts_attributes = self._gateway_facts(*facts)  # mostly the same from call to call
-            except TypeError:  # something unhashable where a plain value belongs: take the long way
-                pass
-            else:
-                attrs += caller_metadata
-                attrs.append(facts_attributes)
-                latency = _metadata_value(record.upstream_latency)
-                if latency is not None and latency != "":
-                    attrs.append(encoded_attribute(_KEY_UPSTREAM_LATENCY, latency))
-                return attrs
-        # The caller's metadata first: the gateway's own facts below win on a name clash.
-        metadata = {**record.metadata, **dict(zip(_GATEWAY_FACTS, facts, strict=True))}
-        metadata["upstream_latency"] = record.upstream_latency
-        attrs += _generation_metadata(metadata.items())
+        try:
+            attrs.append(self._gateway_facts(*facts))  # mostly the same from call to call
+        except TypeError:  # something unhashable where a plain value belongs: take the long way
+            attrs += _generation_metadata(zip(_GATEWAY_FACTS, facts, strict=True))
+        latency = _metadata_value(record.upstream_latency)
+        if latency is not None and latency != "":
+            attrs.append(encoded_attribute(_KEY_UPSTREAM_LATENCY, latency))
+        attrs.append(self._version)
         return attrs
+
+
+def usage_details(record: CallRecord) -> dict[str, int] | None:
+    """The usage to send, or None when it is unknown (Langfuse then estimates it from the content).
+
+    Zeros on a success mean "not reported". A call the upstream refused or failed before answering billed
+    nothing, and explicit zeros stop Langfuse from billing its prompt; but a stream that broke off or was
+    cancelled after it started, or a call that timed out or lost its client, may well have been billed:
+    its usage is whatever was reported (Anthropic's `message_start` gives the input) or unknown, never 0.
+    """
+    usage = record.usage.details()
+    refused = (
+        record.is_error
+        and record.completion_start_time is None
+        and record.status_code not in (499, 504)
+        and record.error_type != "client_disconnected"
+    )
+    if not (record.usage.input or record.usage.output or record.usage.total):
+        return usage if refused else None
+    if record.is_error and not refused and not record.usage.output:
+        # Cut off before the output was counted: send the input side only; output and total are unknown.
+        del usage["output"], usage["total"]
+    return usage
 
 
 def _gateway_facts(*values: Any) -> bytes:
@@ -241,29 +250,25 @@ def _generation_metadata(items: Iterable[tuple[Any, Any]]) -> list[bytes]:
     return [attribute(key, value) for key, value in attrs.items()]
 
 
-def _caller_metadata(metadata: Mapping[Any, Any]) -> tuple[list[bytes], list[bytes] | None]:
-    """The caller's metadata for the root span and, unless it shares a name with a gateway fact, for the
-    generation; with plain string keys (the norm) one pass encodes both."""
-    if not (all(type(key) is str for key in metadata) and metadata.keys().isdisjoint(_METADATA_FACTS)):
+def _caller_metadata(metadata: Mapping[Any, Any]) -> list[bytes]:
+    """The caller's metadata as trace metadata: on the one span, beside (never clashing with) the gateway's
+    facts, which are the observation's metadata."""
+    if not all(type(key) is str for key in metadata):
         attrs: dict[str, AttrValue] = {}
         for key, value in metadata.items():  # through a dict, as in _generation_metadata
             if (encoded := _metadata_value(value)) is not None:
                 attrs[f"langfuse.trace.metadata.{key}"] = encoded
-        return [attribute(key, value) for key, value in attrs.items()], None
-    root, generation = [], []
+        return [attribute(key, value) for key, value in attrs.items()]
+    out = []
     for key, value in metadata.items():
         if (encoded := _metadata_value(value)) is not None:
-            root_key, generation_key = _metadata_keys(key)
-            body = any_value(encoded)
-            root.append(entry(root_key, body))
-            if encoded != "":
-                generation.append(entry(generation_key, body))
-    return root, generation
+            out.append(entry(_metadata_key(key), any_value(encoded)))
+    return out
 
 
 @lru_cache(maxsize=1024)
-def _metadata_keys(key: str) -> tuple[bytes, bytes]:
-    return key_field(f"langfuse.trace.metadata.{key}"), key_field(f"langfuse.observation.metadata.{key}")
+def _metadata_key(key: str) -> bytes:
+    return key_field(f"langfuse.trace.metadata.{key}")
 
 
 def _span(*parts: bytes) -> bytes:

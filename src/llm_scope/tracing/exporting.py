@@ -1,0 +1,161 @@
+"""What every exporter shares: the Exporter protocol, the outcome of one export, and the HTTP POST itself.
+
+The only module that speaks aiohttp. An exporter encodes records its own way (Langfuse's span layout, or
+standard OpenTelemetry GenAI spans) and hands the bytes to `HttpPoster`, which says whether they were taken,
+should be retried, or were refused for good; the caller owns retry and backoff, so nothing here raises.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from typing import Final, Protocol
+
+import aiohttp
+
+from ..types import CallRecord
+
+_log = logging.getLogger(__name__)
+
+# Level 1, not 6: CPU is the scarce resource here, not the backend's bandwidth. Measured on 500 records per
+# body: identical chat calls 73 vs 71 bytes/record for 2.3 vs 6.0 µs/record; varied prompts 600 vs 520 for
+# 14 vs 42 µs; 50 KB prompts 19.4 vs 17.5 KB for 0.46 vs 2.3 ms. Level 1 keeps nearly all the redundancy
+# between records (the same keys, models and system prompts) that makes batches compress at all.
+GZIP_LEVEL: Final = 1
+
+
+class ExportStatus(Enum):
+    OK = "ok"
+    RETRYABLE = "retryable"  # the backend or the network is having a bad moment: keep it and try again
+    REJECTED = "rejected"  # the backend refused it; the same bytes will be refused again (401 may be config)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """What happened to one export."""
+
+    status: ExportStatus
+    http_status: int | None = None  # None when no response came back
+    retry_after: float | None = None  # seconds, from Retry-After
+    detail: str = ""  # for logs; never contains a secret
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ExportStatus.OK
+
+
+class Exporter(Protocol):
+    """A destination for finished calls. `name` keys its place in the durable outbox; exporting the same
+    records twice must leave the backend as exporting them once (stable span ids), since after a crash or a
+    partial failure a batch is sent again."""
+
+    name: str
+
+    async def export(self, records: Sequence[CallRecord]) -> ExportResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def classify(http_status: int) -> ExportStatus:
+    if 200 <= http_status < 300:
+        return ExportStatus.OK
+    if http_status in (408, 429) or http_status >= 500:
+        return ExportStatus.RETRYABLE
+    return ExportStatus.REJECTED  # other 4xx, and 1xx/3xx: we never follow redirects with credentials
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None when absent or junk."""
+    if not value:
+        return None
+    if value.strip().isdecimal():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def gzipped_chunks(
+    records: Sequence[CallRecord],
+    encode: Callable[[CallRecord], bytes],
+    request: Callable[[Sequence[bytes]], bytes],
+    *,
+    max_bytes: int,
+    label: str,
+) -> list[bytes]:
+    """Gzipped requests of at most `max_bytes` uncompressed each (backends refuse bodies of a few MB, and a
+    413 would never go away). A record that cannot be encoded would fail the same way on every retry: it is
+    logged and left out rather than holding up the rest."""
+    bodies: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
+    for record in records:
+        try:
+            encoded = encode(record)
+        except Exception:
+            _log.exception("%s: dropping unencodable record, trace %s", label, record.trace_id)
+            continue
+        if chunk and size + len(encoded) > max_bytes:
+            bodies.append(gzip.compress(request(chunk), compresslevel=GZIP_LEVEL, mtime=0))
+            chunk, size = [], 0
+        chunk.append(encoded)
+        size += len(encoded)
+    if chunk:
+        bodies.append(gzip.compress(request(chunk), compresslevel=GZIP_LEVEL, mtime=0))
+    return bodies
+
+
+class HttpPoster:
+    """POSTs bodies to one backend over one pooled session, made lazily (it binds to the running loop)."""
+
+    def __init__(self, *, label: str, timeout: float, secrets: Sequence[str] = ()) -> None:
+        self._label = label
+        self._timeout = timeout
+        self._secrets = [s for s in secrets if s]  # scrubbed from anything we log or return
+        self._session: aiohttp.ClientSession | None = None
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ExportResult:
+        try:
+            async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as resp:
+                text = await resp.text(errors="replace")  # read fully so the connection goes back to the pool
+                http_status = resp.status
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            detail = self.scrub(f"{type(exc).__name__}: {exc}")
+            _log.warning("%s: POST %s failed, will retry: %s", self._label, url, detail)
+            return ExportResult(ExportStatus.RETRYABLE, detail=detail)
+        status = classify(http_status)
+        if status is ExportStatus.OK:
+            return ExportResult(status, http_status=http_status)
+        detail = self.scrub(text[:500])
+        if status is ExportStatus.RETRYABLE:
+            _log.warning("%s: POST %s -> HTTP %d, will retry: %s", self._label, url, http_status, detail)
+        else:
+            hint = " (check the credentials and host)" if http_status in (401, 403) else ""
+            _log.error("%s: POST %s -> HTTP %d, rejected%s: %s", self._label, url, http_status, hint, detail)
+        return ExportResult(status, http_status=http_status, retry_after=retry_after, detail=detail)
+
+    def scrub(self, text: str) -> str:
+        # Belt and braces: a proxy or error page could echo what we sent.
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        return self._session
