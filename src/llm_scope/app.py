@@ -37,6 +37,7 @@ from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
 from .tracing.frames import HelperOptions
+from .tracing.genai import parse_headers, service_url
 from .tracing.otlp import validate_environment
 from .tracing.remote import RemotePipeline
 from .types import CallRecord
@@ -195,6 +196,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
     options = HelperOptions(
         store_path=settings.data_dir / "llm-scope.db",
         langfuse=langfuse,
+        otel=otel_options(settings),
         secrets=tuple(secrets_of(settings, config)),
         trace_content=settings.trace_content,
         max_outbox=settings.outbox_max_rows,
@@ -204,6 +206,27 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         price_overrides=config.price_overrides,
     )
     return RemotePipeline(options, queue_size=settings.queue_size, on_cost=metrics.add_cost)
+
+
+def otel_options(settings: Settings) -> dict[str, Any] | None:
+    """The OpenTelemetry GenAI exporter's arguments, checked here so a bad value stops start-up."""
+    if not settings.otel_configured:
+        return None
+    if settings.otel_protocol != "http/protobuf":
+        raise ValueError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL={settings.otel_protocol!r} is not supported: llm-scope exports "
+            "OTLP over http/protobuf (port 4318 on a Collector); set it to http/protobuf or leave it unset"
+        )
+    url = service_url(settings.otel_endpoint, settings.otel_traces_endpoint)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"the OTLP endpoint must be an http(s) URL, got {url!r}")
+    return {
+        "url": url,
+        "headers": parse_headers(settings.otel_headers),
+        "service_name": settings.otel_service_name,
+        "version": __version__,
+        "content": settings.otel_capture_content and settings.trace_content,
+    }
 
 
 def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:

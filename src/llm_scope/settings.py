@@ -59,6 +59,23 @@ class Settings(BaseSettings):
     )
     # The operator's release (Langfuse's trace `release` and observation `version`); unset sends none.
     langfuse_release: str = Field("", validation_alias=_alias("LANGFUSE_RELEASE", "langfuse_release"))
+    # Standard OpenTelemetry GenAI spans to any OTLP/HTTP backend, under the OpenTelemetry SDK's own names.
+    otel_export: bool = Field(True, validation_alias=_alias("LLM_SCOPE_OTEL_EXPORT", "otel_export"))
+    otel_endpoint: str = Field("", validation_alias=_alias("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint"))
+    otel_traces_endpoint: str = Field(
+        "", validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "otel_traces_endpoint")
+    )
+    otel_headers: str = Field(
+        "", validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS", "otel_headers")
+    )
+    otel_protocol: str = Field(
+        "http/protobuf",
+        validation_alias=_alias("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", "otel_protocol"),
+    )
+    otel_service_name: str = Field("llm-scope", validation_alias=_alias("OTEL_SERVICE_NAME", "otel_service_name"))
+    otel_capture_content: bool = Field(
+        False, validation_alias=_alias("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "otel_capture_content")
+    )
 
     # Metrics
     metrics_port: int = Field(9090, validation_alias=_alias("METRICS_PORT", "metrics_port"))
@@ -118,6 +135,10 @@ class Settings(BaseSettings):
         return bool(self.langfuse_enabled and self.langfuse_public_key and self.langfuse_secret_key)
 
     @property
+    def otel_configured(self) -> bool:
+        return bool(self.otel_export and (self.otel_endpoint or self.otel_traces_endpoint))
+
+    @property
     def resolved_config_path(self) -> Path | None:
         if self.config_path is not None:
             return self.config_path
@@ -127,6 +148,8 @@ class Settings(BaseSettings):
         """Every secret value we hold, so redaction can scrub them from anything we emit."""
         names = [n for n in type(self).model_fields if n.endswith(("_key", "_secret_key", "access_key"))]
         values = [getattr(self, n) for n in names] + [self.master_key, self.google_application_credentials]
+        # OTLP headers carry a backend's API key or token: every value, whatever its header's name.
+        values += [v.partition("=")[2].strip() for v in self.otel_headers.split(",")]
         return [v for v in values if isinstance(v, str) and len(v) >= 6]
 
 

@@ -49,6 +49,12 @@ class HelperOptions:
     log_level: str = "INFO"
     log_format: str = "text"
     price_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model_info
+    otel: dict[str, Any] | None = None  # GenAIExporter's keyword arguments; None: no OpenTelemetry export
+
+    @property
+    def outbox_kinds(self) -> tuple[str, ...]:
+        """The outbox row kinds each stored call gets: one per exporter (see `lanes`)."""
+        return (*(("trace",) if self.langfuse is not None else ()), *(("otel",) if self.otel is not None else ()))
 
 
 def pack(records: Sequence[CallRecord]) -> list[tuple[Any, ...]]:

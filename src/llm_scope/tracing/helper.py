@@ -28,6 +28,7 @@ from ..accounting.cost import prices_resolver
 from ..logs import BatchedStream, CallLines, configure_logging
 from ..types import CallRecord
 from . import frames
+from .genai import GenAIExporter
 from .langfuse import LangfuseExporter
 from .pipeline import TracePipeline
 
@@ -93,9 +94,11 @@ async def serve(in_fd: int, out_fd: int) -> None:
             release=lf["release"],
             version=lf.get("version", ""),
         )
+    otel = [GenAIExporter(**options.otel)] if options.otel is not None else []
     pipeline = TracePipeline(
         options.store_path,
         exporter,
+        exporters=otel,
         prices_for=prices_resolver(options.price_overrides),
         secrets=options.secrets,
         trace_content=options.trace_content,

@@ -1,9 +1,10 @@
-"""Never dropped: records go queue → SQLite (store + outbox) → Langfuse, inside the trace helper process.
+"""Never dropped: records go queue → SQLite (store + outbox) → exporters, inside the trace helper process.
 
 `submit` is a deque append. A writer task drains the queue every `flush_interval` (the helper also flushes
-each message it is given) and writes one transaction per batch. An exporter task reads the outbox, sends
-to Langfuse, and deletes rows only once Langfuse acknowledged them, backing off while it is down; rows
-outlive restarts. Span ids are stable, so a batch resent after a crash is not duplicated.
+each message it is given) and writes one transaction per batch, with an outbox row per exporter. Each
+exporter (Langfuse, an OpenTelemetry backend) has a lane (`lanes`) that sends its rows and deletes them only
+once acknowledged, backing off while its backend is down; rows outlive restarts. Span ids are stable, so a
+batch resent after a crash is not duplicated.
 
 SQLite and encoding run on the event loop itself: the helper's loop serves no client, and threads would
 only trade the GIL back and forth (see `helper`).
@@ -16,7 +17,6 @@ import collections
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,8 +24,9 @@ from typing import Any
 
 from ..accounting.cost import Prices
 from ..types import CallRecord
+from .exporting import Exporter
 from .frames import PipelineStats
-from .langfuse import ExportResult, ExportStatus, LangfuseExporter
+from .lanes import ExportLane
 from .records import enrich
 from .store import Store
 
@@ -36,8 +37,9 @@ class TracePipeline:
     def __init__(
         self,
         store_path: Path,
-        exporter: LangfuseExporter | None,
+        exporter: Exporter | None,
         *,
+        exporters: Sequence[Exporter] = (),
         prices_for: Callable[[CallRecord], Prices | None],
         secrets: Sequence[str],
         trace_content: bool = True,
@@ -48,7 +50,7 @@ class TracePipeline:
     ) -> None:
         self.store_path = store_path
         self._store: Store | None = None
-        self.exporter = exporter
+        self.exporters = [e for e in (exporter, *exporters) if e is not None]
         self.prices_for = prices_for
         self.secrets = list(secrets)
         self.trace_content = trace_content
@@ -58,13 +60,22 @@ class TracePipeline:
         self.retention_days = retention_days
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
-        # Records just written and not yet exported, by trace id: the exporter sends these objects instead of
-        # reading them back from SQLite. Bounded (prompts can be large): past the cap the oldest are read back
-        # as before, and while Langfuse is failing none are held, since the outbox has them anyway.
-        self._recent: dict[str, CallRecord] = {}
-        self._recent_cap = batch_size * 2
+        # Each lane holds the records just written and not yet exported, by trace id, and sends these objects
+        # instead of reading them back from SQLite. Bounded (prompts can be large): past the cap the oldest
+        # are read back, and while a backend is failing its lane holds none, since the outbox has them.
+        self.lanes = [
+            ExportLane(
+                exporter,
+                lambda: self.store,
+                self.stats,
+                batch_size=batch_size,
+                on_backlog=self._count_backlog,
+                recent_cap=batch_size * 2,
+            )
+            for exporter in self.exporters
+        ]
+        self._kinds = tuple(lane.kind for lane in self.lanes)
         self._tasks: list[asyncio.Task[None]] = []
-        self._wake_exporter = asyncio.Event()
         self._stopping = False
         self._last_overflow_log = 0.0
 
@@ -81,34 +92,44 @@ class TracePipeline:
         return self._store
 
     @property
+    def exporter(self) -> Exporter | None:
+        """The first exporter (Langfuse when configured), for callers that know of one."""
+        return self.exporters[0] if self.exporters else None
+
+    @property
     def held_records(self) -> int:
-        """Written records kept in memory for the exporter (bounded; none while Langfuse is failing)."""
-        return len(self._recent)
+        """Written records kept in memory for the exporters (bounded; none while a backend is failing)."""
+        return sum(len(lane.recent) for lane in self.lanes)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._store = store = Store(self.store_path)
-        self.stats.backlog = store.backlog()
-        if self.stats.backlog:
-            log.info("resuming export of %d traces left from a previous run", self.stats.backlog)
+        for lane in self.lanes:
+            lane.backlog = store.backlog(lane.kinds)
+            if lane.backlog:
+                log.info("resuming export of %d traces to %s left from a previous run", lane.backlog, lane.kind)
+        self._count_backlog()
         self._tasks.append(asyncio.create_task(self._write_loop(), name="llm-scope-trace-writer"))
-        if self.exporter is not None:
-            self._tasks.append(asyncio.create_task(self._export_loop(), name="llm-scope-trace-exporter"))
+        for lane in self.lanes:
+            self._tasks.append(asyncio.create_task(lane.run(), name=f"llm-scope-trace-export-{lane.kind}"))
 
     async def stop(self, export_deadline: float = 5.0) -> None:
         """Drain the queue to disk, then give the exporter a bounded chance to deliver what is pending."""
         self._stopping = True
+        for lane in self.lanes:
+            lane.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
-        if self.exporter is not None:
+        if self.lanes:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._export_all(), export_deadline)
-            await self.exporter.aclose()
+                await asyncio.wait_for(asyncio.gather(*(lane.export_all() for lane in self.lanes)), export_deadline)
+            for exporter in self.exporters:
+                await exporter.aclose()
         if self._store is not None:
             self._store.close()
 
@@ -136,7 +157,7 @@ class TracePipeline:
         try:
             for record in batch:
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
-            dropped = self.store.write(batch, outbox=self.exporter is not None, max_outbox=self.max_outbox)
+            dropped = self.store.write(batch, outbox=bool(self.lanes), max_outbox=self.max_outbox, kinds=self._kinds)
         except BaseException:
             self._queue.extendleft(reversed(batch))  # keep them for the next attempt
             raise
@@ -146,14 +167,11 @@ class TracePipeline:
         self.stats.written += len(batch)
         if dropped:
             self._lose(dropped, f"export outbox is over its limit of {self.max_outbox} rows")
-        if self.exporter is not None:
-            self.stats.backlog += len(batch) - dropped
-            recent = self._recent
-            for record in batch[-self._recent_cap :]:
-                recent[record.trace_id] = record
-            while len(recent) > self._recent_cap:
-                del recent[next(iter(recent))]
-            self._wake_exporter.set()
+        for lane in self.lanes:  # the bound drops the oldest rows, whichever lane's they were: an estimate
+            lane.written(batch, len(batch) - dropped // len(self.lanes))
+
+    def _count_backlog(self) -> None:
+        self.stats.backlog = sum(lane.backlog for lane in self.lanes)
 
     def _lose(self, count: int, why: str) -> None:
         self.stats.lost += count
@@ -162,101 +180,10 @@ class TracePipeline:
             self._last_overflow_log = now
             log.error("trace records lost: %s (lost so far: %d)", why, self.stats.lost)
 
-    # --- exporter --------------------------------------------------------------------------------------
-
-    async def _export_loop(self) -> None:
-        delay = 0.0
-        while not self._stopping:
-            if delay:
-                await asyncio.sleep(delay)
-            else:
-                # asyncio.timeout, not wait_for: on 3.11 a cancel that lands as the event fires is swallowed
-                # by wait_for, and stop() then waited for this loop forever (seen in the SIGTERM test).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self._wake_exporter.wait()
-            self._wake_exporter.clear()
-            try:
-                result = await self._export_batch()
-            except Exception:
-                log.exception("trace export failed unexpectedly; will retry")
-                result = ExportResult(ExportStatus.RETRYABLE)
-            if result is None:
-                delay = 0.0
-            elif result.ok:
-                delay = 0.0
-                self._wake_exporter.set()  # a full batch went out: more is waiting, send it at once
-            elif result.status is ExportStatus.RETRYABLE or result.http_status in (401, 403):
-                self.stats.export_failures += 1
-                delay = min(60.0, max(delay * 2, 0.5)) if delay else 0.5
-                if result.retry_after:
-                    delay = max(delay, min(result.retry_after, 300.0))
-                delay *= random.uniform(0.8, 1.2)
-            else:
-                delay = 0.0
-
-    async def _export_all(self) -> None:
-        while True:
-            result = await self._export_batch()
-            if result is None or not result.ok:
-                return
-
-    async def _export_batch(self) -> ExportResult | None:
-        """Send the oldest pending rows; returns None when nothing was pending."""
-        assert self.exporter is not None
-        known = self._recent or None
-        rows = self.store.pending(self.batch_size, known)
-        if not rows:
-            self.stats.backlog = 0
-            return None
-        gone = [ident for ident, _, item in rows if item is None]  # pruned by retention before export
-        traces = [(ident, item) for ident, kind, item in rows if kind == "trace" and item is not None]
-        scores = [(ident, item) for ident, kind, item in rows if kind == "score" and item is not None]
-        done: list[int] = list(gone)
-        result = ExportResult(ExportStatus.OK)
-        if traces:
-            result = await self.exporter.export([record for _, record in traces])
-            if result.ok:
-                done += [ident for ident, _ in traces]
-                self.stats.exported += len(traces)
-            elif result.status is ExportStatus.REJECTED and result.http_status not in (401, 403):
-                log.error(
-                    "Langfuse rejected %d traces (HTTP %s); they stay in the local store only",
-                    len(traces),
-                    result.http_status,
-                )
-                done += [ident for ident, _ in traces]
-                self.stats.rejected += len(traces)
-        if result.ok:
-            for ident, score in scores:
-                score_result = await self.exporter.send_score(score)
-                if score_result.ok or (
-                    score_result.status is ExportStatus.REJECTED and score_result.http_status not in (401, 403)
-                ):
-                    done.append(ident)
-                else:
-                    result = score_result
-                    break
-        if done:
-            self.store.acknowledge(done)
-            finished = set(done)
-            for ident, record in traces:
-                if ident in finished:
-                    self._recent.pop(record.trace_id, None)
-            self.stats.backlog = max(0, self.stats.backlog - len(done))
-        if not result.ok:
-            self._recent.clear()
-        if not done and not result.ok:
-            self.store.mark_attempt([ident for ident, _, _ in rows])
-        if result.ok and len(rows) < self.batch_size:
-            return None  # drained: wait for the writer's next wake-up
-        return result
-
     # --- scores ----------------------------------------------------------------------------------------
 
     async def add_score(self, score: dict[str, Any]) -> None:
-        payload = json.dumps(score) if self.exporter is not None else None
-        self.store.add_score(score, outbox_payload=payload)
-        if self.exporter is not None:
-            self.stats.backlog += 1
-            self._wake_exporter.set()
+        lane = next((lane for lane in self.lanes if "score" in lane.kinds), None)
+        self.store.add_score(score, outbox_payload=json.dumps(score) if lane is not None else None)
+        if lane is not None:
+            lane.score_queued()

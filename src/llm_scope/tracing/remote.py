@@ -285,7 +285,8 @@ class RemotePipeline:
         """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
         records = [r for m in self._unacked.values() if m[0] == "records" for r in frames.unpack(m[2])]
         scores = [m[2] for m in self._unacked.values() if m[0] == "score"]
-        outbox = self.options.langfuse is not None
+        kinds = self.options.outbox_kinds
+        outbox = self.options.langfuse is not None  # scores go to Langfuse only
         options = self.options
 
         prices_for = prices_resolver(options.price_overrides)
@@ -293,7 +294,7 @@ class RemotePipeline:
         def work() -> None:
             for record in records:
                 enrich(record, prices_for=prices_for, secrets=options.secrets, trace_content=options.trace_content)
-            self.store.write(records, outbox=outbox, max_outbox=options.max_outbox)
+            self.store.write(records, outbox=bool(kinds), max_outbox=options.max_outbox, kinds=kinds)
             for score in scores:
                 self.store.add_score(score, outbox_payload=json.dumps(score) if outbox else None)
 

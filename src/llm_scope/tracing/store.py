@@ -61,6 +61,11 @@ MIGRATIONS: list[str] = [
     DROP TABLE outbox;
     ALTER TABLE outbox_v3 RENAME TO outbox;
     """,
+    # One lane per exporter reads its own kinds of rows: without this, a lane that keeps up would scan past
+    # every row another lane (a backend that is down) leaves behind.
+    """
+    CREATE INDEX outbox_kind ON outbox(kind, id);
+    """,
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
@@ -72,21 +77,31 @@ _ROW = "(" + ",".join("?" * _COLUMNS) + ")"
 # ~15 µs a row); each statement is one sqlite3_step, one GIL hand-off.
 _CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 # Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
-_INSERT_OUTBOX = (
-    "INSERT INTO outbox (kind, trace_id, payload, created) SELECT 'trace', value, NULL, ? FROM json_each(?)"
-)
+_INSERT_OUTBOX = "INSERT INTO outbox (kind, trace_id, payload, created) SELECT ?, value, NULL, ? FROM json_each(?)"
 # The oldest undelivered rows as one JSON array of [id, kind, trace id, record or payload or null], built by
 # string concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a
 # record may hold): one row, one sqlite3_step, and one parse in Python for the whole batch. A record the
 # caller still holds in memory (by trace id, the first parameter) comes back as the JSON string "known"
 # instead: nothing to copy out of SQLite, parse and rebuild.
-_PENDING = (
-    "SELECT '[' || group_concat(item) || ']' FROM ("
-    "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
-    " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
-    " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' ELSE t.record END || ']' AS item"
-    " FROM outbox o LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
-)
+
+
+@functools.cache
+def _pending_sql(kinds: int) -> str:
+    """Each kind's oldest rows come off the (kind, id) index in id order, so a lane finds its rows at once
+    however many another lane (a backend that is down) has left in front of them; merged by id."""
+    each = "SELECT * FROM (SELECT id, kind, trace_id, payload FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)"
+    return (
+        "SELECT '[' || group_concat(item) || ']' FROM ("
+        "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
+        " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
+        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' ELSE t.record END || ']' AS item"
+        f" FROM ({' UNION ALL '.join([each] * kinds)}) o"
+        " LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
+    )
+
+
+# Rows with a payload (scores) carry it; the others (one per exporter and call) point at the stored record.
+ALL_KINDS = ("trace", "score", "otel")
 _KNOWN = "known"
 _INT64 = range(-(2**63), 2**63)
 
@@ -109,7 +124,7 @@ _first = itemgetter(0)
 
 
 def _built(kind: str, item: Any) -> Any:
-    return record_from_dict(item) if kind == "trace" and item is not None else item
+    return record_from_dict(item) if kind != "score" and item is not None else item
 
 
 def _decoded(kind: str, payload: str | None) -> Any:
@@ -151,8 +166,11 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------------------
 
-    def write(self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int) -> int:
-        """Store records and, when exporting, queue them; returns how many outbox rows were dropped.
+    def write(
+        self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int, kinds: Sequence[str] = ("trace",)
+    ) -> int:
+        """Store records and, when exporting, queue them (a row of each of `kinds`, one per exporter); returns
+        how many outbox rows were dropped.
 
         A few statements per batch, rows bound as parameters of multi-row INSERTs: executemany would
         release and re-take the GIL at every row, and against a busy event loop each re-take can wait a
@@ -174,9 +192,11 @@ class Store:
                         self._insert(size, params[start * _COLUMNS : (start + size) * _COLUMNS])
                         start += size
                 dropped = 0
-                if outbox:
+                if outbox and kinds:
                     ids = jsoncodec.dumps_str([record.trace_id for record in records])
-                    self.db.execute(_INSERT_OUTBOX, (time.time(), ids))
+                    now = time.time()
+                    for kind in kinds:
+                        self.db.execute(_INSERT_OUTBOX, (kind, now, ids))
                     dropped = self._bound_outbox(max_outbox)
                 self.db.execute("COMMIT")
             except BaseException:
@@ -234,7 +254,9 @@ class Store:
 
     # --- outbox ----------------------------------------------------------------------------------------
 
-    def pending(self, limit: int, known: Mapping[str, CallRecord] | None = None) -> list[tuple[int, str, Any]]:
+    def pending(
+        self, limit: int, known: Mapping[str, CallRecord] | None = None, *, kinds: Sequence[str] = ALL_KINDS
+    ) -> list[tuple[int, str, Any]]:
         """The oldest undelivered rows, decoded here on the store's thread: (id, kind, CallRecord | score).
 
         A trace row points at its stored record; one whose record was pruned meanwhile comes back as None.
@@ -245,9 +267,10 @@ class Store:
         try:
             with self._lock:
                 held = jsoncodec.dumps_str(list(known or ()))
-                text = self.db.execute(_PENDING, (held, limit)).fetchone()[0]
+                params = [held, *(value for kind in kinds for value in (kind, limit)), limit]
+                text = self.db.execute(_pending_sql(len(kinds)), params).fetchone()[0]
         except sqlite3.DataError:  # over SQLite's 1 GB string limit (records of huge prompts): row by row
-            return self._pending_rows(limit)
+            return self._pending_rows(limit, kinds)
         if text is None:
             return []
         # The standard library, not jsoncodec: it is exact for integers beyond 64 bits and NaN by itself, and
@@ -255,16 +278,17 @@ class Store:
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
         return [
-            (ident, kind, known[trace_id] if known and item == _KNOWN and kind == "trace" else _built(kind, item))
+            (ident, kind, known[trace_id] if known and item == _KNOWN and kind != "score" else _built(kind, item))
             for ident, kind, trace_id, item in items
         ]
 
-    def _pending_rows(self, limit: int) -> list[tuple[int, str, Any]]:
+    def _pending_rows(self, limit: int, kinds: Sequence[str]) -> list[tuple[int, str, Any]]:
         with self._lock:
             rows = self.db.execute(
                 "SELECT o.id, o.kind, COALESCE(o.payload, t.record) FROM outbox o "
-                "LEFT JOIN traces t ON o.kind = 'trace' AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?",
-                (limit,),
+                "LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
+                " WHERE o.kind IN (SELECT value FROM json_each(?)) ORDER BY o.id LIMIT ?",
+                (json.dumps(list(kinds)), limit),
             ).fetchall()
         return [(ident, kind, _decoded(kind, payload)) for ident, kind, payload in rows]
 
@@ -289,9 +313,10 @@ class Store:
                 (json.dumps(list(ids)),),
             )
 
-    def backlog(self) -> int:
+    def backlog(self, kinds: Sequence[str] = ALL_KINDS) -> int:
         with self._lock:
-            return int(self.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            sql = "SELECT COUNT(*) FROM outbox WHERE kind IN (SELECT value FROM json_each(?))"
+            return int(self.db.execute(sql, (json.dumps(list(kinds)),)).fetchone()[0])
 
     def prune(self, retention_days: float) -> int:
         cutoff = time.time() - retention_days * 86400
