@@ -6,9 +6,18 @@ cli → app → http → gateway → {providers, tracing, metrics, accounting} �
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llm_scope"
+# Where the environment may be read: settings.py reads it for everyone, cli.py hands --workers to uvicorn.
+# The others are there for a library that reads the variable itself, so we must see it (and set it) too.
+ENVIRON_READERS = {
+    "settings.py": "the one reader of settings",
+    "cli.py": "passes settings to uvicorn's worker processes",
+    "metrics.py": "prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself; metrics must agree with it",
+    "providers/litellm_adapter.py": "LiteLLM reads LITELLM_LOCAL_MODEL_COST_MAP at import; set before importing",
+}
 
 # Which of our own layers each layer may import (by top-level module or subpackage name).
 ALLOWED: dict[str, set[str]] = {
@@ -54,8 +63,12 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 
-# Third-party libraries confined to one module each (module path relative to the package).
+# Third-party libraries confined to one module each (module path relative to the package; a path ending in
+# "/" is a whole subpackage).
 CONFINED = {
+    "starlette": {"http/", "app.py"},
+    "pydantic": {"settings.py"},
+    "dotenv": {"settings.py"},
     "litellm": {"providers/litellm_adapter.py"},
     "prometheus_client": {"metrics.py"},
     # Test-only: tracing/otlp.py writes the OTLP wire format itself, and the tests decode it with these.
@@ -77,12 +90,19 @@ def _layer(path: Path) -> str:
     return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 else rel.stem
 
 
-def _imports(path: Path) -> tuple[set[str], set[str]]:
-    """(our layers imported, third-party top-level packages imported)."""
+def _imports(path: Path, source: str | None = None) -> tuple[set[str], set[str]]:
+    """(our layers imported, third-party top-level packages imported), counting `importlib.import_module("x")`
+    and `__import__("x")` with a literal name as imports too."""
     ours: set[str] = set()
     theirs: set[str] = set()
     rel_parts = path.relative_to(PACKAGE).parts
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text() if source is None else source)):
+        if isinstance(node, ast.Call) and _dynamic_import(node):
+            name = node.args[0].value  # type: ignore[attr-defined]
+            if name.startswith("llm_scope."):
+                ours.add(name.split(".")[1])
+            elif not name.startswith("."):
+                theirs.add(name.split(".")[0])
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(rel_parts[:-1])[: len(rel_parts) - node.level]
@@ -102,9 +122,50 @@ def _imports(path: Path) -> tuple[set[str], set[str]]:
     return ours - {"__init__"}, theirs
 
 
+def _dynamic_import(node: ast.Call) -> bool:
+    func = node.func
+    named = (isinstance(func, ast.Attribute) and func.attr == "import_module") or (
+        isinstance(func, ast.Name) and func.id in ("__import__", "import_module")
+    )
+    return named and bool(node.args) and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+
+
+def _reads_environ(source: str) -> bool:
+    """`os.environ`, `os.getenv`, `environ` imported from os, or `os.putenv`: any of them."""
+    for node in ast.walk(ast.parse(source)):
+        attribute = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"
+        if attribute and node.attr in ("environ", "getenv", "putenv", "environb"):  # type: ignore[attr-defined]
+            return True
+        imported = isinstance(node, ast.ImportFrom) and node.module == "os"
+        if imported and any(a.name in ("environ", "getenv", "putenv") for a in node.names):  # type: ignore[attr-defined]
+            return True
+    return False
+
+
+def _confined_problems(rel: str, theirs: Iterable[str]) -> list[str]:
+    problems = []
+    for library, homes in CONFINED.items():
+        if library in theirs and not any(
+            rel == home or (home.endswith("/") and rel.startswith(home)) for home in homes
+        ):
+            problems.append(f"{rel} imports {library} (confined to {sorted(homes)})")
+    return problems
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_package_is_there() -> None:
+    # Every check below passes on an empty tree; this one does not.
+    names = {str(p.relative_to(PACKAGE)) for p in _modules()}
+    assert {"app.py", "cli.py", "settings.py", "types.py", "gateway/handle.py", "http/front.py"} <= names
+    assert len(names) > 40
+
+
 def test_imports_point_one_way() -> None:
     problems = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in _modules():
         layer = _layer(path)
         if layer == "__init__":
             continue
@@ -117,17 +178,38 @@ def test_imports_point_one_way() -> None:
 
 def test_third_party_libraries_stay_in_their_module() -> None:
     problems = []
-    for path in sorted(PACKAGE.rglob("*.py")):
+    for path in _modules():
         _, theirs = _imports(path)
-        rel = str(path.relative_to(PACKAGE))
-        for library, homes in CONFINED.items():
-            if library in theirs and rel not in homes:
-                problems.append(f"{rel} imports {library} (confined to {sorted(homes)})")
+        problems += _confined_problems(str(path.relative_to(PACKAGE)), theirs)
     assert problems == []
 
 
-def test_modules_stay_small() -> None:
-    big = {
-        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 500
+def test_only_the_settings_read_the_environment() -> None:
+    readers = {str(p.relative_to(PACKAGE)) for p in _modules() if _reads_environ(p.read_text())}
+    assert readers <= set(ENVIRON_READERS), sorted(readers - set(ENVIRON_READERS))
+
+
+def test_the_checks_bite() -> None:
+    """What a careless change would add to the gateway, each caught (all of these passed the test before)."""
+    handle = PACKAGE / "gateway" / "handle.py"
+    careless = {
+        "import starlette.requests": "starlette",
+        "from pydantic import BaseModel": "pydantic",
+        "from dotenv import load_dotenv": "dotenv",
+        "import importlib\nlitellm = importlib.import_module('litellm')": "litellm",
+        "yaml = __import__('yaml')": "yaml",
     }
+    for source, library in careless.items():
+        _, theirs = _imports(handle, source)
+        assert _confined_problems("gateway/handle.py", theirs), source
+        assert library in theirs
+    ours, _ = _imports(handle, "import importlib\nhttp = importlib.import_module('llm_scope.http.front')")
+    assert "http" in ours and "http" not in ALLOWED["gateway"]
+    for source in ("import os\nkey = os.environ['X']", "from os import getenv", "import os\nos.getenv('X')"):
+        assert _reads_environ(source), source
+    assert not _reads_environ("import os\npath = os.path.join('a', 'b')")
+
+
+def test_modules_stay_small() -> None:
+    big = {str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > 420}
     assert big == {}
