@@ -23,14 +23,22 @@ ENVIRON_READERS = {
 ALLOWED: dict[str, set[str]] = {
     "types": set(),
     "jsoncodec": set(),
+    "internals": set(),  # the fenced reaches into libraries' private parts
     "errors": set(),
     "settings": set(),
     "config": {"settings", "types"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
-    "metrics": {"types", "errors"},
+    "metrics": {"types", "errors", "internals"},
     "providers": {"providers", "config", "errors", "types", "jsoncodec"},
-    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec"},  # logs: the helper process sets up its own
+    "tracing": {
+        "tracing",
+        "accounting",
+        "logs",
+        "types",
+        "jsoncodec",
+        "internals",
+    },  # logs: the helper process sets up its own
     "gateway": {"gateway", "providers", "accounting", "config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings"},
     "http": {
@@ -44,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
         "accounting",
         "types",
         "jsoncodec",
+        "internals",
     },
     "app": {
         "http",

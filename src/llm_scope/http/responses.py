@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..errors import GatewayError
+from ..internals import uvicorn_request_cycle
 
 
 class RawResponse(Response):
@@ -83,17 +84,17 @@ async def send_whole(response: RawResponse, scope: Scope, receive: Receive, send
     Where the server is uvicorn, `server_send` is its request cycle's bound `send`, whose `transport` is
     swapped for the duration; anywhere else (another server, a middleware in between) it is sent as usual.
     """
-    cycle = getattr(server_send, "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
+    cycle = uvicorn_request_cycle(server_send)  # fenced: uvicorn's private request cycle
+    if cycle is None:
         await response(scope, receive, send)
         return
+    transport = cycle.transport
     held = HeadWithBody(transport)
-    cycle.transport = held  # type: ignore[union-attr]
+    cycle.transport = held
     try:
         await response(scope, receive, send)
     finally:
-        cycle.transport = transport  # type: ignore[union-attr]
+        cycle.transport = transport
         held.flush()  # a HEAD request has no body write; a failed send may have left the head alone
 
 
