@@ -105,3 +105,21 @@ def test_record_codec_round_trips_and_reads_older_records() -> None:
     back = record_from_dict(older)
     assert back.key_id is None and back.metadata == {} and back.cost is None
     assert back.usage == Usage(input=3) and back.trace_id == record.trace_id
+
+
+def test_rarer_buckets_round_trip_and_are_left_out_when_zero() -> None:
+    rich = CallRecord(
+        trace_id="ab" * 16,
+        route="messages",
+        start_time=1.0,
+        usage=Usage(input=150, output=40, total=190, cache_read=100, cache_write=30, cache_write_1h=10),
+        cost=Cost(input=0.3, output=0.6, total=0.9, cache_read=0.03, cache_write=0.135, cache_write_1h=0.06),
+    )
+    again = record_from_json(record_to_json(rich))
+    assert (again.usage, again.cost) == (rich.usage, rich.cost)
+    plain = CallRecord(
+        trace_id="cd" * 16, route="chat_completion", start_time=1.0, usage=Usage(1, 2, 3), cost=Cost(1.0)
+    )
+    stored = json.loads(record_to_json(plain))
+    assert "cache_write_1h" not in stored["usage"] and set(stored["cost"]) == {"input", "output", "total"}
+    assert record_from_json(record_to_json(plain)) == plain

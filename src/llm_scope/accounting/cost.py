@@ -54,6 +54,9 @@ def compute_cost(usage: Usage, prices: Prices | None) -> Cost | None:
         return None
     per_in = _rate(prices, "input_cost_per_token", 0.0)
     per_out = _rate(prices, "output_cost_per_token", 0.0)
+    if not (usage.cache_read or usage.cache_write or usage.reasoning):  # most calls: two buckets, two rates
+        input_cost, output_cost = round(usage.input * per_in, 10), round(usage.output * per_out, 10)
+        return Cost(input_cost, output_cost, round(input_cost + output_cost, 10))
     per_read = _rate(prices, "cache_read_input_token_cost", per_in)
     per_write = _rate(prices, "cache_creation_input_token_cost", per_in)
     per_write_1h = _rate(prices, "cache_creation_input_token_cost_above_1hr", per_write)

@@ -19,8 +19,13 @@ from ..types import CallRecord, Cost, Usage
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
 _KNOWN = frozenset(_FIELDS)
-_USAGE_FIELDS: tuple[str, ...] = Usage.__slots__
-_COST_FIELDS: tuple[str, ...] = Cost.__slots__
+# Usage and Cost are stored as their common fields, always, and their rarer buckets only when non-zero (a
+# 1-hour cache write, the parts of a cost billed at their own rate): most calls have none, and every byte of
+# a record's JSON is paid for on each write.
+_USAGE_FIELDS: tuple[str, ...] = ("input", "output", "total", "cache_read", "cache_write", "reasoning")
+_USAGE_EXTRA: tuple[str, ...] = tuple(f for f in Usage.__slots__ if f not in _USAGE_FIELDS)
+_COST_FIELDS: tuple[str, ...] = ("input", "output", "total")
+_COST_EXTRA: tuple[str, ...] = tuple(f for f in Cost.__slots__ if f not in _COST_FIELDS)
 # attrgetter/itemgetter over every field read or fill a record in one C call; a comprehension with getattr
 # (or keyword arguments to the dataclass) costs several times more per record, and this runs per call.
 _record_values = attrgetter(*_FIELDS)
@@ -31,12 +36,21 @@ _stored_usage = itemgetter(*_USAGE_FIELDS)
 _stored_cost = itemgetter(*_COST_FIELDS)
 
 
+def _with_extras(values: dict[str, Any], obj: Any, extras: tuple[str, ...]) -> dict[str, Any]:
+    for name in extras:
+        if value := getattr(obj, name):
+            values[name] = value
+    return values
+
+
 def record_to_json(record: CallRecord) -> str:
     """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower)."""
     data = dict(zip(_FIELDS, _record_values(record), strict=True))
-    data["usage"] = dict(zip(_USAGE_FIELDS, _usage_values(record.usage), strict=True))
+    usage = record.usage
+    data["usage"] = _with_extras(dict(zip(_USAGE_FIELDS, _usage_values(usage), strict=True)), usage, _USAGE_EXTRA)
     cost = record.cost
-    data["cost"] = dict(zip(_COST_FIELDS, _cost_values(cost), strict=True)) if cost is not None else None
+    if cost is not None:
+        data["cost"] = _with_extras(dict(zip(_COST_FIELDS, _cost_values(cost), strict=True)), cost, _COST_EXTRA)
     return jsoncodec.dumps_str(data)
 
 
@@ -48,13 +62,16 @@ def record_from_dict(data: dict[str, Any]) -> CallRecord:
     """Rebuild a stored record; fields a record written by an older version lacks take their defaults."""
     usage = data.get("usage") or {}
     try:
-        data["usage"] = Usage(*_stored_usage(usage))
+        built = Usage(*_stored_usage(usage))
+        if len(usage) > len(_USAGE_FIELDS):
+            built = Usage(**usage)
+        data["usage"] = built
     except KeyError:
         data["usage"] = Usage(**usage)
     cost = data.get("cost")
     if isinstance(cost, dict):
         try:
-            data["cost"] = Cost(*_stored_cost(cost))
+            data["cost"] = Cost(*_stored_cost(cost)) if len(cost) == len(_COST_FIELDS) else Cost(**cost)
         except KeyError:
             data["cost"] = Cost(**cost)
     else:
