@@ -123,3 +123,22 @@ def test_rarer_buckets_round_trip_and_are_left_out_when_zero() -> None:
     stored = json.loads(record_to_json(plain))
     assert "cache_write_1h" not in stored["usage"] and set(stored["cost"]) == {"input", "output", "total"}
     assert record_from_json(record_to_json(plain)) == plain
+
+
+def test_unknown_usage_is_stored_as_null_not_zero() -> None:
+    from llm_scope.tracing.records import summary_row
+
+    cut_off = CallRecord(
+        trace_id="ef" * 16,
+        route="messages",
+        start_time=1.0,
+        completion_start_time=1.2,
+        status_code=499,
+        error_type="client_disconnected",
+    )
+    row = summary_row(cut_off)
+    assert [row[c] for c in ("input_tokens", "output_tokens", "total_tokens", "cache_read_tokens")] == [None] * 4
+    refused = CallRecord(trace_id="ef" * 16, route="messages", start_time=1.0, status_code=429, error_type="rate")
+    assert summary_row(refused)["input_tokens"] == 0  # refused before answering: nothing was billed
+    reported = CallRecord(trace_id="ef" * 16, route="messages", start_time=1.0, usage=Usage(input=5, total=5))
+    assert summary_row(reported)["input_tokens"] == 5

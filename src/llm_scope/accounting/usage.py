@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..types import Usage
+from ..types import CallRecord, Usage
 
 
 def _int(value: Any) -> int:
@@ -43,6 +43,28 @@ def anthropic_usage(raw: Any) -> Usage:
     write_1h = min(_int(split.get("ephemeral_1h_input_tokens")), write) if isinstance(split, dict) else 0
     return Usage(
         input=total_in, output=out, total=total_in + out, cache_read=read, cache_write=write, cache_write_1h=write_1h
+    )
+
+
+def usage_known(record: CallRecord) -> bool:
+    """Whether the record's token counts are facts (zeros included) or unknown.
+
+    Reported usage is known. No usage on a success means the upstream reported none: unknown. A call the
+    upstream refused or failed before answering billed nothing, so its zeros are facts; but a stream that broke
+    off or was cancelled after it started, a timeout or a client that went away may well have been billed, and
+    without a report its usage is unknown, never 0 (Langfuse then estimates it; the store keeps NULL).
+    """
+    usage = record.usage
+    return bool(usage.input or usage.output or usage.total) or refused_before_answer(record)
+
+
+def refused_before_answer(record: CallRecord) -> bool:
+    """A failure the upstream (or the gateway) answered before any token: nothing was billed."""
+    return (
+        record.is_error
+        and record.completion_start_time is None
+        and record.status_code not in (499, 504)
+        and record.error_type != "client_disconnected"
     )
 
 

@@ -42,6 +42,7 @@ from typing import Any, Final
 from llm_scope.types import CallRecord
 
 from .. import internals
+from ..accounting.usage import refused_before_answer, usage_known
 from .protowire import (
     INT64_MAX,
     INT64_MIN,
@@ -223,16 +224,10 @@ def usage_details(record: CallRecord) -> dict[str, int] | None:
     cancelled after it started, or a call that timed out or lost its client, may well have been billed:
     its usage is whatever was reported (Anthropic's `message_start` gives the input) or unknown, never 0.
     """
+    if not usage_known(record):
+        return None
     usage = record.usage.details()
-    refused = (
-        record.is_error
-        and record.completion_start_time is None
-        and record.status_code not in (499, 504)
-        and record.error_type != "client_disconnected"
-    )
-    if not (record.usage.input or record.usage.output or record.usage.total):
-        return usage if refused else None
-    if record.is_error and not refused and not record.usage.output:
+    if record.is_error and not record.usage.output and not refused_before_answer(record):
         # Cut off before the output was counted: send the input side only; output and total are unknown.
         del usage["output"], usage["total"]
     return usage

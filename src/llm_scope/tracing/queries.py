@@ -87,6 +87,8 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
             )
         }
     )
+    if row.get("total_tokens") is None:  # unknown usage (a stream cut off before it was reported)
+        row["usage"] = None
     row["scores"] = [
         {**score, "value": float(score["value"]) if score["data_type"] in ("NUMERIC", "BOOLEAN") else score["value"]}
         for score in store.query(

@@ -15,6 +15,7 @@ from typing import Any
 from .. import jsoncodec
 from ..accounting.cost import Prices, compute_cost
 from ..accounting.redact import may_hold_secrets, redact_text, redact_value
+from ..accounting.usage import usage_known
 from ..types import CallRecord, Cost, Usage
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
@@ -159,7 +160,7 @@ def summary_values(record: CallRecord) -> tuple[Any, ...]:
     start = record.start_time
     first_token = record.completion_start_time
     upstream = record.upstream_latency
-    usage = record.usage
+    usage = record.usage if usage_known(record) else _UNKNOWN_USAGE
     cost = record.cost
     if cost is None:
         cost_input = cost_output = cost_total = None
@@ -197,6 +198,16 @@ def summary_values(record: CallRecord) -> tuple[Any, ...]:
         round(upstream * 1000, 3) if upstream is not None else None,
         record.key_id,
     )
+
+
+class _UnknownUsage:
+    """Token columns of a call whose usage is unknown: NULL, which every SUM skips and the dashboard shows as
+    unknown, instead of zeros that read as "free"."""
+
+    input = output = total = cache_read = cache_write = reasoning = None
+
+
+_UNKNOWN_USAGE: Any = _UnknownUsage()
 
 
 def summary_row(record: CallRecord) -> dict[str, Any]:
