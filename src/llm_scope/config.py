@@ -208,6 +208,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, source: 
         raise ConfigError(f"{source}: 'model_list' must be a list")
     router, litellm_settings = mapping(raw, "router_settings", source), mapping(raw, "litellm_settings", source)
     proxy, proxy_notes = proxy_settings(raw, environ, source)
+    proxy = replace(proxy, environment=extra_env)
     strategy, routing_notes = router_notes(raw, source)
     timeout = router.get("timeout", litellm_settings.get("request_timeout"))
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):

@@ -157,8 +157,10 @@ def proxy_settings(
                 notes.append(ConfigNote("different", path, f"'{name}': {CALLBACK_REASONS[name]}"))
             else:
                 guess = suggest(str(name), [*LANGFUSE_CALLBACKS, *CALLBACK_REASONS])
-                hint = f" (did you mean '{guess}'?)" if guess else ""
-                notes.append(ConfigNote("ignored", path, f"callback '{name}' is not supported{hint}"))
+                if guess:
+                    notes.append(ConfigNote("unknown", path, f"'{name}': did you mean '{guess}'? ignored"))
+                else:
+                    notes.append(ConfigNote("ignored", path, f"callback '{name}' is not supported"))
     if langfuse and not (environ.get("LANGFUSE_PUBLIC_KEY") and environ.get("LANGFUSE_SECRET_KEY")):
         notes.append(
             ConfigNote(
@@ -201,7 +203,7 @@ def router_notes(raw: Mapping[str, Any], source: str) -> tuple[str, list[ConfigN
     else:
         guess = suggest(str(strategy), [*ROUTING_STRATEGIES, *UNSUPPORTED_STRATEGIES])
         hint = f"did you mean '{guess}'? " if guess else ""
-        notes.append(ConfigNote("unknown", path, f"'{strategy}': {hint}unknown; simple-shuffle is used"))
+        notes.append(ConfigNote("unknown", path, f"'{strategy}': {hint}unknown, so simple-shuffle is used"))
     return "simple-shuffle", notes
 
 
