@@ -23,6 +23,7 @@ from .config_sections import (
     environment_variables,
     mapping,
     model_group_aliases,
+    passed_params,
     proxy_settings,
     read_includes,
     router_notes,
@@ -33,9 +34,6 @@ from .litellm_keys import (
     ENTRY_ACTED,
     ENTRY_REASONS,
     KNOWN_PROVIDERS,
-    MODEL_INFO_USED,
-    PARAMS_KNOWN,
-    PARAMS_ROUTER_ONLY,
     PARAMS_USED,
     ConfigError,
     ConfigNote,
@@ -306,24 +304,14 @@ def _parse_entry(
     api_version = resolved.get("api_version") or (environ.get(env_version) if env_version else None)
     unavailable = None
     for key, var in missing:
-        notes.append(
-            ConfigNote(
-                "unavailable",
-                f"{path}.litellm_params.{key}",
-                f"{unset_message(var)}; calls to '{name}' answer 503 until it is set",
-            )
-        )
+        message = f"{unset_message(var)}; calls to '{name}' answer 503 until it is set"
+        notes.append(ConfigNote("unavailable", f"{path}.litellm_params.{key}", message))
         unavailable = unavailable or f"litellm_params.{key} {unset_message(var)}"
     if provider not in KNOWN_PROVIDERS and provider not in OPENAI_COMPATIBLE:
         guess = suggest(provider, KNOWN_PROVIDERS)
         hint = f" (did you mean '{guess}/{upstream_model}'?)" if guess else ""
-        notes.append(
-            ConfigNote(
-                "invalid",
-                f"{path}.litellm_params.model",
-                f"'{model}': unknown provider '{provider}'{hint}; calls to '{name}' answer 503",
-            )
-        )
+        message = f"'{model}': unknown provider '{provider}'{hint}; calls to '{name}' answer 503"
+        notes.append(ConfigNote("invalid", f"{path}.litellm_params.model", message))
         unavailable = unavailable or f"its provider '{provider}' is not one LiteLLM knows"
     needs_base = provider in OPENAI_COMPATIBLE and OPENAI_COMPATIBLE[provider] is None
     if not api_base and needs_base and not unavailable:
@@ -331,26 +319,16 @@ def _parse_entry(
         raise ConfigError(f"{where}: field 'litellm_params.api_base' is required for {provider} models{hint}")
     info = entry.get("model_info") or {}
     info = info if isinstance(info, dict) else {}
-    unused_info = sorted(str(k) for k in info if k not in MODEL_INFO_USED)
-    if unused_info:
-        notes.append(ConfigNote("ignored", f"{path}.model_info", f"{', '.join(unused_info)}: not used"))
     price = {
         k: float(v)
         for source in (info, resolved)
         for k, v in source.items()
         if k in PRICE_FIELDS and isinstance(v, int | float)
     }
+    passthrough = provider in OPENAI_COMPATIBLE or provider == "anthropic"  # see providers.provider_kind
     passed = {k: v for k, v in resolved.items() if k not in PARAMS_USED and k not in PRICE_FIELDS}
-    for key in list(passed):
-        key_path = f"{path}.litellm_params.{key}"
-        if key in PARAMS_ROUTER_ONLY:
-            notes.append(ConfigNote("ignored", key_path, PARAMS_ROUTER_ONLY[key]))
-            del passed[key]
-        elif key not in PARAMS_KNOWN and (guess := suggest(key, PARAMS_USED | PARAMS_KNOWN)) is not None:
-            notes.append(ConfigNote("unknown", key_path, f"did you mean '{guess}'? passed on to LiteLLM as is"))
-        elif (provider in OPENAI_COMPATIBLE or provider == "anthropic") and not key.startswith("mock_"):
-            message = f"applied only to calls LiteLLM translates; calls in {provider}'s own format pass unchanged"
-            notes.append(ConfigNote("different", key_path, message))
+    passed, param_notes = passed_params(path, provider, passed, info, passthrough=passthrough)
+    notes += param_notes
     deployment = Deployment(
         model_name=name,
         provider=provider,

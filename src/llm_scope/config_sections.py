@@ -23,6 +23,10 @@ from .litellm_keys import (
     LITELLM_ACTED,
     LITELLM_KNOWN,
     LITELLM_REASONS,
+    MODEL_INFO_USED,
+    PARAMS_KNOWN,
+    PARAMS_ROUTER_ONLY,
+    PARAMS_USED,
     ROUTER_ACTED,
     ROUTER_KNOWN,
     ROUTER_REASONS,
@@ -146,13 +150,13 @@ def proxy_settings(
     notes += section_notes("litellm_settings", litellm_settings, LITELLM_ACTED, LITELLM_REASONS, LITELLM_KNOWN)
     master_key = _string_setting(general, "master_key", environ, source, notes)
     database_url = _string_setting(general, "database_url", environ, source, [])
-    langfuse = False
+    langfuse: str | None = None  # the key that names Langfuse
     for key in ("success_callback", "callbacks", "failure_callback"):
         names = litellm_settings.get(key) or []
         for index, name in enumerate([names] if isinstance(names, str) else names):
             path = f"litellm_settings.{key}[{index}]"
             if name in LANGFUSE_CALLBACKS:
-                langfuse = True
+                langfuse = langfuse or key
             elif name in CALLBACK_REASONS:
                 notes.append(ConfigNote("different", path, f"'{name}': {CALLBACK_REASONS[name]}"))
             else:
@@ -165,7 +169,7 @@ def proxy_settings(
         notes.append(
             ConfigNote(
                 "unavailable",
-                "litellm_settings.success_callback",
+                f"litellm_settings.{langfuse}",
                 "names Langfuse, but LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY are not both set: export is off",
             )
         )
@@ -182,7 +186,7 @@ def proxy_settings(
     proxy = ProxySettings(
         master_key=master_key,
         database_url=database_url,
-        langfuse=langfuse,
+        langfuse=langfuse is not None,
         trace_content=False if quiet is True else None,
     )
     return proxy, notes
@@ -240,3 +244,26 @@ def _string_setting(
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{source}: 'general_settings.{key}' must be a string")
     return value
+
+
+def passed_params(
+    path: str, provider: str, params: dict[str, Any], info: Mapping[str, Any], *, passthrough: bool
+) -> tuple[dict[str, Any], list[ConfigNote]]:
+    """The `litellm_params` a deployment passes on to LiteLLM, and notes for those that do less than in
+    LiteLLM Proxy: router-only ones (dropped), likely typos, and any a passthrough call goes without."""
+    notes: list[ConfigNote] = []
+    unused_info = sorted(str(k) for k in info if k not in MODEL_INFO_USED)
+    if unused_info:
+        notes.append(ConfigNote("ignored", f"{path}.model_info", f"{', '.join(unused_info)}: not used"))
+    passed = dict(params)
+    for key in params:
+        key_path = f"{path}.litellm_params.{key}"
+        if key in PARAMS_ROUTER_ONLY:
+            notes.append(ConfigNote("ignored", key_path, PARAMS_ROUTER_ONLY[key]))
+            del passed[key]
+        elif key not in PARAMS_KNOWN and (guess := suggest(key, PARAMS_USED | PARAMS_KNOWN)) is not None:
+            notes.append(ConfigNote("unknown", key_path, f"did you mean '{guess}'? passed on to LiteLLM as is"))
+        elif passthrough and not key.startswith("mock_"):
+            message = f"applied only to calls LiteLLM translates; calls in {provider}'s own format pass unchanged"
+            notes.append(ConfigNote("different", key_path, message))
+    return passed, notes
