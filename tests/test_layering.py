@@ -66,7 +66,7 @@ CONFINED = {
     "uvicorn": {"cli.py"},
     "httptools": {"providers/upstream_http.py"},
     "aiohttp": {"tracing/langfuse.py"},
-    "yaml": {"config.py", "config_sections.py"},
+    "yaml": {"config.py"},
     "pydantic_settings": {"settings.py"},
     "sqlite3": {"tracing/store.py", "access/keys.py"},
     "redis": {"access/shared_state.py"},

@@ -185,6 +185,10 @@ def load_model_config(settings: Settings) -> ModelConfig:
 
 
 def parse_config_file(path: Path, environ: Mapping[str, str]) -> ModelConfig:
+    return parse_config(read_includes(_read_yaml(path), path, _read_yaml), environ, source=str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
@@ -193,7 +197,7 @@ def parse_config_file(path: Path, environ: Mapping[str, str]) -> ModelConfig:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping with a 'model_list'")
-    return parse_config(read_includes(raw, path), environ, source=str(path))
+    return raw
 
 
 def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, source: str) -> ModelConfig:

@@ -7,12 +7,10 @@ become part of the router policy; every other key becomes a `ConfigNote`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from .litellm_keys import (
     CALLBACK_REASONS,
@@ -91,8 +89,9 @@ def mapping(raw: Mapping[str, Any], key: str, source: str) -> dict[str, Any]:
     return value
 
 
-def read_includes(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """LiteLLM's `include: [other.yaml]`: lists are extended, every other value is taken from the included file."""
+def read_includes(raw: dict[str, Any], path: Path, read: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """LiteLLM's `include: [other.yaml]`: lists are extended, every other value is taken from the included
+    file; `read` loads one file (a mapping) or raises ConfigError."""
     includes = raw.get("include")
     if not includes:
         return raw
@@ -100,16 +99,7 @@ def read_includes(raw: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: 'include' must be a list of file names")
     merged = {k: v for k, v in raw.items() if k != "include"}
     for name in includes:
-        target = path.parent / name
-        try:
-            extra = yaml.safe_load(target.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{path}: include '{name}': cannot read {target} ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: include '{name}': invalid YAML: {exc}") from None
-        if not isinstance(extra, dict):
-            raise ConfigError(f"{path}: include '{name}' must be a mapping")
-        for key, value in extra.items():
+        for key, value in read(path.parent / name).items():
             current = merged.get(key)
             merged[key] = [*current, *value] if isinstance(current, list) and isinstance(value, list) else value
     return merged
