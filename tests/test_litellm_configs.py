@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-from llm_scope.config import parse_config_file
+from llm_scope.config import parse_config, parse_config_file
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.otlp_receiver import start_otlp_receiver
 from tests.fakes.serving import free_port
@@ -189,3 +190,30 @@ def test_unavailable_deployments_behind_fallbacks(tmp_path: Path, upstream: Fake
         assert "lonely" in models and "lonely-alias" not in models  # a hidden alias is served, not listed
         ready = client.get("/ready").json()
         assert sorted(d["model_name"] for d in ready["unavailable_deployments"]) == ["lonely", "primary", "shared"]
+
+
+def test_least_busy_sends_calls_past_a_busy_deployment(tmp_path: Path, upstream: FakeUpstream) -> None:
+    upstream.reset()
+    pair = [
+        {
+            "model_name": "pair",
+            "litellm_params": {"model": f"openai/{m}", "api_base": upstream.openai_base_url, "api_key": UPSTREAM_KEY},
+        }
+        for m in ("model-a", "model-b")
+    ]
+    config = parse_config({"model_list": pair, "router_settings": {"routing_strategy": "least-busy"}}, {}, source="t")
+    with GatewayServer(make_settings(tmp_path), model_config=config) as server, server.client() as client:
+        slow = {"model": "pair", "messages": [{"role": "user", "content": "FAKE_SLOW=1.5"}]}
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(client.post, "/v1/chat/completions", json=slow)
+            upstream.wait_for_requests(1)
+            busy = upstream.requests[0].json["model"]
+            for _ in range(3):  # round robin would send one of these to the busy deployment
+                assert client.post("/v1/chat/completions", json={"model": "pair", **CHAT}).status_code == 200
+            assert held.result().status_code == 200
+        others = [r.json["model"] for r in upstream.requests[1:4]]
+        assert others == [{"model-a": "model-b", "model-b": "model-a"}[busy]] * 3
+        # once nothing is in flight, the two share calls again
+        for _ in range(2):
+            assert client.post("/v1/chat/completions", json={"model": "pair", **CHAT}).status_code == 200
+        assert {r.json["model"] for r in upstream.requests[4:]} == {"model-a", "model-b"}
