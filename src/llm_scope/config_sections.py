@@ -64,11 +64,11 @@ BLOCKED_ENV = frozenset(
 class ProxySettings:
     """What the config asks of the gateway itself, beyond its routes."""
 
-    master_key: str | None = None  # general_settings.master_key, resolved
-    database_url: str | None = None  # general_settings.database_url: read, not yet used
+    master_key: str | None = field(default=None, repr=False)  # general_settings.master_key, resolved
+    database_url: str | None = field(default=None, repr=False)  # general_settings.database_url: read, not used yet
     langfuse: bool = False  # a callback names Langfuse
     trace_content: bool | None = None  # litellm_settings.turn_off_message_logging: true -> False
-    environment: dict[str, str] = field(default_factory=dict)  # environment_variables, resolved
+    environment: dict[str, str] = field(default_factory=dict, repr=False)  # environment_variables, resolved
 
 
 def env_reference(value: Any) -> str | None:
