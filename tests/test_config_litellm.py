@@ -98,7 +98,8 @@ def test_an_unset_variable_makes_only_its_deployment_unavailable() -> None:
 def test_typos_get_a_did_you_mean(raw: dict[str, Any], path: str, fragment: str) -> None:
     found = notes(parse_config(raw, {}, source="c"))
     assert path in found, found
-    assert found[path].kind == "unknown" and f"did you mean {fragment}?" in found[path].message, found[path]
+    assert found[path].kind == "typo" and f"did you mean {fragment}?" in found[path].message, found[path]
+    assert found[path].is_error  # check-config fails on it; serve starts
 
 
 def test_every_key_not_acted_on_is_named_with_a_reason() -> None:

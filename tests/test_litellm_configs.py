@@ -124,8 +124,8 @@ def test_every_key_family_with_its_variables_set(tmp_path: Path, upstream: FakeU
     for named in (
         "ignored: litellm_settings.cache",
         "ignored: litellm_settings.context_window_fallbacks",
-        "unknown: litellm_settings.fallback — did you mean 'fallbacks'?",
-        "unknown: model_list[2] (gpt-4o-backup).litellm_params.api_bse — did you mean 'api_base'?",
+        "typo: litellm_settings.fallback — did you mean 'fallbacks'?",
+        "typo: model_list[2] (gpt-4o-backup).litellm_params.api_bse — did you mean 'api_base'?",
         "ignored: model_list[0] (gpt-4o).litellm_params.rpm",
         "ignored: model_list[0] (gpt-4o).model_info — mode",
         "ignored: router_settings.redis_host",
@@ -156,11 +156,16 @@ def test_every_key_family_in_a_bare_shell(tmp_path: Path) -> None:
     assert "general_settings.master_key — refers to environment variable LITELLM_MASTER_KEY, which is not set" in log
     assert "Traceback" not in log
 
-    plain = check_config(tmp_path, EVERY_KEY)
-    assert plain.returncode == 0, plain.stderr  # warnings only
-    assert "unavailable: model_list[0] (gpt-4o).litellm_params.api_base" in plain.stderr
-    assert "claude-sonnet" in plain.stdout and "(unavailable)" in plain.stdout
-    assert check_config(tmp_path, EVERY_KEY, "--strict").returncode == 1  # for CI: any warning fails
+    typos = check_config(tmp_path, EVERY_KEY)
+    assert typos.returncode == 2  # api_bse, fallback: serve starts (above), check-config fails
+    assert "typo: litellm_settings.fallback — did you mean 'fallbacks'?" in typos.stderr
+    assert "unavailable: model_list[0] (gpt-4o).litellm_params.api_base" in typos.stderr
+    assert "claude-sonnet" in typos.stdout and "(unavailable)" in typos.stdout
+    unset_only = CONFIGS / "fallbacks_and_strategies.yaml"
+    plain = check_config(tmp_path, unset_only)
+    assert plain.returncode == 0, plain.stderr  # unset variables are warnings
+    assert "unavailable: model_list[0] (primary).litellm_params.api_base" in plain.stderr
+    assert check_config(tmp_path, unset_only, "--strict").returncode == 1  # for CI: any warning fails
     clean = tmp_path / "clean.yaml"
     clean.write_text("model_list:\n  - model_name: m\n    litellm_params: {model: openai/gpt-4o, api_key: k}\n")
     assert check_config(tmp_path, clean, "--strict").returncode == 0

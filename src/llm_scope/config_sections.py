@@ -34,6 +34,7 @@ from .litellm_keys import (
     UNSUPPORTED_STRATEGIES,
     ConfigError,
     ConfigNote,
+    NoteKind,
     section_notes,
     suggest,
 )
@@ -152,7 +153,7 @@ def proxy_settings(
             else:
                 guess = suggest(str(name), [*LANGFUSE_CALLBACKS, *CALLBACK_REASONS])
                 if guess:
-                    notes.append(ConfigNote("unknown", path, f"'{name}': did you mean '{guess}'? ignored"))
+                    notes.append(ConfigNote("typo", path, f"'{name}': did you mean '{guess}'? ignored as written"))
                 else:
                     notes.append(ConfigNote("ignored", path, f"callback '{name}' is not supported"))
     if langfuse and not (environ.get("LANGFUSE_PUBLIC_KEY") and environ.get("LANGFUSE_SECRET_KEY")):
@@ -197,7 +198,8 @@ def router_notes(raw: Mapping[str, Any], source: str) -> tuple[str, list[ConfigN
     else:
         guess = suggest(str(strategy), [*ROUTING_STRATEGIES, *UNSUPPORTED_STRATEGIES])
         hint = f"did you mean '{guess}'? " if guess else ""
-        notes.append(ConfigNote("unknown", path, f"'{strategy}': {hint}unknown, so simple-shuffle is used"))
+        kind: NoteKind = "typo" if guess else "unknown"
+        notes.append(ConfigNote(kind, path, f"'{strategy}': {hint}unknown, so simple-shuffle is used"))
     return "simple-shuffle", notes
 
 
@@ -252,7 +254,7 @@ def passed_params(
             notes.append(ConfigNote("ignored", key_path, PARAMS_ROUTER_ONLY[key]))
             del passed[key]
         elif key not in PARAMS_KNOWN and (guess := suggest(key, PARAMS_USED | PARAMS_KNOWN)) is not None:
-            notes.append(ConfigNote("unknown", key_path, f"did you mean '{guess}'? passed on to LiteLLM as is"))
+            notes.append(ConfigNote("typo", key_path, f"did you mean '{guess}'? passed on to LiteLLM as written"))
         elif passthrough and not key.startswith("mock_"):
             message = f"applied only to calls LiteLLM translates; calls in {provider}'s own format pass unchanged"
             notes.append(ConfigNote("different", key_path, message))

@@ -45,12 +45,13 @@ class ConfigError(ValueError):
     """An invalid config file; the message names the file, entry and field."""
 
 
-NoteKind = Literal["ignored", "unknown", "unavailable", "invalid", "different"]
+NoteKind = Literal["ignored", "unknown", "typo", "unavailable", "invalid", "different"]
 
 
 @dataclass(frozen=True)
 class ConfigNote:
-    """One thing start-up and `check-config` tell the user; `invalid` fails `check-config`, the rest warn."""
+    """One thing start-up and `check-config` tell the user. `invalid` (an unknown provider) and `typo` (an
+    unknown key close to a known one) fail `check-config`; the rest warn. `serve` starts on all of them."""
 
     kind: NoteKind
     path: str  # the key path in the file: "litellm_settings.cache", "model_list[2] (claude)"
@@ -58,7 +59,7 @@ class ConfigNote:
 
     @property
     def is_error(self) -> bool:
-        return self.kind == "invalid"
+        return self.kind in ("invalid", "typo")
 
     def line(self, source: str) -> str:
         return f"{source}: {self.kind}: {self.path} — {self.message}"
@@ -322,8 +323,8 @@ def section_notes(
             notes.append(ConfigNote("ignored", path, reasons[key]))
         elif key in known:
             notes.append(ConfigNote("ignored", path, NOT_A_FEATURE))
+        elif (guess := suggest(key, [*acted, *reasons, *known])) is not None:
+            notes.append(ConfigNote("typo", path, f"did you mean '{guess}'? ignored as written"))
         else:
-            guess = suggest(key, [*acted, *reasons, *known])
-            hint = f"did you mean '{guess}'? " if guess else ""
-            notes.append(ConfigNote("unknown", path, f"{hint}not a key llm-scope or LiteLLM knows; ignored"))
+            notes.append(ConfigNote("unknown", path, "not a key llm-scope or LiteLLM knows; ignored"))
     return notes
