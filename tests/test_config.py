@@ -172,12 +172,6 @@ def test_os_environ_reference_in_model() -> None:
     ("text", "env", "fragments"),
     [
         pytest.param(
-            LITELLM_YAML,
-            {k: v for k, v in ENV.items() if k != "ANTHROPIC_API_KEY"},
-            ["model_list[1]", "(claude)", "litellm_params.api_key", "ANTHROPIC_API_KEY", "not set"],
-            id="missing-env-var",
-        ),
-        pytest.param(
             "model_list:\n  - litellm_params:\n      model: openai/gpt-4o\n",
             {},
             ["model_list[0]", "model_name"],
@@ -196,10 +190,10 @@ def test_os_environ_reference_in_model() -> None:
             id="litellm-params-not-a-mapping",
         ),
         pytest.param(
-            "model_list:\n  - model_name: m\n",
+            "model_list:\n  - model_name: m\n    litellm_parms: {model: openai/x}\n",
             {},
             ["model_list[0]", "(m)", "litellm_params"],
-            id="litellm-params-missing",
+            id="litellm-params-misspelt",
         ),
         pytest.param(
             "model_list:\n  - model_name: m\n    litellm_params:\n      api_key: k\n",

@@ -26,7 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "internals": set(),  # the fenced reaches into libraries' private parts
     "errors": set(),
     "settings": set(),
-    "config": {"settings", "types"},
+    "litellm_keys": set(),
+    "config_sections": {"litellm_keys"},
+    "config": {"settings", "types", "litellm_keys", "config_sections"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
     "metrics": {"types", "errors", "internals"},

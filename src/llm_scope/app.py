@@ -21,7 +21,7 @@ from . import __version__
 from .access.keys import KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
-from .config import ModelConfig, load_model_config
+from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
 from .http import admin, anthropic, api, openai, system, ui
@@ -81,7 +81,8 @@ class ObservedRecorder:
 
 def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Front:
     config = model_config or load_model_config(settings)
-    router = Router(config.deployments)
+    settings = effective_settings(settings, config)  # general_settings.master_key, Langfuse callbacks, …
+    router = Router(config.deployments, config.aliases, config.hidden_aliases)
     metrics = Metrics()
     pipeline = build_pipeline(settings, config, metrics)
     keys = KeyStore(settings.data_dir / "keys.db")
@@ -125,6 +126,9 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         syncer = asyncio.create_task(_every(1.0, sync_metrics))
         folder = asyncio.create_task(_every(METRICS_FOLD_SECONDS, metrics.fold))
         log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
+        if config.unavailable:
+            names = ", ".join(sorted({d.model_name for d in config.unavailable}))
+            log.warning("unavailable as configured (calls answer 503; GET /ready lists why): %s", names)
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
         gc.freeze()
@@ -174,6 +178,9 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     app.state.started = False
     app.state.model_list = _model_lister(router)
     app.state.readiness = lambda: _readiness(app)
+    app.state.unavailable = [
+        {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
+    ]
     return app
 
 

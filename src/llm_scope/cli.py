@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, load_model_config
+from .config import ConfigError, effective_settings, load_model_config
 from .settings import Settings, load_settings
 
 log = logging.getLogger("llm_scope")
@@ -81,13 +81,19 @@ def serve(args: argparse.Namespace) -> int:
         if value is not None:
             os.environ[env] = str(value)
     settings = load_settings()
-    check_bind(settings)
     try:
         config = load_model_config(settings)
     except ConfigError as exc:
+        check_bind(settings)
         print(f"llm-scope: invalid config: {exc}", file=sys.stderr)
         return 2
+    settings = effective_settings(settings, config)  # general_settings.master_key counts for the bind check
+    check_bind(settings)
+    # The config's environment_variables, as LiteLLM Proxy sets them: for the workers and for LiteLLM itself.
+    os.environ.update(config.proxy.environment)
     configure_logging(settings)
+    for note in config.notes:
+        (log.error if note.is_error else log.warning)("%s", note.line(config.source))
     import uvicorn
 
     workers = args.workers or settings.workers
@@ -152,8 +158,13 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 2
     for d in config.deployments:
-        print(f"{d.model_name:40} {d.litellm_model:40} {d.api_base or ''}")
-    return 0
+        state = "  (unavailable)" if d.unavailable else ""
+        print(f"{d.model_name:40} {d.litellm_model:40} {d.api_base or ''}{state}")
+    for line in config.note_lines():
+        print(line, file=sys.stderr)
+    if any(note.is_error for note in config.notes):
+        return 2
+    return 1 if args.strict and config.notes else 0
 
 
 def _format_row(row: dict[str, Any]) -> str:
@@ -263,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=serve)
     c = sub.add_parser("check-config", help="validate the config and print the model routes")
     c.add_argument("--config")
+    c.add_argument("--strict", action="store_true", help="exit 1 on any warning (ignored keys, unset variables)")
     c.set_defaults(func=check_config)
     t = sub.add_parser("traces", help="print recent calls from the local store")
     t.add_argument("--follow", "-f", action="store_true", help="keep printing new calls")

@@ -1,7 +1,9 @@
 """The model list, in LiteLLM Proxy's YAML format, so an existing LiteLLM config works unchanged.
 
-Parsing is strict about what we use (a bad entry fails start-up with file, entry and field named) and
-tolerant of what we don't (unknown keys of `router_settings`, `litellm_settings`, … are ignored).
+Parsing is strict about the shape of what we use (a malformed entry fails start-up with file, entry and
+field named) and tolerant of the rest, without being silent: an `os.environ/NAME` reference to an unset
+variable makes that one deployment unavailable (its calls answer 503 naming the variable), and every key
+llm-scope does not act on becomes a `ConfigNote` that start-up logs and `check-config` prints.
 """
 
 from __future__ import annotations
@@ -9,14 +11,39 @@ from __future__ import annotations
 import fnmatch
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .settings import Settings
+from .config_sections import (
+    ProxySettings,
+    env_reference,
+    environment_variables,
+    mapping,
+    model_group_aliases,
+    passed_params,
+    proxy_settings,
+    read_includes,
+    router_notes,
+    top_level_notes,
+    unset_message,
+)
+from .litellm_keys import (
+    ENTRY_ACTED,
+    ENTRY_REASONS,
+    KNOWN_PROVIDERS,
+    PARAMS_USED,
+    ConfigError,
+    ConfigNote,
+    section_notes,
+    suggest,
+)
+from .settings import Settings, overlay
 from .types import Deployment
+
+__all__ = ["ConfigError", "ConfigNote", "ModelConfig", "RetryPolicy", "load_model_config", "parse_config"]
 
 MOCK_MODELS = ("mock-gpt", "mock/echo")
 
@@ -70,7 +97,8 @@ PRICE_FIELDS = frozenset(
     {"input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost", "cache_creation_input_token_cost"}
 )
 
-_KNOWN_PARAMS = {"model", "api_base", "base_url", "api_key", "api_version", "timeout", "stream_timeout"}
+# Bare model names in litellm_params.model, and the provider LiteLLM infers for them (else openai).
+_BARE_PROVIDERS = (("claude-", "anthropic"), ("gemini-", "gemini"))
 
 
 @dataclass(frozen=True)
@@ -81,12 +109,17 @@ class RetryPolicy:
     allowed_fails: int = 3  # failures within `cooldown_time` before a deployment is cooled down
     cooldown_time: float = 30.0
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
+    default_fallbacks: tuple[str, ...] = ()  # for every name without fallbacks of its own
+    routing_strategy: str = "simple-shuffle"  # or "least-busy", "latency-based-routing"
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         delay: float = min(self.backoff_max, self.backoff_base * 2.0**attempt) * random.uniform(0.5, 1.5)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.backoff_max))
         return delay
+
+    def fallbacks_for(self, name: str) -> list[str]:
+        return self.fallbacks.get(name) or [f for f in self.default_fallbacks if f != name]
 
 
 def parse_policy(router_settings: Mapping[str, Any], litellm_settings: Mapping[str, Any], where: str) -> RetryPolicy:
@@ -112,17 +145,17 @@ def parse_policy(router_settings: Mapping[str, Any], litellm_settings: Mapping[s
             if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
                 raise ValueError(f"{where}: fallbacks for '{name}' must be a list of model names")
             fallbacks.setdefault(str(name), []).extend(targets)
+    default = merged.get("default_fallbacks") or []
+    if not isinstance(default, list) or not all(isinstance(t, str) for t in default):
+        raise ValueError(f"{where}: 'default_fallbacks' must be a list of model names")
     return RetryPolicy(
         num_retries=int(number("num_retries", defaults.num_retries)),
         backoff_base=number("retry_after", defaults.backoff_base) or defaults.backoff_base,
         allowed_fails=int(number("allowed_fails", defaults.allowed_fails)),
-        cooldown_time=number("cooldown_time", defaults.cooldown_time),
+        cooldown_time=0.0 if merged.get("disable_cooldowns") is True else number("cooldown_time", 30.0),
         fallbacks=fallbacks,
+        default_fallbacks=tuple(default),
     )
-
-
-class ConfigError(ValueError):
-    """An invalid config file; the message names the file, entry and field."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +164,17 @@ class ModelConfig:
     source: str  # the file, or "defaults"
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     price_overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+    notes: tuple[ConfigNote, ...] = ()  # what start-up logs and check-config prints
+    proxy: ProxySettings = field(default_factory=ProxySettings)
+    aliases: dict[str, str] = field(default_factory=dict)  # router_settings.model_group_alias
+    hidden_aliases: frozenset[str] = frozenset()
+
+    @property
+    def unavailable(self) -> list[Deployment]:
+        return [d for d in self.deployments if d.unavailable]
+
+    def note_lines(self) -> list[str]:
+        return [note.line(self.source) for note in self.notes]
 
 
 def load_model_config(settings: Settings) -> ModelConfig:
@@ -141,6 +185,10 @@ def load_model_config(settings: Settings) -> ModelConfig:
 
 
 def parse_config_file(path: Path, environ: Mapping[str, str]) -> ModelConfig:
+    return parse_config(read_includes(_read_yaml(path), path, _read_yaml), environ, source=str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
@@ -149,55 +197,105 @@ def parse_config_file(path: Path, environ: Mapping[str, str]) -> ModelConfig:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping with a 'model_list'")
-    return parse_config(raw, environ, source=str(path))
+    return raw
 
 
 def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], *, source: str) -> ModelConfig:
+    notes = top_level_notes(raw)
+    extra_env, env_notes = environment_variables(raw, environ, source)
+    environ = {**environ, **extra_env}  # as LiteLLM Proxy does: the config's values win
+    notes += env_notes
     entries = raw.get("model_list") or []
     if not isinstance(entries, list):
         raise ConfigError(f"{source}: 'model_list' must be a list")
+    router, litellm_settings = mapping(raw, "router_settings", source), mapping(raw, "litellm_settings", source)
+    proxy, proxy_notes = proxy_settings(raw, environ, source)
+    proxy = replace(proxy, environment=extra_env)
+    strategy, routing_notes = router_notes(raw, source)
+    timeout = router.get("timeout", litellm_settings.get("request_timeout"))
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigError(f"{source}: 'request_timeout' / router_settings 'timeout' must be a number of seconds")
     deployments: list[Deployment] = []
     prices: dict[str, dict[str, float]] = {}
     for index, entry in enumerate(entries):
-        where = f"{source}: model_list[{index}]"
-        deployment, price = _parse_entry(entry, environ, where)
+        deployment, price = _parse_entry(entry, environ, source, index, notes)
+        if deployment.timeout is None and timeout is not None:
+            deployment = replace(deployment, timeout=float(timeout))
         deployments.append(deployment)
         if price:
             prices[deployment.model_name] = price
     names = {d.model_name for d in deployments}
     deployments += [d for d in _mock_deployments() if d.model_name not in names]
-    router = raw.get("router_settings") or {}
-    litellm_settings = raw.get("litellm_settings") or {}
-    if not isinstance(router, dict) or not isinstance(litellm_settings, dict):
-        raise ConfigError(f"{source}: 'router_settings' and 'litellm_settings' must be mappings")
     try:
-        policy = parse_policy(router, litellm_settings, source)
+        policy = replace(parse_policy(router, litellm_settings, source), routing_strategy=strategy)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    for name, targets in policy.fallbacks.items():
-        for target in targets:
-            if not any(d.model_name == target or fnmatch.fnmatchcase(target, d.model_name) for d in deployments):
-                raise ConfigError(f"{source}: fallbacks for '{name}' name '{target}', which no model_list entry serves")
-    return ModelConfig(tuple(deployments), source, policy, prices)
+    aliases, hidden = model_group_aliases(raw, source)
+    targets = [(f"fallbacks for '{n}'", t) for n, ts in policy.fallbacks.items() for t in ts]
+    targets += [("default_fallbacks", t) for t in policy.default_fallbacks]
+    targets += [(f"model_group_alias '{a}'", t) for a, t in aliases.items()]
+    for what, target in targets:
+        if not any(d.model_name == target or fnmatch.fnmatchcase(target, d.model_name) for d in deployments):
+            raise ConfigError(f"{source}: {what} names '{target}', which no model_list entry serves")
+    notes += proxy_notes + routing_notes
+    return ModelConfig(tuple(deployments), source, policy, prices, tuple(notes), proxy, aliases, hidden)
 
 
-def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[Deployment, dict[str, float]]:
+def effective_settings(settings: Settings, config: ModelConfig) -> Settings:
+    """The process settings with the config's own laid over them.
+
+    Master key: LLM_SCOPE_MASTER_KEY wins (an operator can rotate it without editing the file), then
+    `general_settings.master_key`, then LITELLM_MASTER_KEY, LiteLLM Proxy's own fallback.
+    """
+    proxy = config.proxy
+    settings = overlay(settings, proxy.environment)
+    updates: dict[str, Any] = {}
+    if not settings.master_key and (proxy.master_key or settings.litellm_master_key):
+        updates["master_key"] = proxy.master_key or settings.litellm_master_key
+    if proxy.langfuse:
+        updates["langfuse_enabled"] = True
+    if proxy.trace_content is False:
+        updates["trace_content"] = False
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _parse_entry(
+    entry: Any, environ: Mapping[str, str], source: str, index: int, notes: list[ConfigNote]
+) -> tuple[Deployment, dict[str, float]]:
+    where = f"{source}: model_list[{index}]"
     if not isinstance(entry, dict):
         raise ConfigError(f"{where}: each entry must be a mapping with 'model_name' and 'litellm_params'")
     name = entry.get("model_name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}: field 'model_name' is required and must be a string")
-    where = f"{where} ({name})"
+    path = f"model_list[{index}] ({name})"
+    where = f"{source}: {path}"
     params = entry.get("litellm_params")
+    if params is None and set(entry) <= {"model_name", "model_info"}:
+        # LiteLLM Proxy 1.106 stops at start-up on such an entry (KeyError 'litellm_params' in load_config);
+        # the name is what LiteLLM would be asked for, so serve it as that model.
+        message = f"has no litellm_params: served as litellm_params.model '{name}'"
+        notes.append(ConfigNote("different", path, message))
+        params = {"model": name}
     if not isinstance(params, dict):
         raise ConfigError(f"{where}: field 'litellm_params' is required and must be a mapping")
-    resolved = {k: _resolve_env(v, environ, f"{where}: field 'litellm_params.{k}'") for k, v in params.items()}
+    notes += section_notes(path, entry, ENTRY_ACTED, ENTRY_REASONS, frozenset())
+    resolved: dict[str, Any] = {}
+    missing: list[tuple[str, str]] = []
+    for key, value in params.items():
+        var = env_reference(value)
+        if var is not None and var not in environ:
+            missing.append((key, var))
+        resolved[key] = environ.get(var) if var is not None else value
     model = resolved.get("model")
     if not isinstance(model, str) or not model:
-        raise ConfigError(f"{where}: field 'litellm_params.model' is required, e.g. 'openai/gpt-4o-mini'")
+        if not any(key == "model" for key, _ in missing):
+            raise ConfigError(f"{where}: field 'litellm_params.model' is required, e.g. 'openai/gpt-4o-mini'")
+        model = name
     provider, _, upstream_model = model.partition("/")
     if not upstream_model:
-        provider, upstream_model = "openai", model
+        provider = next((p for prefix, p in _BARE_PROVIDERS if model.startswith(prefix)), "openai")
+        upstream_model = model
     timeout = resolved.get("timeout") or resolved.get("stream_timeout")
     if timeout is not None and not isinstance(timeout, int | float):
         raise ConfigError(f"{where}: field 'litellm_params.timeout' must be a number of seconds")
@@ -208,16 +306,33 @@ def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[De
     api_base = resolved.get("api_base") or resolved.get("base_url") or (environ.get(env_base) if env_base else None)
     api_key = resolved.get("api_key") or (environ.get(env_key) if env_key else None)
     api_version = resolved.get("api_version") or (environ.get(env_version) if env_version else None)
-    if not api_base and provider in OPENAI_COMPATIBLE and OPENAI_COMPATIBLE[provider] is None:
+    unavailable = None
+    for key, var in missing:
+        message = f"{unset_message(var)}; calls to '{name}' answer 503 until it is set"
+        notes.append(ConfigNote("unavailable", f"{path}.litellm_params.{key}", message))
+        unavailable = unavailable or f"litellm_params.{key} {unset_message(var)}"
+    if provider not in KNOWN_PROVIDERS and provider not in OPENAI_COMPATIBLE:
+        guess = suggest(provider, KNOWN_PROVIDERS)
+        hint = f" (did you mean '{guess}/{upstream_model}'?)" if guess else ""
+        message = f"'{model}': unknown provider '{provider}'{hint}; calls to '{name}' answer 503"
+        notes.append(ConfigNote("invalid", f"{path}.litellm_params.model", message))
+        unavailable = unavailable or f"its provider '{provider}' is not one LiteLLM knows"
+    needs_base = provider in OPENAI_COMPATIBLE and OPENAI_COMPATIBLE[provider] is None
+    if not api_base and needs_base and not unavailable:
         hint = f" or set {env_base}" if env_base else ""
         raise ConfigError(f"{where}: field 'litellm_params.api_base' is required for {provider} models{hint}")
     info = entry.get("model_info") or {}
+    info = info if isinstance(info, dict) else {}
     price = {
         k: float(v)
-        for source in (info if isinstance(info, dict) else {}, resolved)
+        for source in (info, resolved)
         for k, v in source.items()
         if k in PRICE_FIELDS and isinstance(v, int | float)
     }
+    passthrough = provider in OPENAI_COMPATIBLE or provider == "anthropic"  # see providers.provider_kind
+    passed = {k: v for k, v in resolved.items() if k not in PARAMS_USED and k not in PRICE_FIELDS}
+    passed, param_notes = passed_params(path, provider, passed, info, passthrough=passthrough)
+    notes += param_notes
     deployment = Deployment(
         model_name=name,
         provider=provider,
@@ -226,20 +341,11 @@ def _parse_entry(entry: Any, environ: Mapping[str, str], where: str) -> tuple[De
         api_key=api_key,
         api_version=api_version,
         timeout=float(timeout) if timeout is not None else None,
-        params={k: v for k, v in resolved.items() if k not in _KNOWN_PARAMS and k not in PRICE_FIELDS},
+        params=passed,
         wildcard="*" in name,
+        unavailable=f"model '{name}' is unavailable on this gateway: {unavailable}" if unavailable else None,
     )
     return deployment, price
-
-
-def _resolve_env(value: Any, environ: Mapping[str, str], where: str) -> Any:
-    """LiteLLM's `os.environ/NAME` indirection; a missing variable is a config error, not a silent None."""
-    if isinstance(value, str) and value.startswith("os.environ/"):
-        name = value.removeprefix("os.environ/")
-        if name not in environ:
-            raise ConfigError(f"{where} refers to environment variable {name}, which is not set")
-        return environ[name]
-    return value
 
 
 def _mock_deployments() -> list[Deployment]:

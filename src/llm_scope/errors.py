@@ -15,6 +15,7 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code: str | None = None
+    anthropic_type: str | None = None  # when the status alone would pick the wrong Anthropic type
 
     def __init__(
         self,
@@ -43,7 +44,10 @@ class GatewayError(Exception):
     def anthropic_body(self) -> dict[str, Any]:
         return {
             "type": "error",
-            "error": {"type": _ANTHROPIC_TYPES.get(self.status, "api_error"), "message": self.message},
+            "error": {
+                "type": self.anthropic_type or _ANTHROPIC_TYPES.get(self.status, "api_error"),
+                "message": self.message,
+            },
         }
 
 
@@ -75,6 +79,17 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class DeploymentUnavailable(GatewayError):
+    """Every deployment of the name is unusable as configured (an unset `os.environ/NAME`, an unknown
+    provider): 503, because the gateway is misconfigured, not the client's key (401) or request (400).
+    Anthropic's type for 503 is `overloaded_error`, which clients retry as load; this is `api_error`."""
+
+    status = 503
+    type = "api_error"
+    code = "deployment_unavailable"
+    anthropic_type = "api_error"
 
 
 class UpstreamError(GatewayError):

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     config_path: Path | None = Field(None, validation_alias=_alias("LLM_SCOPE_CONFIG", "config_path"))
     data_dir: Path = Field(Path("data"), validation_alias=_alias("LLM_SCOPE_DATA_DIR", "data_dir"))
     master_key: str | None = Field(None, validation_alias=_alias("LLM_SCOPE_MASTER_KEY", "master_key"))
+    # LiteLLM Proxy's variable: used when neither LLM_SCOPE_MASTER_KEY nor general_settings.master_key is set.
+    litellm_master_key: str | None = Field(None, validation_alias=_alias("LITELLM_MASTER_KEY", "litellm_master_key"))
     redis_url: str | None = Field(None, validation_alias=_alias("REDIS_URL", "redis_url"))
     cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
@@ -167,18 +169,34 @@ def load_settings(
         from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
     # The explicit environment wins over .env, alias by alias (LANGFUSE_BASE_URL in the shell beats
     # LANGFUSE_HOST in .env); an empty value means unset.
-    layers = [{k.upper(): v for k, v in explicit.items()}, {k.upper(): v for k, v in from_file.items()}]
+    fields = _fields_from(explicit, from_file)
+    fields.update({k: v for k, v in overrides.items() if v is not None})
+    fields["environ"] = {**from_file, **explicit}
+    return Settings.model_validate(fields)  # env already merged: don't let BaseSettings read it again
+
+
+def overlay(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`settings` with `environ` laid over it, as if those variables had been set: a LiteLLM config's
+    `environment_variables`, which win over the process environment as they do in LiteLLM Proxy."""
+    if not environ:
+        return settings
+    fields: dict[str, object] = {**settings.model_dump(), **_fields_from(environ)}
+    fields["environ"] = {**settings.environ, **environ}
+    return Settings.model_validate(fields)
+
+
+def _fields_from(*layers: Mapping[str, str]) -> dict[str, object]:
+    """Settings fields found in `layers` by their variable names; the first layer holding a name wins."""
+    upper = [{k.upper(): v for k, v in layer.items()} for layer in layers]
     fields: dict[str, object] = {}
     for name, info in Settings.model_fields.items():
         alias = info.validation_alias
         if not isinstance(alias, AliasChoices):
             continue
         names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
-        for layer in layers:
+        for layer in upper:
             found = next((layer[c] for c in names if layer.get(c, "") != ""), None)
             if found is not None:
                 fields[name] = found
                 break
-    fields.update({k: v for k, v in overrides.items() if v is not None})
-    fields["environ"] = {**from_file, **explicit}
-    return Settings.model_validate(fields)  # env already merged: don't let BaseSettings read it again
+    return fields

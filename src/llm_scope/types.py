@@ -104,6 +104,7 @@ class Deployment:
     timeout: float | None = None  # seconds; None means the gateway default
     params: dict[str, Any] = field(default_factory=dict)  # other litellm_params, passed on
     wildcard: bool = False
+    unavailable: str | None = None  # why calls to it fail (an unset os.environ/ reference, …); None: usable
 
     @property
     def litellm_model(self) -> str:

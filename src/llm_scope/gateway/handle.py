@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from ..accounting.redact import redact_text, redact_value
 from ..config import RetryPolicy
-from ..errors import GatewayError
+from ..errors import DeploymentUnavailable, GatewayError
 from ..providers import provider_kind
 from ..providers.base import Api, CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
-from .resilience import Cooldowns, is_retryable
+from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
 from .streaming import ChatStreamTap, Summary
 from .taps import WHOLE_BODY, AnthropicTap, EventTap, ResponsesTap
@@ -124,6 +124,8 @@ class Gateway:
         self.router = router
         self.policy = policy or RetryPolicy()
         self.cooldowns = Cooldowns(self.policy)
+        strategy = self.policy.routing_strategy
+        self.balancer = Balancer(strategy) if strategy != "simple-shuffle" else None
         self.on_upstream_failure = on_upstream_failure
         self.providers = providers
         self.recorder = recorder
@@ -153,7 +155,7 @@ class Gateway:
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
-            upstream, sent, strip_usage = await self._attempt(record, api, body, headers)
+            upstream, sent, strip_usage, deployment = await self._attempt(record, api, body, headers)
         except GatewayError as exc:
             exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
@@ -165,6 +167,8 @@ class Gateway:
 
             def finish() -> None:
                 record.upstream_latency = time.perf_counter() - sent
+                if self.balancer is not None:
+                    self.balancer.ended(deployment)
                 self._finish(record, summarize(upstream.body))
 
             return Result(status=upstream.status, headers=upstream.headers, body=upstream.body, finish=finish)
@@ -176,21 +180,33 @@ class Gateway:
             else ChatStreamTap(strip_usage=strip_usage)
         )
         return Result(
-            status=upstream.status, headers=upstream.headers, stream=self._relay(api, record, upstream, tap, sent)
+            status=upstream.status,
+            headers=upstream.headers,
+            stream=self._relay(api, record, upstream, tap, sent, deployment),
         )
 
     def _plan(self, name: str) -> tuple[list[Deployment], int]:
         """Deployments to try, in order: the name's own (healthy first), then each fallback name's;
         and how many of them are the name's own."""
-        plan = self.cooldowns.order(self.router.resolve(name))
+        own_deployments = self.router.resolve(name)
+        plan = self._order(own_deployments)
         own = len(plan)
-        for fallback in self.policy.fallbacks.get(name, []):
-            plan += self.cooldowns.order(self.router.candidates(fallback))
+        for fallback in self.policy.fallbacks_for(name):
+            plan += self._order(self.router.candidates(fallback))
+        if not plan:  # every deployment is unavailable as configured, fallbacks too
+            raise DeploymentUnavailable(own_deployments[0].unavailable or f"model '{name}' is unavailable")
         return plan, own
+
+    def _order(self, candidates: list[Deployment]) -> list[Deployment]:
+        """Usable deployments (not unavailable as configured), healthy first, then by the routing strategy."""
+        if self.router.has_unavailable:
+            candidates = [d for d in candidates if d.unavailable is None]
+        ordered = self.cooldowns.order(candidates)
+        return self.balancer.order(ordered) if self.balancer is not None else ordered
 
     async def _attempt(
         self, record: CallRecord, api: Api, body: dict[str, Any], headers: dict[str, str] | None
-    ) -> tuple[UpstreamResponse, float, bool]:
+    ) -> tuple[UpstreamResponse, float, bool, Deployment]:
         """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
         plan, own = self._plan(record.requested_model)
         upstream_body, strip_usage = _upstream_body(api, body)
@@ -203,10 +219,14 @@ class Gateway:
                 record.metadata = {**record.metadata, "gateway_attempts": attempt + 1}
                 await asyncio.sleep(self.policy.backoff(attempt - 1, last.retry_after if last else None))
             sent = time.perf_counter()
+            if self.balancer is not None:
+                self.balancer.started(deployment)
             try:
                 provider = self.providers[provider_kind(api, deployment.provider)]
                 upstream = await provider.call(api, deployment, upstream_body, self._options(deployment, headers))
             except GatewayError as exc:
+                if self.balancer is not None:
+                    self.balancer.ended(deployment)
                 if not is_retryable(exc):
                     raise
                 last = exc
@@ -215,9 +235,11 @@ class Gateway:
                     self.on_upstream_failure(deployment, exc)
                 continue
             self.cooldowns.succeeded(deployment)
+            if self.balancer is not None:
+                self.balancer.answered(deployment, time.perf_counter() - sent)
             if attempt % len(plan) >= own:
                 record.metadata = {**record.metadata, "fallback_model": deployment.model_name}
-            return upstream, sent, strip_usage
+            return upstream, sent, strip_usage, deployment
         assert last is not None
         raise last
 
@@ -231,7 +253,7 @@ class Gateway:
         return options
 
     async def _relay(
-        self, api: Api, record: CallRecord, upstream: UpstreamResponse, tap: Tap, sent: float
+        self, api: Api, record: CallRecord, upstream: UpstreamResponse, tap: Tap, sent: float, deployment: Deployment
     ) -> AsyncIterator[bytes]:
         """Forward chunks as they arrive; an error after the first byte becomes an SSE error event."""
         assert upstream.chunks is not None
@@ -256,6 +278,8 @@ class Gateway:
             raise
         finally:
             await upstream.aclose()
+            if self.balancer is not None:
+                self.balancer.ended(deployment)
             record.upstream_latency = time.perf_counter() - sent
             record.completion_start_time = tap.first_chunk_at
             # Parsing the whole stream for the trace waits until the client has its last byte.

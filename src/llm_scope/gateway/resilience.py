@@ -68,3 +68,39 @@ class Cooldowns:
             return candidates
         healthy = [d for d in candidates if not self.cooling(d)]
         return healthy or candidates
+
+
+class Balancer:
+    """`routing_strategy` beyond simple-shuffle (the router's even rotation): `least-busy` tries the
+    deployment with the fewest calls in flight first, `latency-based-routing` the one that has answered
+    fastest lately (time to the response head, smoothed; one not yet measured goes first, to measure it).
+    Ties keep rotation order. In-process state, like the cooldowns."""
+
+    SMOOTHING = 0.3  # weight of the newest latency sample
+
+    def __init__(self, strategy: str) -> None:
+        self.strategy = strategy
+        self._busy: dict[tuple[str, str | None, str], int] = {}
+        self._latency: dict[tuple[str, str | None, str], float] = {}
+
+    def order(self, candidates: list[Deployment]) -> list[Deployment]:
+        table: dict[tuple[str, str | None, str], float] | dict[tuple[str, str | None, str], int]
+        table = self._busy if self.strategy == "least-busy" else self._latency
+        return sorted(candidates, key=lambda d: table.get(deployment_key(d), 0))
+
+    def started(self, d: Deployment) -> None:
+        key = deployment_key(d)
+        self._busy[key] = self._busy.get(key, 0) + 1
+
+    def answered(self, d: Deployment, seconds: float) -> None:
+        key = deployment_key(d)
+        old = self._latency.get(key)
+        self._latency[key] = seconds if old is None else old + self.SMOOTHING * (seconds - old)
+
+    def ended(self, d: Deployment) -> None:
+        key = deployment_key(d)
+        left = self._busy.get(key, 0) - 1
+        if left > 0:
+            self._busy[key] = left
+        else:
+            self._busy.pop(key, None)

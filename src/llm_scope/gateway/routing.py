@@ -1,4 +1,4 @@
-"""Model name → deployment: exact names first, then wildcard routes, then a bare-name guess.
+"""Model name → deployment: aliases first, then exact names, then wildcard routes, then a bare-name guess.
 
 Several deployments may share one name; calls rotate through them so load spreads evenly.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 
 from ..errors import ModelNotFound
@@ -22,7 +22,14 @@ _BARE_NAME_PROVIDERS = (
 
 
 class Router:
-    def __init__(self, deployments: Iterable[Deployment]) -> None:
+    def __init__(
+        self,
+        deployments: Iterable[Deployment],
+        aliases: Mapping[str, str] | None = None,
+        hidden: frozenset[str] = frozenset(),
+    ) -> None:
+        self._aliases = dict(aliases or {})  # router_settings.model_group_alias: alias -> model name
+        self._listed_aliases = [a for a in self._aliases if a not in hidden]
         self._exact: dict[str, list[Deployment]] = {}
         self._patterns: dict[str, list[Deployment]] = {}  # several entries may share one wildcard pattern
         for d in deployments:
@@ -34,10 +41,12 @@ class Router:
         self._cycles: dict[str, Iterator[Deployment]] = {
             n: itertools.cycle(ds) for n, ds in (*self._exact.items(), *self._patterns.items())
         }
+        groups = [*self._exact.values(), *self._patterns.values()]
+        self.has_unavailable = any(d.unavailable for ds in groups for d in ds)
 
     @property
     def names(self) -> list[str]:
-        return list(self._exact)
+        return [*self._exact, *(a for a in self._listed_aliases if a not in self._exact)]
 
     @property
     def wildcards(self) -> list[Deployment]:
@@ -45,6 +54,8 @@ class Router:
 
     def candidates(self, name: str) -> list[Deployment]:
         """Every deployment that can serve `name`, the next in rotation first."""
+        if self._aliases:  # as in LiteLLM's router, an alias wins over a model_name of the same name
+            name = self._aliases.get(name, name)
         exact = self._exact.get(name)
         if exact:
             return self._rotate(name, exact)

@@ -15,10 +15,14 @@ async def health(request: Request) -> RawResponse:
 
 
 async def ready(request: Request) -> RawResponse:
+    """Deployments the config leaves unavailable (an unset `os.environ/NAME`) are listed, but keep the
+    gateway ready: the rest of its models serve, as in LiteLLM Proxy."""
     problems: list[str] = request.app.state.readiness()
+    unavailable: list[dict[str, str]] = request.app.state.unavailable
+    extra = {"unavailable_deployments": unavailable} if unavailable else {}
     if problems:
-        return json_response({"status": "not_ready", "reasons": problems}, status=503)
-    return json_response({"status": "ready"})
+        return json_response({"status": "not_ready", "reasons": problems, **extra}, status=503)
+    return json_response({"status": "ready", **extra})
 
 
 async def metrics(request: Request) -> RawResponse:
