@@ -114,8 +114,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             export_failures=s.export_failures,
             exported=s.exported,
             helper_restarts=pipeline.helper_restarts,
-            spilled=pipeline.spilled,
-            spill_pending=pipeline.spill_pending,
+            spilled=pipeline.spill.spilled,
+            spill_pending=pipeline.spill.pending,
         )
 
     @contextlib.asynccontextmanager

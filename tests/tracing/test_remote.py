@@ -159,7 +159,7 @@ def test_past_the_queue_bound_records_wait_on_disk_and_are_all_stored(
             responses = [chat(gw, f"over {i}", stream=i % 4 == 0) for i in range(30)]
             assert [r.status_code for r in responses] == [200] * 30
             time.sleep(0.5)  # past the send interval: what the helper has no room for is on disk by now
-            held, spilled = pipeline.queue_depth, pipeline.spill_pending
+            held, spilled = pipeline.queue_depth, pipeline.spill.pending
             assert held + spilled == 30 and spilled >= 20 and pipeline.stats.lost == 0
             assert sum(f.stat().st_size for f in spill_dir.glob("*.spill")) > 0
         finally:
@@ -171,7 +171,7 @@ def test_past_the_queue_bound_records_wait_on_disk_and_are_all_stored(
             client.get("/api/traces")  # waits until the helper has committed everything
             gw.app.state.sync_metrics()
             metrics = client.get("/metrics").text
-        assert pipeline.queue_depth == 0 and pipeline.spill_pending == 0 and helper_pid(gw) == pid
+        assert pipeline.queue_depth == 0 and pipeline.spill.pending == 0 and helper_pid(gw) == pid
     assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
     assert f"llm_scope_trace_records_spilled_total {float(spilled)}" in metrics
     assert "llm_scope_trace_records_lost_total 0.0" in metrics and "llm_scope_trace_spill_pending 0.0" in metrics
@@ -204,6 +204,6 @@ def test_backpressure_refuses_calls_while_the_helper_is_behind_and_loses_none(
             client.get("/api/traces")  # waits until the helper has committed everything
         assert chat(gw, "caught up").status_code == 200
         pipeline = gw.app.state.pipeline
-        assert pipeline.stats.lost == 0 and pipeline.spilled == 0
+        assert pipeline.stats.lost == 0 and pipeline.spill.spilled == 0
     ids = [r.headers["x-trace-id"] for r in served]
     assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")

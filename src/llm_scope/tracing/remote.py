@@ -60,7 +60,9 @@ class RemotePipeline:
         self.on_cost = on_cost
         self.overflow = overflow
         self._spills = overflow == "spill"
-        self._spill = Spill(spill_dir or options.store_path.parent / "trace-spill")
+        self.spill = Spill(  # what waits on disk: `pending` records, `spilled` in all
+            spill_dir or options.store_path.parent / "trace-spill"
+        )
         # Past the bound, records are spilled a chunk at a time rather than one write per call.
         self._chunk = max(1, min(256, queue_size))
         self.options = options
@@ -121,16 +123,6 @@ class RemotePipeline:
         return len(self._queue) + self._unacked_records
 
     @property
-    def spilled(self) -> int:
-        """Records this process has written to the spill file, in all."""
-        return self._spill.spilled
-
-    @property
-    def spill_pending(self) -> int:
-        """Records on disk, waiting for the helper to have room."""
-        return self._spill.pending
-
-    @property
     def helper_pid(self) -> int | None:
         proc = self._proc
         return proc.pid if proc is not None and proc.returncode is None else None
@@ -143,7 +135,7 @@ class RemotePipeline:
     def stats(self) -> frames.PipelineStats:
         now = self._helper
         counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
-        counters["lost"] += self._lost + self._spill.corrupt
+        counters["lost"] += self._lost + self.spill.corrupt
         return frames.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -192,9 +184,9 @@ class RemotePipeline:
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
-        if self._spill.pending:
-            log.warning("%d trace records stay in the spill file; the next start stores them", self._spill.pending)
-        self._spill.close()
+        if self.spill.pending:
+            log.warning("%d trace records stay in the spill file; the next start stores them", self.spill.pending)
+        self.spill.close()
         if self._store is not None:
             await self.read(self._store.close)
         self._db.shutdown(wait=True)
@@ -202,10 +194,10 @@ class RemotePipeline:
     async def flush(self) -> None:
         """Return once everything submitted so far is committed (reads right after a call rely on it)."""
         self._send_queued()
-        spilled_before = self._spill.enqueued  # read back in order: once this many are taken, all were sent
+        spilled_before = self.spill.enqueued  # read back in order: once this many are taken, all were sent
         try:
             async with asyncio.timeout(self.flush_timeout):
-                while self._spill.taken < spilled_before and self._unacked:
+                while self.spill.taken < spilled_before and self._unacked:
                     await self._committed(min(self._unacked))  # the helper took one; the answer sent it more
                 if self._unacked:
                     await self._committed(self._seq)
@@ -232,7 +224,7 @@ class RemotePipeline:
             now = loop.time()
             if now - last_sync >= SYNC_EVERY:
                 last_sync = now
-                await loop.run_in_executor(None, self._spill.sync)
+                await loop.run_in_executor(None, self.spill.sync)
             if now - last_adopt >= ADOPT_EVERY:
                 last_adopt = now
                 await self._adopt()
@@ -240,10 +232,10 @@ class RemotePipeline:
     async def _adopt(self) -> None:
         # On the loop, as everything else that touches the spill's segments: a listdir and a few flocks.
         try:
-            if self._spill.adopt():
+            if self.spill.adopt():
                 self._send_queued()
         except OSError:
-            log.exception("looking for spilled trace records in %s failed", self._spill.directory)
+            log.exception("looking for spilled trace records in %s failed", self.spill.directory)
 
     def _send_queued(self, *, everything: bool = False) -> None:
         """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
@@ -255,11 +247,11 @@ class RemotePipeline:
                 self._send(("records", blob), len(batch))
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
-            if (blob := self._dump(batch)) is not None and not self._spill.append(blob, len(batch)):
+            if (blob := self._dump(batch)) is not None and not self.spill.append(blob, len(batch)):
                 self._lose(len(batch), "the trace helper is behind and the spill file could not be written")
 
     def _send_spilled(self) -> None:
-        while self._unacked_records < self.queue_size and (taken := self._spill.take()) is not None:
+        while self._unacked_records < self.queue_size and (taken := self.spill.take()) is not None:
             self._send(("records", taken.body), taken.count, taken)
 
     def _dump(self, batch: list[CallRecord]) -> bytes | None:
@@ -310,7 +302,7 @@ class RemotePipeline:
             if message[0] == "done":
                 self._helper = message[2]
                 self._settle(message[1])
-                if self._spill.pending and not self._stopping:
+                if self.spill.pending and not self._stopping:
                     self._send_spilled()  # keep the helper busy while it has catching up to do
                 if message[3] and self.on_cost is not None:
                     try:
@@ -356,7 +348,7 @@ class RemotePipeline:
             else:
                 self._restarts = 0
         if taken is not None:
-            self._spill.ack(taken)
+            self.spill.ack(taken)
         done = min(self._unacked, default=self._seq + 1)
         still = []
         for target, waiter in self._waiters:
@@ -394,7 +386,7 @@ class RemotePipeline:
         else:
             for _, _, taken in self._unacked.values():
                 if taken is not None:
-                    self._spill.ack(taken)
+                    self.spill.ack(taken)
         self._unacked.clear()
         self._unacked_records = 0
 
