@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bench.scale import Cores, parse_cpus
 
 ROOT = Path(__file__).resolve().parents[2]
