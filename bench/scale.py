@@ -191,6 +191,8 @@ class Scale:
                 raise RuntimeError(f"load generator did not start: {line!r}; see {svc.log_path}")
         self.drain(db, self.served)
         settle(svc.pid, max_wait=3)
+        _, helper_pids = roles(svc.pid)
+        helper0 = cpu_seconds(helper_pids)
         cpu0, busy0, ours0, t0 = cpu_seconds(tree(svc.pid)), machine_busy_seconds(), self.ours(), time.monotonic()
         for p in procs:
             assert p.stdin is not None
@@ -208,8 +210,8 @@ class Scale:
         self.served += sum(r["total"] for r in results)
         left, drain_s = self.drain(db, self.served)
         settle(svc.pid, max_wait=3)
-        cpu1 = cpu_seconds(tree(svc.pid))
-        worker_pids, helper_pids = roles(svc.pid)
+        cpu1, helper1 = cpu_seconds(tree(svc.pid)), cpu_seconds(helper_pids)  # a helper that died: unknown
+        worker_pids, helpers_now = roles(svc.pid)
         time.sleep(1.1)  # workers publish their pipeline counters every second
         count = sum(r["count"] for r in results)
         return {
@@ -223,8 +225,9 @@ class Scale:
             "p50": weighted([(r["latency_ms"]["p50"], r["count"]) for r in results]),
             "p99": max((r["latency_ms"]["p99"] or 0.0 for r in results), default=None),
             "cpu_ms": (cpu1 - cpu0) * 1000 / count if count else None,
+            "helper_cpu_ms": (helper1 - helper0) * 1000 / count if count and helpers_now == helper_pids else None,
             "rss_worker_mb": max((hwm_bytes([p]) / MB for p in worker_pids), default=None),
-            "rss_helper_mb": max((hwm_bytes([p]) / MB for p in helper_pids), default=None),
+            "rss_helper_mb": max((hwm_bytes([p]) / MB for p in helpers_now), default=None),
             "served": self.served,
             "traced": stored_traces(db),
             "drain_s": drain_s,
@@ -266,8 +269,8 @@ def machine() -> dict[str, Any]:
 
 
 HEADER = (
-    "| workers | mode | calls/s | efficiency | CPU/call ms | p50 ms | p99 ms | RSS/worker MB | RSS/helper MB "
-    "| traced/served | spilled | lost | other CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    "| workers | mode | calls/s | efficiency | CPU/call ms | of it helpers | p50 ms | p99 ms | RSS/worker MB "
+    "| RSS/helper MB | traced/served | spilled | lost | other CPU |\n" + "|---" * 14 + "|"
 )
 
 
@@ -280,7 +283,8 @@ def format_row(r: dict[str, Any]) -> str:
     errors = f" ({r['errors']} errors)" if r["errors"] else ""
     return (
         f"| {r['workers']} | {mode} | {r['rps']:,.0f}{errors} | {_num(r.get('efficiency'), '.2f')} "
-        f"| {_num(r['cpu_ms'], '.3f')} | {_num(r['p50'], '.2f')} | {_num(r['p99'], '.2f')} "
+        f"| {_num(r['cpu_ms'], '.3f')} | {_num(r['helper_cpu_ms'], '.3f')} | {_num(r['p50'], '.2f')} "
+        f"| {_num(r['p99'], '.2f')} "
         f"| {_num(r['rss_worker_mb'], '.1f')} | {_num(r['rss_helper_mb'], '.1f')} "
         f"| {_num(r['traced'], ',')}/{r['served']:,} | {_num(r.get('spilled'), ',.0f')} "
         f"| {_num(r.get('lost'), ',.0f')} | {r['other_cpu_pct']:.0f}% |"
