@@ -80,6 +80,26 @@ class Cores:
         return cls(gateway, rest[:mocks], rest[mocks:] or rest)
 
 
+def start_upstreams(workdir: Path, cpus: list[int], mock_port: int, sink_port: int) -> list[Service]:
+    """The mock upstream (one process per core, sharing the port) and the OTLP sink, pinned to `cpus`."""
+    specs = [(f"mock{i}", "bench.mock_upstream", mock_port, ["--reuse-port"]) for i in range(len(cpus))]
+    specs.append(("sink", "bench.otlp_sink", sink_port, []))
+    started: list[Service] = []
+    for name, module, port, extra in specs:
+        argv = pinned([project_python(), "-m", module, "--port", str(port), *extra], cpus)
+        svc = Service(
+            name, argv, port=port, ready_path="/health", env=_clean_env(), cwd=ROOT, log=workdir / f"{name}.log"
+        )
+        try:
+            svc.start(timeout=30)
+        except BaseException:
+            for other in started:
+                other.stop()
+            raise
+        started.append(svc)
+    return started
+
+
 def roles(root: int) -> tuple[list[int], list[int]]:
     """(workers, trace helpers) in the gateway's process tree: a worker is the parent of a helper."""
     helpers: dict[int, int] = {}
@@ -110,20 +130,10 @@ class Scale:
         self.helpers: list[Service] = []
         self.served = 0
 
-    def service(self, name: str, module: str, port: int, cpus: list[int], *extra: str) -> Service:
-        argv = pinned([project_python(), "-m", module, "--port", str(port), *extra], cpus)
-        log = self.workdir / f"{name}.log"
-        svc = Service(name, argv, port=port, ready_path="/health", env=_clean_env(), cwd=ROOT, log=log)
-        svc.start(timeout=30)
-        self.helpers.append(svc)
-        return svc
-
     def run(self) -> dict[str, Any]:
         a, c = self.args, self.cores
         mock_port, sink_port = free_port(), free_port()
-        for i in range(len(c.mock)):  # one per mock core, sharing the port
-            self.service(f"mock{i}", "bench.mock_upstream", mock_port, c.mock, "--reuse-port")
-        self.service("sink", "bench.otlp_sink", sink_port, c.mock)
+        self.helpers = start_upstreams(self.workdir, c.mock, mock_port, sink_port)
         rows: list[dict[str, Any]] = []
         try:
             for workers in parse_cpus(a.workers):
