@@ -9,7 +9,7 @@ included), p50/p99 latency, peak RSS per worker and per trace helper, and traced
 store against every call answered (warm-ups included) after a bounded drain, with the spill and loss
 counters from /metrics.
 
-    python -m bench.scale --workers 1,2,4,8 --cores 0-7       # 16 cores: about 2 minutes
+    python -m bench.scale --workers 1,2,4,8 --cores 0-7       # 16 cores; --budget keeps it under 5 minutes
     python -m bench.scale --workers 1,2 --cores 0              # 2 cores: both workers saturate one core
     python -m bench.scale --workers 1,2 --cores 0 --duration 3 --no-export --json scale.json
 
@@ -135,8 +135,12 @@ class Scale:
         mock_port, sink_port = free_port(), free_port()
         self.helpers = start_upstreams(self.workdir, c.mock, mock_port, sink_port)
         rows: list[dict[str, Any]] = []
+        started = time.monotonic()
         try:
             for workers in parse_cpus(a.workers):
+                if time.monotonic() - started > a.budget:
+                    print(f"skipping {workers} workers: past the --budget of {a.budget:g} s", flush=True)
+                    continue
                 rows += self.gateway(workers, mock_port, sink_port)
         finally:
             for svc in self.helpers:
@@ -325,7 +329,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=16, help="connections per worker")
-    p.add_argument("--drain-max", type=float, default=60.0, help="most seconds to wait for traces to be stored")
+    p.add_argument("--drain-max", type=float, default=20.0, help="most seconds to wait for traces to be stored")
+    p.add_argument("--budget", type=float, default=240.0, help="start no further worker count after this many s")
     p.add_argument("--no-export", action="store_true", help="no Langfuse export (store only)")
     p.add_argument("--queue-size", type=int, help="LLM_SCOPE_QUEUE_SIZE for the gateway")
     p.add_argument("--overflow", choices=("spill", "backpressure"), default="spill")

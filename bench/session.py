@@ -10,8 +10,8 @@ llm-scope runs with one worker and everything on (store, Langfuse export to a lo
 `--cores`, the mock upstream and this client on the other cores. Reported: calls/s, CPU per call of the
 gateway's process tree (worker + trace helper, the drain of deferred work included), the helper's share,
 store growth per call (the SQLite file with its WAL), and traced/served. The issue's targets for this cell
-are <= 0.5 ms CPU and <= 10 KB of store growth per call; the same run with `--kb 0.25` (a 256-character
-prompt) is the baseline the short-prompt benchmark measures.
+are <= 0.5 ms CPU and <= 10 KB of store growth per call. With `--kb 0` each conversation is its first turn
+alone (the system prompt and tools, ~15 KB): the same cost without the growing history.
 """
 
 from __future__ import annotations
