@@ -41,3 +41,21 @@ def test_one_worker_pinned_with_a_tiny_queue_spills_and_traces_every_call(tmp_pa
     assert row["lost"] == 0 and row["spill_pending"] == 0
     assert row["spilled"] > 0  # a 10-record bound at hundreds of calls per second: the spill path ran
     assert "| 1 | non-stream |" in table.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_the_session_cell_grows_conversations_and_traces_every_call(tmp_path: Path) -> None:
+    raw = tmp_path / "session.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.session", "--kb", "40", "--sessions", "2", "--duration", "1",
+         "--json", str(raw)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = json.loads(raw.read_text())
+    assert out["calls"] > 0 and out["errors"] == 0
+    assert 15 < out["mean_body_kb"] < 40  # from the ~15 KB first turn up to 40 KB
+    assert out["traced"] == out["served"] and out["store_kb_per_call"] > 0
