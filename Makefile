@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint format bench compat clean
+.PHONY: setup system-deps run test lint format bench bench-scale compat clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ format: setup
 BENCH_ARGS ?= --duration 3 --repeats 2 --workers 2 --soak 2
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Scaling across workers, everything pinned: e.g. make bench-scale SCALE_ARGS="--workers 1,2,4,8 --cores 0-7"
+bench-scale: setup
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 # Real CLIs (Claude Code, Codex, aider, llm) installed from the registries and run against the gateway.
 compat: setup

@@ -144,13 +144,18 @@ def install_uvloop() -> str:
     return "uvloop"
 
 
-def serve(handler: Handler, host: str, port: int, name: str) -> None:
-    """Run until SIGTERM/SIGINT; prints one line once listening so a parent can wait for it."""
+def serve(handler: Handler, host: str, port: int, name: str, reuse_port: bool = False) -> None:
+    """Run until SIGTERM/SIGINT; prints one line once listening so a parent can wait for it.
+
+    `reuse_port`: several processes listen on the one port and the kernel spreads connections over them
+    (bench.scale runs the mock upstream so, when one core could not keep up with eight workers)."""
     loop_name = install_uvloop()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Protocol(handler), host, port, backlog=1024, reuse_address=True)
+        server = await loop.create_server(
+            lambda: _Protocol(handler), host, port, backlog=1024, reuse_address=True, reuse_port=reuse_port or None
+        )
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)

@@ -134,8 +134,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=9101)
     parser.add_argument("--chunks", type=int, default=20, help="content events per stream (default 20)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="delay between stream events (default 0)")
+    parser.add_argument("--reuse-port", action="store_true", help="share the port with other mock processes")
     args = parser.parse_args()
-    serve(make_handler(args.chunks, args.delay_ms), args.host, args.port, "mock upstream")
+    serve(make_handler(args.chunks, args.delay_ms), args.host, args.port, "mock upstream", args.reuse_port)
 
 
 if __name__ == "__main__":

@@ -79,9 +79,16 @@ def write_config(path: Path, models: list[dict[str, Any]]) -> Path:
 
 
 def spawn_gateway(
-    tmp_path: Path, models: list[dict[str, Any]], *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    tmp_path: Path,
+    models: list[dict[str, Any]],
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    cpus: set[int] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`llm-scope serve` as a real process (clean environment, config file, data in tmp_path), once /ready."""
+    """`llm-scope serve` as a real process (clean environment, config file, data in tmp_path), once /ready.
+
+    `cpus` pins it (workers and trace helpers inherit it) to those cores."""
     config = write_config(tmp_path / "config.yaml", models)
     port = free_port()
     full_env = {
@@ -100,6 +107,7 @@ def spawn_gateway(
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 40

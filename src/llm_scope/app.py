@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -115,6 +116,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             export_failures=s.export_failures,
             exported=s.exported,
             helper_restarts=pipeline.helper_restarts,
+            spilled=pipeline.spill.spilled,
+            spill_pending=pipeline.spill.pending,
         )
 
     @contextlib.asynccontextmanager
@@ -162,8 +165,13 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         auth=Auth(settings.master_key, keys),
         handlers={path: handlers.for_api(spec) for path, spec in {**openai.APIS, **anthropic.APIS}.items()},
         in_flight=metrics.in_flight,
-        admission=Admission(settings.max_concurrency, settings.max_queue, metrics.overload_rejections)
-        if settings.max_concurrency > 0
+        admission=Admission(
+            settings.max_concurrency if settings.max_concurrency > 0 else sys.maxsize,
+            settings.max_queue,
+            metrics.overload_rejections,
+            traces_behind=pipeline.behind if settings.trace_overflow == "backpressure" else None,
+        )
+        if settings.max_concurrency > 0 or settings.trace_overflow == "backpressure"
         else None,
         cors_origins=settings.cors_origin_list,
     )
@@ -212,7 +220,9 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         log_format=settings.log_format,
         price_overrides=config.price_overrides,
     )
-    return RemotePipeline(options, queue_size=settings.queue_size, on_cost=metrics.add_cost)
+    return RemotePipeline(
+        options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow
+    )
 
 
 def otel_options(settings: Settings) -> dict[str, Any] | None:

@@ -70,6 +70,7 @@ class _PipelineSeen:
     export_failures: int = 0
     exported: int = 0
     helper_restarts: int = 0
+    spilled: int = 0
 
 
 class _Folded:
@@ -215,6 +216,12 @@ class Metrics:
             f"{PREFIX}_trace_export_failures", "Failed export attempts to Langfuse", registry=r
         )
         self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
+        self.trace_spilled = Counter(
+            f"{PREFIX}_trace_records_spilled", "Trace records written to the spill file (helper behind)", registry=r
+        )
+        self.trace_spill_pending = Gauge(
+            f"{PREFIX}_trace_spill_pending", "Trace records in the spill file", multiprocess_mode="livesum", registry=r
+        )
         self.trace_helper_restarts = Counter(
             f"{PREFIX}_trace_helper_restarts", "Times the trace helper process died and was started again", registry=r
         )
@@ -339,16 +346,20 @@ class Metrics:
         export_failures: int,
         exported: int,
         helper_restarts: int = 0,
+        spilled: int = 0,
+        spill_pending: int = 0,
     ) -> None:
         """Mirror the pipeline's own counters (it counts; we publish the increase since last time)."""
         with self._lock:
             self.trace_queue.set(queue_depth)
             self.trace_backlog.set(backlog)
+            self.trace_spill_pending.set(spill_pending)
             for name, counter, value in (
                 ("lost", self.trace_lost, lost),
                 ("export_failures", self.trace_export_failures, export_failures),
                 ("exported", self.trace_exported, exported),
                 ("helper_restarts", self.trace_helper_restarts, helper_restarts),
+                ("spilled", self.trace_spilled, spilled),
             ):
                 seen = getattr(self._seen, name)
                 if value > seen:

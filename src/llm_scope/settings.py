@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     retention_days: int = Field(30, validation_alias=_alias("LLM_SCOPE_RETENTION_DAYS", "retention_days"))
     outbox_max_rows: int = Field(2_000_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
+    # When the trace helper falls behind and queue_size records are in memory: "spill" them to a local file
+    # (data_dir/trace-spill) until it catches up, or "backpressure": refuse new calls with 503 + Retry-After.
+    trace_overflow: Literal["spill", "backpressure"] = Field(
+        "spill", validation_alias=_alias("LLM_SCOPE_TRACE_OVERFLOW", "trace_overflow")
+    )
     environment: str = Field("default", validation_alias=_alias("LLM_SCOPE_ENVIRONMENT", "environment"))
     langfuse_enabled: bool = Field(True, validation_alias=_alias("LANGFUSE_ENABLED", "langfuse_enabled"))
     langfuse_public_key: str | None = Field(None, validation_alias=_alias("LANGFUSE_PUBLIC_KEY", "langfuse_public_key"))

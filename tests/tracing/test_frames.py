@@ -32,7 +32,7 @@ def full_record() -> CallRecord:
 
 def test_records_survive_the_pipe() -> None:
     record = full_record()
-    sent = frames.encode(("records", 7, frames.pack([record, CallRecord("cd" * 16, "chat_completion", 3.0)])))
+    sent = frames.encode(("records", 7, frames.dump_rows([record, CallRecord("cd" * 16, "chat_completion", 3.0)])))
 
     async def receive() -> tuple[object, ...] | None:
         reader = asyncio.StreamReader()
@@ -45,6 +45,6 @@ def test_records_survive_the_pipe() -> None:
 
     message = asyncio.run(receive())
     assert message is not None and message[:2] == ("records", 7)
-    got = frames.unpack(message[2])  # type: ignore[arg-type]
+    got = frames.load_rows(message[2])  # type: ignore[arg-type]
     assert got[0] == record and got[1] == CallRecord("cd" * 16, "chat_completion", 3.0)
     assert dataclasses.asdict(got[0]) == dataclasses.asdict(record)

@@ -44,7 +44,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
             with open(f"/proc/{pid}/stat") as f:  # a zombie counts as gone: it has exited
                 if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                     return True
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped between the open and the read
             return True
         time.sleep(0.05)
     return False
@@ -147,18 +147,63 @@ def test_a_stuck_helper_neither_fails_calls_nor_loses_them(
     assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
 
 
-def test_past_the_queue_bound_calls_still_succeed_and_the_loss_is_counted(
+def test_past_the_queue_bound_records_wait_on_disk_and_are_all_stored(
     tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
 ) -> None:
+    spill_dir = tmp_path / "data" / "trace-spill"
     with traced_gateway(tmp_path, upstream, receiver, queue_size=5) as gw:
+        pipeline = gw.app.state.pipeline
         pid = helper_pid(gw)
         os.kill(pid, signal.SIGSTOP)
         try:
-            assert all(chat(gw, f"over {i}").status_code == 200 for i in range(8))
-            stats = gw.app.state.pipeline.stats
-            assert gw.app.state.pipeline.queue_depth == 5 and stats.lost == 3 and stats.submitted == 5
+            responses = [chat(gw, f"over {i}", stream=i % 4 == 0) for i in range(30)]
+            assert [r.status_code for r in responses] == [200] * 30
+            time.sleep(0.5)  # past the send interval: what the helper has no room for is on disk by now
+            held, spilled = pipeline.queue_depth, pipeline.spill.pending
+            assert held + spilled == 30 and spilled >= 20 and pipeline.stats.lost == 0
+            assert sum(f.stat().st_size for f in spill_dir.glob("*.spill")) > 0
         finally:
             os.kill(pid, signal.SIGCONT)
+        ids = [r.headers["x-trace-id"] for r in responses]
+        for trace_id in ids:
+            spans_of(receiver, trace_id, timeout=20)
         with gw.client() as client:
+            client.get("/api/traces")  # waits until the helper has committed everything
+            gw.app.state.sync_metrics()
             metrics = client.get("/metrics").text
-    assert "llm_scope_trace_records_lost_total 3.0" in metrics
+        assert pipeline.queue_depth == 0 and pipeline.spill.pending == 0 and helper_pid(gw) == pid
+    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+    assert f"llm_scope_trace_records_spilled_total {float(spilled)}" in metrics
+    assert "llm_scope_trace_records_lost_total 0.0" in metrics and "llm_scope_trace_spill_pending 0.0" in metrics
+    assert not list(spill_dir.glob("*.spill")), "a drained spill file outlived its gateway"
+
+
+def test_backpressure_refuses_calls_while_the_helper_is_behind_and_loses_none(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    with traced_gateway(tmp_path, upstream, receiver, queue_size=5, trace_overflow="backpressure") as gw:
+        pid = helper_pid(gw)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            served = [chat(gw, f"bp {i}") for i in range(5)]
+            refused = chat(gw, "one too many")
+            with gw.client() as client:
+                refused_messages = client.post(
+                    "/v1/messages",
+                    json={"model": "gpt-fake", "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]},
+                )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert [r.status_code for r in served] == [200] * 5
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert refused.json()["error"]["code"] == "overloaded"
+        assert refused_messages.status_code == 503 and refused_messages.headers["retry-after"] == "1"
+        assert refused_messages.json()["type"] == "error"  # Anthropic's shape on /v1/messages
+        assert refused_messages.json()["error"]["type"] == "overloaded_error"
+        with gw.client() as client:
+            client.get("/api/traces")  # waits until the helper has committed everything
+        assert chat(gw, "caught up").status_code == 200
+        pipeline = gw.app.state.pipeline
+        assert pipeline.stats.lost == 0 and pipeline.spill.spilled == 0
+    ids = [r.headers["x-trace-id"] for r in served]
+    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")

@@ -103,14 +103,29 @@ class Admission:
     oldest waiter, so the uncontended path is two integer updates.
     """
 
-    def __init__(self, limit: int, queue: int, rejected: Any = None) -> None:
+    def __init__(
+        self, limit: int, queue: int, rejected: Any = None, traces_behind: Callable[[], bool] | None = None
+    ) -> None:
         self.limit = limit
         self.queue = queue
         self.rejected = rejected  # counter with a `route` label
+        # LLM_SCOPE_TRACE_OVERFLOW=backpressure: refuse calls while the trace helper is behind, rather than
+        # make a record that would have to wait on disk.
+        self.traces_behind = traces_behind
         self.active = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     async def enter(self, route: str) -> GatewayError | None:
+        if self.traces_behind is not None and self.traces_behind():
+            if self.rejected is not None:
+                self.rejected.labels(route).inc()
+            return GatewayError(
+                "The gateway is recording calls more slowly than they arrive; retry shortly",
+                status=503,
+                type="overloaded_error",
+                code="overloaded",
+                retry_after=1,
+            )
         if self.active < self.limit and not self._waiters:
             self.active += 1
             return None

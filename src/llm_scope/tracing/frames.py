@@ -4,10 +4,12 @@ Messages are pickled tuples behind a 4-byte length. Pickle, because both ends ar
 is private to the two processes (inherited at spawn, never a socket another process could reach), and it
 carries CallRecords as they are: a JSON round trip would cost more than the work the helper takes over.
 
-Gateway → helper: ("init", HelperOptions), then ("records", seq, pack([CallRecord])) and ("score", seq, dict),
+Gateway → helper: ("init", HelperOptions), then ("records", seq, dump_rows([CallRecord])) and ("score", seq, dict),
 and finally ("stop", export_deadline). Helper → gateway: ("done", seq, stats) once a message's rows are
 committed to SQLite (with the USD spent by model and provider, for the cost metric), in order, and
-("stats", stats) now and then.
+("stats", stats) now and then. A batch of records is pickled once, by `dump_rows`, into bytes that go
+either on the pipe or, while the helper is behind, into the spill file (see `spill`) and later on the pipe
+unchanged: a spilled batch is never decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -80,6 +82,14 @@ def _unpack(row: tuple[Any, ...]) -> CallRecord:
     if cost is not None:
         record.cost = Cost(*cost)
     return record
+
+
+def dump_rows(records: Sequence[CallRecord]) -> bytes:
+    return pickle.dumps(pack(records), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_rows(blob: bytes) -> list[CallRecord]:
+    return unpack(pickle.loads(blob))
 
 
 def encode(message: tuple[Any, ...]) -> bytes:

@@ -132,7 +132,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
             seq, payload = message[1], message[2]
             spent: list[tuple[str, str, float]] = []
             if kind == "records":
-                records = frames.unpack(payload)
+                records = frames.load_rows(payload)
                 for record in records:
                     pipeline.submit(record)
                 await _until_done(pipeline.flush)  # prices and scrubs them too

@@ -5,6 +5,13 @@ message; each record stays here until the helper says its rows are committed, so
 restarted and given them again (trace ids are the store's keys and span ids are stable, so a resent record
 is neither stored nor exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite
 connection, on a thread. If the helper cannot take them at shutdown, what it still owes is written here.
+
+At most `queue_size` records (plus one batch) are held in memory. When the helper falls behind (all cores
+busy), the `overflow` policy decides: "spill" (the default) appends each batch it has no room for to a
+local file (see `spill`) and hands it over, unchanged, once the helper has caught up, also after a restart
+or a kill -9; "backpressure" has the entry layer refuse new calls (503 + Retry-After) while the bound is
+reached, and every record of a call it let in is kept. Either way nothing is dropped while the disk has
+space, and `lost` stays 0.
 """
 
 from __future__ import annotations
@@ -18,18 +25,23 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from ..accounting.cost import prices_resolver
 from ..logs import log_calls
 from ..types import CallRecord
 from . import frames
 from .records import enrich
+from .spill import Spill, Taken
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
 T = TypeVar("T")
 _COUNTERS = ("written", "exported", "export_failures", "rejected", "lost")
+Overflow = Literal["spill", "backpressure"]
+SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
+ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
 
 
 class RemotePipeline:
@@ -42,8 +54,17 @@ class RemotePipeline:
         batch_size: int = 2_500,
         flush_timeout: float = 10.0,
         on_cost: Callable[[list[tuple[str, str, float]]], None] | None = None,
+        overflow: Overflow = "spill",
+        spill_dir: Path | None = None,
     ) -> None:
         self.on_cost = on_cost
+        self.overflow = overflow
+        self._spills = overflow == "spill"
+        self.spill = Spill(  # what waits on disk: `pending` records, `spilled` in all
+            spill_dir or options.store_path.parent / "trace-spill"
+        )
+        # Past the bound, records are spilled a chunk at a time rather than one write per call.
+        self._chunk = max(1, min(256, queue_size))
         self.options = options
         self.store_path = options.store_path
         self.queue_size = queue_size
@@ -51,8 +72,9 @@ class RemotePipeline:
         self.batch_size = batch_size
         self.flush_timeout = flush_timeout
         self._queue: collections.deque[CallRecord] = collections.deque()
-        # Sent and not yet committed by the helper, by sequence number (sent in order, answered in order).
-        self._unacked: dict[int, tuple[Any, ...]] = {}
+        # Sent and not yet committed by the helper, by sequence number (sent in order, answered in order):
+        # the message, its record count, and the spilled frame it came from, if it did.
+        self._unacked: dict[int, tuple[tuple[Any, ...], int, Taken | None]] = {}
         self._unacked_records = 0
         self._seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -73,11 +95,15 @@ class RemotePipeline:
     # --- the hot path ----------------------------------------------------------------------------------
 
     def submit(self, record: CallRecord) -> None:
-        if len(self._queue) + self._unacked_records >= self.queue_size:
-            self._lose(1, "in-memory trace queue is full (the trace helper is not keeping up)")
-            return
-        self._queue.append(record)
+        queue = self._queue
+        queue.append(record)
         self._submitted += 1
+        if len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size and self._spills:
+            self._send_queued()  # what the helper has no room for goes to disk now, not at the next tick
+
+    def behind(self) -> bool:
+        """Whether the records in memory are at the bound: under "backpressure" new calls are refused."""
+        return len(self._queue) + self._unacked_records >= self.queue_size
 
     # --- what the rest of the gateway reads --------------------------------------------------------------
 
@@ -109,7 +135,7 @@ class RemotePipeline:
     def stats(self) -> frames.PipelineStats:
         now = self._helper
         counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
-        counters["lost"] += self._lost
+        counters["lost"] += self._lost + self.spill.corrupt
         return frames.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -121,17 +147,20 @@ class RemotePipeline:
     async def start(self) -> None:
         # Opened here first, so migrations have run before the helper opens the file.
         self._store = await self.read(Store, self.store_path)
+        await self._adopt()
         await self._spawn()
         self._writer = asyncio.create_task(self._write_loop(), name="llm-scope-trace-sender")
 
     async def stop(self, export_deadline: float = 5.0) -> None:
         """Hand everything to the helper, let it write and export (bounded), then write here what is left."""
-        self._stopping = True
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-        self._send_queued()
+        if self.helper_pid is not None:
+            await self.flush()  # what waits on disk too, as the helper makes room (bounded by flush_timeout)
+        self._stopping = True
+        self._send_queued(everything=True)
         proc, listener = self._proc, self._listener
         if proc is not None and proc.returncode is None and proc.stdin is not None:
             self._write_to(proc, ("stop", export_deadline))
@@ -155,6 +184,9 @@ class RemotePipeline:
         for _, waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if self.spill.pending:
+            log.warning("%d trace records stay in the spill file; the next start stores them", self.spill.pending)
+        self.spill.close()
         if self._store is not None:
             await self.read(self._store.close)
         self._db.shutdown(wait=True)
@@ -162,15 +194,20 @@ class RemotePipeline:
     async def flush(self) -> None:
         """Return once everything submitted so far is committed (reads right after a call rely on it)."""
         self._send_queued()
-        if not self._unacked:
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._seq, waiter))
+        spilled_before = self.spill.enqueued  # read back in order: once this many are taken, all were sent
         try:
             async with asyncio.timeout(self.flush_timeout):
-                await asyncio.shield(waiter)
+                while self.spill.taken < spilled_before and self._unacked:
+                    await self._committed(min(self._unacked))  # the helper took one; the answer sent it more
+                if self._unacked:
+                    await self._committed(self._seq)
         except TimeoutError:
             log.warning("trace helper has not committed the latest records after %.0f s", self.flush_timeout)
+
+    async def _committed(self, seq: int) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append((seq, waiter))
+        await asyncio.shield(waiter)
 
     async def add_score(self, score: dict[str, Any]) -> None:
         self._send(("score", score))
@@ -179,20 +216,56 @@ class RemotePipeline:
     # --- talking to the helper -----------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_sync = last_adopt = loop.time()
         while True:
             await asyncio.sleep(self.flush_interval)
             self._send_queued()
+            now = loop.time()
+            if now - last_sync >= SYNC_EVERY:
+                last_sync = now
+                await loop.run_in_executor(None, self.spill.sync)
+            if now - last_adopt >= ADOPT_EVERY:
+                last_adopt = now
+                await self._adopt()
 
-    def _send_queued(self) -> None:
+    async def _adopt(self) -> None:
+        # On the loop, as everything else that touches the spill's segments: a listdir and a few flocks.
+        try:
+            if self.spill.adopt():
+                self._send_queued()
+        except OSError:
+            log.exception("looking for spilled trace records in %s failed", self.spill.directory)
+
+    def _send_queued(self, *, everything: bool = False) -> None:
+        """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
+        self._send_spilled()
         queue = self._queue
+        while queue and (everything or not self._spills or self._unacked_records < self.queue_size):
+            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
+            if (blob := self._dump(batch)) is not None:
+                self._send(("records", blob), len(batch))
         while queue:
             batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
-            self._send(("records", frames.pack(batch)), len(batch))
+            if (blob := self._dump(batch)) is not None and not self.spill.append(blob, len(batch)):
+                self._lose(len(batch), "the trace helper is behind and the spill file could not be written")
 
-    def _send(self, message: tuple[str, Any], records: int = 0) -> None:
+    def _send_spilled(self) -> None:
+        while self._unacked_records < self.queue_size and (taken := self.spill.take()) is not None:
+            self._send(("records", taken.body), taken.count, taken)
+
+    def _dump(self, batch: list[CallRecord]) -> bytes | None:
+        try:
+            return frames.dump_rows(batch)
+        except Exception:  # something in a record pickle cannot take: lose that batch, loudly, not the pipe
+            log.exception("trace records could not be encoded for the helper; dropping them")
+            self._lose(len(batch), "trace records could not be encoded")
+            return None
+
+    def _send(self, message: tuple[str, Any], records: int = 0, taken: Taken | None = None) -> None:
         self._seq += 1
         numbered = (message[0], self._seq, message[1])
-        self._unacked[self._seq] = numbered
+        self._unacked[self._seq] = (numbered, records, taken)
         self._unacked_records += records
         if self._proc is not None and self._proc.returncode is None:
             self._write_to(self._proc, numbered)
@@ -203,7 +276,7 @@ class RemotePipeline:
             return  # it is exiting: the listener sees that and starts another, which is sent everything unacked
         try:
             data = frames.encode(message)
-        except Exception:  # something in a record pickle cannot take: lose that message, loudly, not the pipe
+        except Exception:  # something in a score pickle cannot take: lose that message, loudly, not the pipe
             log.exception("a trace message could not be encoded for the helper; dropping it")
             self._settle(message[1], lost=True)
             return
@@ -219,7 +292,7 @@ class RemotePipeline:
         )
         self._proc = proc
         self._write_to(proc, ("init", self.options))
-        for message in list(self._unacked.values()):
+        for message, _, _ in list(self._unacked.values()):
             self._write_to(proc, message)
         self._listener = asyncio.create_task(self._listen(proc), name="llm-scope-trace-helper")
 
@@ -229,6 +302,8 @@ class RemotePipeline:
             if message[0] == "done":
                 self._helper = message[2]
                 self._settle(message[1])
+                if self.spill.pending and not self._stopping:
+                    self._send_spilled()  # keep the helper busy while it has catching up to do
                 if message[3] and self.on_cost is not None:
                     try:
                         self.on_cost(message[3])
@@ -262,15 +337,18 @@ class RemotePipeline:
                 delay = min(30.0, delay * 2)
 
     def _settle(self, seq: int, *, lost: bool = False) -> None:
-        message = self._unacked.pop(seq, None)
-        if message is None:
+        entry = self._unacked.pop(seq, None)
+        if entry is None:
             return  # answered twice (a resend the first helper had already committed)
-        if message[0] == "records":
-            self._unacked_records -= len(message[2])
+        _, records, taken = entry
+        if records:
+            self._unacked_records -= records
             if lost:
-                self._lose(len(message[2]), "trace records could not be handed to the helper")
+                self._lose(records, "trace records could not be handed to the helper")
             else:
                 self._restarts = 0
+        if taken is not None:
+            self.spill.ack(taken)
         done = min(self._unacked, default=self._seq + 1)
         still = []
         for target, waiter in self._waiters:
@@ -283,8 +361,9 @@ class RemotePipeline:
 
     async def _write_here(self) -> None:
         """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
-        records = [r for m in self._unacked.values() if m[0] == "records" for r in frames.unpack(m[2])]
-        scores = [m[2] for m in self._unacked.values() if m[0] == "score"]
+        messages = [m for m, _, _ in self._unacked.values()]
+        records = [r for m in messages if m[0] == "records" for r in frames.load_rows(m[2])]
+        scores = [m[2] for m in messages if m[0] == "score"]
         kinds = self.options.outbox_kinds
         outbox = self.options.langfuse is not None  # scores go to Langfuse only
         options = self.options
@@ -305,6 +384,10 @@ class RemotePipeline:
         except Exception:
             log.exception("storing the traces the helper left failed")
             self._lose(len(records), "trace helper stopped before storing them")
+        else:
+            for _, _, taken in self._unacked.values():
+                if taken is not None:
+                    self.spill.ack(taken)
         self._unacked.clear()
         self._unacked_records = 0
 
