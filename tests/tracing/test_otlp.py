@@ -1,7 +1,7 @@
 """The hand-written OTLP wire encoder, held equal to the message-building encoder it replaced.
 
-`reference_request` (otlp_reference.py) is the previous implementation, which built opentelemetry-proto messages field by
-field. Every record here is encoded both ways and the encoder's bytes are decoded with the real
+`reference_request` (otlp_reference.py) is the previous implementation, which built opentelemetry-proto
+messages field by field. Every record here is encoded both ways and the encoder's bytes are decoded with the real
 `ExportTraceServiceRequest`, so a wrong tag, length, wire type or field order in otlp.py shows up as a
 decode error or a message that differs from the reference.
 """
