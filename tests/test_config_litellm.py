@@ -263,3 +263,16 @@ def test_known_providers_cover_litellms() -> None:
 
     providers = {str(getattr(p, "value", p)) for p in load_litellm().provider_list}
     assert providers <= KNOWN_PROVIDERS, sorted(providers - KNOWN_PROVIDERS)
+
+
+def test_a_config_master_key_allows_listening_beyond_loopback() -> None:
+    from llm_scope.cli import check_bind
+
+    settings = load_settings({"PROXY_HOST": "0.0.0.0", "MK": "sk-config-master-0123"}, env_file=None)
+    with pytest.raises(SystemExit):
+        check_bind(settings)
+    config = parse_config({"general_settings": {"master_key": "os.environ/MK"}}, settings.environ, source="c")
+    check_bind(effective_settings(settings, config))  # protected now, so allowed
+    unset = parse_config({"general_settings": {"master_key": "os.environ/UNSET"}}, settings.environ, source="c")
+    with pytest.raises(SystemExit):
+        check_bind(effective_settings(settings, unset))  # a reference to nothing protects nothing
