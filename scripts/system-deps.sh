@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Debian packages the test suite uses as real servers and browsers: redis-server (shared limits) and
-# chromium (dashboard tests). Installs only what is missing, and only where apt-get can run; elsewhere
+# Debian packages the test suite uses as real servers and browsers: redis-server (shared limits),
+# chromium (dashboard tests) and openssl (test certificates and CAs for the TLS and proxy tests). Installs only what is missing, and only where apt-get can run; elsewhere
 # the tests that need them say so and skip.
 set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: no apt-get; install ${need[*]} yourself to run every test" >&2

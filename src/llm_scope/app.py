@@ -31,6 +31,7 @@ from .http.openai import Handlers
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
+from .providers.egress import Egress
 from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     pipeline = build_pipeline(settings, config, metrics)
     keys = KeyStore(settings.data_dir / "keys.db")
     limits = build_limits(settings)
-    http = UpstreamHTTP()
+    http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
         "anthropic": AnthropicCompatProvider(http),
@@ -209,6 +210,16 @@ def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:
     """Every key the gateway holds, whatever its shape: settings, and the model list's `api_key`s."""
     keys = [d.api_key for d in config.deployments if d.api_key and len(d.api_key) >= 6]
     return list(dict.fromkeys([*settings.secrets(), *keys]))
+
+
+def build_egress(settings: Settings) -> Egress:
+    """Outbound proxies and CA trust for the passthrough; a malformed proxy URL stops start-up here."""
+    return Egress(
+        https_proxy=settings.https_proxy,
+        http_proxy=settings.http_proxy,
+        no_proxy=settings.no_proxy,
+        ca_file=settings.ssl_cert_file,
+    )
 
 
 def build_limits(settings: Settings) -> Limits:
