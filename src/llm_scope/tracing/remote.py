@@ -106,6 +106,11 @@ class RemotePipeline:
         return self._helper.get("held_records", 0)
 
     @property
+    def store_failing(self) -> bool:
+        """The helper cannot write to the local store (a full disk, a read-only or locked file) and retries."""
+        return bool(self._helper.get("store_failing"))
+
+    @property
     def unsent(self) -> int:
         """Records queued in this process, not yet handed to the helper (tests wait for 0)."""
         return len(self._queue)
