@@ -271,6 +271,11 @@ def _readiness(app: Front) -> list[str]:
         problems.append("starting up")
     if not app.state.pipeline.ready:
         problems.append("local trace store is not open")
+    elif app.state.started and app.state.pipeline.helper_pid is None:
+        problems.append(
+            "trace helper is not running (it is restarted with backoff; the log says why): calls are still "
+            "served and their traces held"
+        )
     elif app.state.pipeline.store_failing:
         problems.append(
             "local trace store cannot write (disk full, read-only or locked): calls are still served and their "
