@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from llm_scope.providers.litellm_adapter import clean_message
+from llm_scope.providers.litellm_adapter import _clean_error_event, clean_message
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS, fake_reply
@@ -92,3 +93,12 @@ def test_a_failure_inside_litellm_reaches_the_client_clean_and_the_log_whole(
     assert sys.prefix not in r.text and str(Path(__file__).parents[2]) not in r.text
     logged = "\n".join(rec.getMessage() for rec in caplog.records if rec.name == "llm_scope.providers")
     assert "Traceback" in logged and "claude-fake" in logged
+
+
+def test_litellm_error_events_mid_stream_are_cleaned_too() -> None:
+    raw = json.dumps({"type": "error", "error": {"type": "api_error", "message": LITELLM_TRACEBACK}})
+    cleaned = _clean_error_event(f"event: error\ndata: {raw}\n\n".encode())
+    assert cleaned.startswith(b"event: error\ndata: ") and cleaned.endswith(b"\n\n")
+    payload = json.loads(cleaned.partition(b"data: ")[2])
+    assert payload["error"] == {"type": "api_error", "message": "litellm.APIConnectionError: No module named 'mcp'"}
+    assert _clean_error_event(b"event: error\ndata: {not json\n\n") == b"event: error\ndata: {not json\n\n"

@@ -129,13 +129,30 @@ async def _anthropic_sse(stream: Any, deployment: Deployment) -> AsyncIterator[b
     try:
         async for chunk in stream:
             if isinstance(chunk, bytes | bytearray):
-                yield bytes(chunk)
+                yield _clean_error_event(bytes(chunk)) if chunk.startswith(b"event: error") else bytes(chunk)
             elif isinstance(chunk, dict):
+                if chunk.get("type") == "error" and isinstance(chunk.get("error"), dict):
+                    chunk = {
+                        **chunk,
+                        "error": {**chunk["error"], "message": clean_message(str(chunk["error"].get("message", "")))},
+                    }
                 yield f"event: {chunk.get('type')}\ndata: {json.dumps(chunk)}\n\n".encode()
             else:
                 yield str(chunk).encode()
     except Exception as exc:
         raise failure(exc, deployment) from None
+
+
+def _clean_error_event(event: bytes) -> bytes:
+    """LiteLLM's own mid-stream `error` event carries its exception text: the same cleaning as any error."""
+    head, sep, data = event.partition(b"data: ")
+    try:
+        payload = json.loads(data)
+        error = payload["error"]
+        error["message"] = clean_message(str(error.get("message", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return event
+    return head + sep + json.dumps(payload).encode() + b"\n\n"
 
 
 def failure(exc: BaseException, deployment: Deployment) -> GatewayError:
