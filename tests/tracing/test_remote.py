@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -20,6 +19,7 @@ from tests.conftest import upstream_models
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, spawn_gateway
+from tests.polling import wait_until
 from tests.tracing.test_pipeline import chat, spans_of, traced_gateway
 
 
@@ -32,14 +32,6 @@ def helper_pid(gw: GatewayServer) -> int:
 def stored_ids(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
         return {row[0] for row in conn.execute("SELECT trace_id FROM traces")}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """Poll for the condition itself rather than sleeping a guess: a loaded 2-core machine can take longer."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
-        time.sleep(0.02)
 
 
 def gone(pid: int) -> bool:
