@@ -2,27 +2,36 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup system-deps run test lint format bench bench-scale compat clean
+.PHONY: setup setup-runtime system-deps run test lint format bench bench-scale compat clean
 
-$(STAMP): requirements.lock pyproject.toml
+# The runtime set only (requirements.lock): what `make run` and the Docker image need.
+$(RUNTIME_STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps -e .
-	touch $(STAMP)
+	touch $(RUNTIME_STAMP)
 
-setup: $(STAMP)
+# The development set on top (requirements-dev.lock): tests, lint, type checks.
+$(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.lock
+	$(BIN)/pip install -q -r requirements-dev.lock
+	touch $(DEV_STAMP)
 
-run: setup
+setup-runtime: $(RUNTIME_STAMP)
+
+setup: $(DEV_STAMP)
+
+run: setup-runtime
 	$(BIN)/llm-scope serve
 
 system-deps:
 	bash scripts/system-deps.sh
 
 test: setup system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check src tests compat bench main.py

@@ -229,6 +229,11 @@ def test_curl_suite_against_the_real_gateway_then_sigterm(
     assert code in (0, -signal.SIGTERM), output
     assert took < 10
     assert "Application shutdown complete" in output, output
+    # The banner came after the bind, and says where things are and what is on.
+    assert output.index("Uvicorn running on") < output.index(f"ready on {url}"), output
+    for line in (f"dashboard:          {url}/ui", "models to try:      gpt-fake, mock-gpt", "master key:         off"):
+        assert line in output, output
+    assert "Langfuse export:    off" in output and f"{tmp_path / 'data' / 'llm-scope.db'}" in output, output
     assert "Traceback" not in output and "ERROR" not in output, output
     assert UPSTREAM_KEY not in output  # the key never reaches the logs
 

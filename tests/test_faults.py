@@ -119,7 +119,7 @@ def test_sigterm_under_load_finishes_streams_and_flushes(tmp_path: Path) -> None
         threads = [threading.Thread(target=stream, args=(i,)) for i in range(6)]
         for t in threads:
             t.start()
-        time.sleep(0.5)  # every stream is mid-flight
+        upstream.wait_for_requests(6, timeout=30)  # every stream is mid-flight: 8 chunks, 0.2 s apart
         proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(timeout=30)

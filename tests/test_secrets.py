@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
+import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ from tests.gateway_server import GatewayServer, make_settings, model_config
 MASTER = "sk-master-secret-value-0123456789"
 LANGFUSE_PK, LANGFUSE_SK = "pk-lf-secret-test-1234", "sk-lf-secret-test-5678"
 ODD_KEY = "azure0hex0key0that0matches0no0known0pattern"  # a key no regex would recognise
+FILE_PATH = re.compile(r"[\\/][\w.-]+\.(?:py|pyc|pyx|so)\b|site-packages|File \"")
 
 
 def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> None:
@@ -76,6 +79,25 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
                             ids.append(r.headers["x-trace-id"])
                             if r.status_code >= 400:
                                 error_bodies.append(r.text)
+                # Through LiteLLM (cross-format), where its failures carry tracebacks and install paths:
+                # broken upstream framing, stream and not, and a failure inside LiteLLM itself (Responses).
+                for route, model in (("/v1/chat/completions", "claude-fake"), ("/v1/messages", "gpt-fake")):
+                    for stream in (False, True):
+                        r = client.post(
+                            route,
+                            headers={"Authorization": f"Bearer {virtual}"},
+                            json={
+                                "model": model,
+                                "max_tokens": 20,
+                                "stream": stream,
+                                "messages": [{"role": "user", "content": "FAKE_GARBAGE"}],
+                            },
+                        )
+                        assert r.status_code >= 400 or "error" in r.text
+                        error_bodies.append(r.text)
+                r = client.post("/v1/responses", headers=auth, json={"model": "claude-fake", "input": "hi"})
+                assert r.status_code == 502
+                error_bodies.append(r.text)
                 for bad in ("wrong-" + MASTER, virtual + "x"):
                     error_bodies.append(
                         client.post(
@@ -108,4 +130,8 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
     }
     leaks = [(where, secret[:12]) for where, text in places.items() for secret in secrets if secret in text]
     assert leaks == []
+    # Nor how the gateway is built: no Python traceback, no file path, no install location.
+    assert "Traceback" not in places["errors"]
+    assert FILE_PATH.search(places["errors"]) is None, FILE_PATH.search(places["errors"])
+    assert sys.prefix not in places["errors"] and str(Path(__file__).parents[1]) not in places["errors"]
     assert "[REDACTED]" in places["trace details"] and "[REDACTED]" in places["logs"]

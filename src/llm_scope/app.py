@@ -32,6 +32,7 @@ from .http.openai import Handlers
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
+from .providers.egress import Egress
 from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
@@ -88,7 +89,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     pipeline = build_pipeline(settings, config, metrics)
     keys = KeyStore(settings.data_dir / "keys.db")
     limits = build_limits(settings)
-    http = UpstreamHTTP()
+    http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
         "anthropic": AnthropicCompatProvider(http),
@@ -252,6 +253,16 @@ def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:
     return list(dict.fromkeys([*settings.secrets(), *keys]))
 
 
+def build_egress(settings: Settings) -> Egress:
+    """Outbound proxies and CA trust for the passthrough; a malformed proxy URL stops start-up here."""
+    return Egress(
+        https_proxy=settings.https_proxy,
+        http_proxy=settings.http_proxy,
+        no_proxy=settings.no_proxy,
+        ca_file=settings.ssl_cert_file,
+    )
+
+
 def build_limits(settings: Settings) -> Limits:
     if settings.redis_url:
         from .access.shared_state import RedisLimits
@@ -301,6 +312,16 @@ def _readiness(app: Front) -> list[str]:
         problems.append("starting up")
     if not app.state.pipeline.ready:
         problems.append("local trace store is not open")
+    elif app.state.started and app.state.pipeline.helper_pid is None:
+        problems.append(
+            "trace helper is not running (it is restarted with backoff; the log says why): calls are still "
+            "served and their traces held"
+        )
+    elif app.state.pipeline.store_failing:
+        problems.append(
+            "local trace store cannot write (disk full, read-only or locked): calls are still served and their "
+            "traces held until it can"
+        )
     return problems
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -14,13 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import ConfigError, effective_settings, load_model_config
+from .access.key_request import KeyRequestError, parse_key_request
+from .config import ConfigError, ModelConfig, effective_settings, load_model_config
 from .settings import Settings, load_settings
 
 log = logging.getLogger("llm_scope")
 
 # CLI flags reach worker processes through these variables (uvicorn starts workers from an import string).
 _FLAG_ENV = {"host": "PROXY_HOST", "port": "PROXY_PORT", "config": "LLM_SCOPE_CONFIG", "data_dir": "LLM_SCOPE_DATA_DIR"}
+COMMANDS = ("serve", "check-config", "traces", "keys")
 
 
 def is_loopback(host: str) -> bool:
@@ -104,16 +107,7 @@ def serve(args: argparse.Namespace) -> int:
         # PROMETHEUS_MULTIPROC_DIR (LiteLLM's docs ask for one) would turn that port off and add stale counts.
         os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
         metrics_server = None
-    log.info(
-        "llm-scope %s listening on http://%s:%d (%d worker%s, %s)",
-        __version__,
-        settings.host,
-        settings.port,
-        workers,
-        "s" if workers > 1 else "",
-        config.source,
-    )
-    uvicorn.run(
+    uv_config = uvicorn.Config(
         "llm_scope.cli:app_factory",
         factory=True,
         host=settings.host,
@@ -127,9 +121,67 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=30,
         server_header=False,
     )
-    if metrics_server is not None:
-        metrics_server.shutdown()
-    return 0
+    text = banner(settings, config, workers)
+    started = True
+    try:
+        if workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            sock = uv_config.bind_socket()  # the parent binds; each worker serves this socket
+            log.info("%s", text)
+            Multiprocess(uv_config, sockets=[sock]).run()
+        else:
+            started = _serve_one(uv_config, text)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+    return 0 if started else 1
+
+
+def _serve_one(config: Any, text: str) -> bool:
+    """One process: the banner only once the socket is bound, so a taken port prints no false banner."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and not self.should_exit:
+                log.info("%s", text)
+
+    server = AnnouncingServer(config)
+    server.run()
+    return bool(server.started)
+
+
+def banner(settings: Settings, config: ModelConfig, workers: int) -> str:
+    """What a newcomer needs after `make run`: where to point a client and the browser, what to ask for, and
+    which of the optional parts (master key, Langfuse) are on."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    base = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+    names = [d.model_name for d in config.deployments if not d.wildcard]
+    wildcards = [d.model_name for d in config.deployments if d.wildcard]
+    shown = ", ".join(dict.fromkeys(names[:6])) + (f", … ({len(names) - 6} more)" if len(names) > 6 else "")
+    if wildcards:
+        shown += ("; " if shown else "") + "any of " + ", ".join(w.replace("*", "<model>") for w in wildcards[:4])
+    langfuse = (
+        f"on, exporting to {settings.langfuse_host}"
+        if settings.langfuse_configured
+        else "off (set LANGFUSE_PUBLIC_KEY and LANGFUSE_SECRET_KEY)"
+    )
+    store = (settings.data_dir / "llm-scope.db").resolve()
+    listening = f"{settings.host}:{settings.port}" if host != settings.host else base
+    lines = [
+        f"llm-scope {__version__} ready on {listening} ({workers} worker{'s' if workers > 1 else ''})",
+        f"  OpenAI base URL:    {base}/v1        Anthropic base URL: {base}",
+        f"  dashboard:          {base}/ui",
+        f"  models to try:      {shown or 'none'} (from {config.source})",
+        f"  master key:         {'on' if settings.master_key else 'off (no authentication; loopback only)'}",
+        f"  Langfuse export:    {langfuse}",
+        f"  local trace store:  {store} (kept {settings.retention_days} days)",
+    ]
+    return "\n".join(lines)
 
 
 def _multiprocess_metrics(settings: Settings) -> Any:
@@ -186,9 +238,7 @@ def traces(args: argparse.Namespace) -> int:
     from .tracing.queries import TraceFilter, list_traces
     from .tracing.store import Store
 
-    if args.data_dir:
-        os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
-    settings = load_settings()
+    settings = _settings_with_data_dir(args)
     path = settings.data_dir / "llm-scope.db"
     if not path.exists():
         print(f"no local store at {path} yet: make a call through the gateway first", file=sys.stderr)
@@ -201,40 +251,60 @@ def traces(args: argparse.Namespace) -> int:
             "time                 trace_id                          user              session           "
             "model                     st  in/out         cost   duration       ttft"
         )
-    seen = {r["trace_id"] for r in rows}
     since = max((float(r["start_time"]) for r in rows), default=0.0)
+
+    def window() -> list[dict[str, Any]]:
+        """The last minute before the newest call seen: a long call that started earlier can still land."""
+        f = TraceFilter(user=args.user, session=args.session, model=args.model, since=since - 60, limit=500)
+        data: list[dict[str, Any]] = list_traces(store, f)["data"]
+        return data
+
+    # Everything already stored counts as seen, printed or not: `-f -n 2` shows 2, then only new calls.
+    seen = {r["trace_id"] for r in rows} | ({r["trace_id"] for r in window()} if args.follow else set())
     for row in rows:
         print(json.dumps(row) if args.json else _format_row(row), flush=True)
-    while args.follow:
-        time.sleep(1.0)
-        fresh = list_traces(
-            store, TraceFilter(user=args.user, session=args.session, model=args.model, since=since - 60, limit=500)
-        )["data"]
-        for row in reversed(fresh):
-            if row["trace_id"] not in seen:
-                seen.add(row["trace_id"])
-                since = max(since, float(row["start_time"]))
-                print(json.dumps(row) if args.json else _format_row(row), flush=True)
+    try:
+        while args.follow:
+            time.sleep(1.0)
+            for row in reversed(window()):
+                if row["trace_id"] not in seen:
+                    seen.add(row["trace_id"])
+                    since = max(since, float(row["start_time"]))
+                    print(json.dumps(row) if args.json else _format_row(row), flush=True)
+    except KeyboardInterrupt:
+        pass
     return 0
+
+
+def _settings_with_data_dir(args: argparse.Namespace) -> Settings:
+    """`--data-dir` wins over LLM_SCOPE_DATA_DIR and .env, wherever it was given on the command line."""
+    data_dir = getattr(args, "data_dir", None)
+    return load_settings(data_dir=data_dir) if data_dir is not None else load_settings()
 
 
 def keys(args: argparse.Namespace) -> int:
     """Manage virtual keys in the data dir's key store (the running gateway sees changes within seconds)."""
     from .access.keys import KeyStore
 
-    if args.data_dir:
-        os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
-    store = KeyStore(load_settings().data_dir / "keys.db")
     if args.keys_command == "create":
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
-        key, plaintext = store.create(
-            args.owner,
-            models=models,
-            budget_daily_usd=args.daily_budget,
-            budget_monthly_usd=args.monthly_budget,
-            rpm=args.rpm,
-            tpm=args.tpm,
-        )
+        try:  # the admin API's own validation, word for word
+            fields = parse_key_request(
+                {
+                    "owner": args.owner,
+                    "models": models,
+                    "budget_daily_usd": args.daily_budget,
+                    "budget_monthly_usd": args.monthly_budget,
+                    "rpm": args.rpm,
+                    "tpm": args.tpm,
+                }
+            )
+        except KeyRequestError as exc:
+            print(f"llm-scope keys create: {exc.message}", file=sys.stderr)
+            return 2
+    store = KeyStore(_settings_with_data_dir(args).data_dir / "keys.db")
+    if args.keys_command == "create":
+        key, plaintext = store.create(**fields)
         print(json.dumps({**key.public(), "key": plaintext}, indent=2))
         print("Store this key now: it is not shown again.", file=sys.stderr)
     elif args.keys_command == "list":
@@ -262,54 +332,85 @@ def keys(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llm-scope", description="An LLM gateway that traces every call.")
+    # --data-dir is accepted anywhere: before the command, after it, or after `keys create|list|revoke`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="directory of the trace store and virtual keys (LLM_SCOPE_DATA_DIR; default ./data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="llm-scope", description="An LLM gateway that traces every call.", parents=[common]
+    )
     parser.add_argument("--version", action="version", version=f"llm-scope {__version__}")
     sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("serve", help="run the gateway")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--config", help="LiteLLM-style YAML model list")
-    p.add_argument("--data-dir", dest="data_dir", type=Path)
-    p.add_argument("--workers", type=int)
+    p = sub.add_parser("serve", help="run the gateway", parents=[common])
+    p.add_argument("--host", help="interface to bind (PROXY_HOST; default 127.0.0.1; others need a master key)")
+    p.add_argument("--port", type=int, help="port for the API and dashboard (PROXY_PORT; default 8000)")
+    p.add_argument(
+        "--config", help="LiteLLM-style YAML model list (LLM_SCOPE_CONFIG; default config/config.yaml if present)"
+    )
+    p.add_argument("--workers", type=int, help="worker processes (LLM_SCOPE_WORKERS; default 1)")
     p.set_defaults(func=serve)
     c = sub.add_parser("check-config", help="validate the config and print the model routes")
     c.add_argument("--config")
     c.add_argument("--strict", action="store_true", help="exit 1 on any warning (ignored keys, unset variables)")
     c.set_defaults(func=check_config)
-    t = sub.add_parser("traces", help="print recent calls from the local store")
+    t = sub.add_parser("traces", help="print recent calls from the local store", parents=[common])
     t.add_argument("--follow", "-f", action="store_true", help="keep printing new calls")
-    t.add_argument("--limit", "-n", type=int, default=20)
-    t.add_argument("--user")
-    t.add_argument("--session")
-    t.add_argument("--model")
+    t.add_argument("--limit", "-n", type=int, default=20, help="how many recent calls to print first (default 20)")
+    t.add_argument("--user", help="only this user's calls")
+    t.add_argument("--session", help="only this session's calls")
+    t.add_argument("--model", help="only calls that asked for this model")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
-    t.add_argument("--data-dir", dest="data_dir", type=Path)
     t.set_defaults(func=traces)
-    k = sub.add_parser("keys", help="create, list and revoke virtual keys")
-    k.add_argument("--data-dir", dest="data_dir", type=Path)
+    k = sub.add_parser("keys", help="create, list and revoke virtual keys", parents=[common])
     ks = k.add_subparsers(dest="keys_command", required=True)
-    kc = ks.add_parser("create", help="create a key (printed once)")
+    kc = ks.add_parser("create", help="create a key (printed once)", parents=[common])
     kc.add_argument("--owner", required=True, help="person or team; becomes the trace's user")
     kc.add_argument("--models", help="comma-separated model names this key may use (default: all)")
     kc.add_argument("--daily-budget", type=float, help="USD per UTC day")
     kc.add_argument("--monthly-budget", type=float, help="USD per month")
     kc.add_argument("--rpm", type=int, help="requests per minute")
     kc.add_argument("--tpm", type=int, help="tokens per minute")
-    kl = ks.add_parser("list", help="list keys (never their secrets)")
+    kl = ks.add_parser("list", help="list keys (never their secrets)", parents=[common])
     kl.add_argument("--all", action="store_true", help="include revoked keys")
-    kr = ks.add_parser("revoke", help="revoke a key by id")
+    kr = ks.add_parser("revoke", help="revoke a key by id", parents=[common])
     kr.add_argument("id")
     k.set_defaults(func=keys)
     return parser
 
 
+def _means_serve(argv: list[str]) -> bool:
+    """`llm-scope`, `llm-scope --port 8001`, `llm-scope --data-dir d`: serve. A command named after the
+    global `--data-dir` is still that command."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--data-dir":
+            i += 2
+        elif arg.startswith("--data-dir="):
+            i += 1
+        else:
+            return arg.startswith("-") and arg not in ("-h", "--help", "--version")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["serve", *argv]  # `llm-scope --port 8001` means serve
+    if _means_serve(argv):
+        argv = ["serve", *argv]
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # `llm-scope traces --json | head`: the reader has all it wanted. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

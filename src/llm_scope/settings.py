@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field
@@ -45,6 +46,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(1024, validation_alias=_alias("LLM_SCOPE_MAX_CONCURRENCY", "max_concurrency"))
     max_queue: int = Field(2048, validation_alias=_alias("LLM_SCOPE_MAX_QUEUE", "max_queue"))
     connect_timeout: float = Field(10.0, validation_alias=_alias("LLM_SCOPE_CONNECT_TIMEOUT", "connect_timeout"))
+
+    # The way out, as curl and LiteLLM read it (lower-case names work too: the environment is upper-cased).
+    https_proxy: str | None = Field(None, validation_alias=_alias("HTTPS_PROXY", "https_proxy"))
+    http_proxy: str | None = Field(None, validation_alias=_alias("HTTP_PROXY", "http_proxy"))
+    no_proxy: str | None = Field(None, validation_alias=_alias("NO_PROXY", "no_proxy"))
+    ssl_cert_file: str | None = Field(None, validation_alias=_alias("SSL_CERT_FILE", "ssl_cert_file"))
 
     # Tracing
     trace_content: bool = Field(True, validation_alias=_alias("LLM_SCOPE_TRACE_CONTENT", "trace_content"))
@@ -157,6 +164,9 @@ class Settings(BaseSettings):
         values = [getattr(self, n) for n in names] + [self.master_key, self.google_application_credentials]
         # OTLP headers carry a backend's API key or token: every value, whatever its header's name.
         values += [v.partition("=")[2].strip() for v in self.otel_headers.split(",")]
+        for proxy in (self.https_proxy, self.http_proxy):  # http://user:password@proxy:3128
+            password = urlsplit(proxy if "://" in proxy else f"http://{proxy}").password if proxy else None
+            values.append(unquote(password) if password else None)
         return [v for v in values if isinstance(v, str) and len(v) >= 6]
 
 

@@ -251,6 +251,18 @@ def test_owner_beats_body_hints_and_models_list_is_filtered(tmp_path: Path, upst
             gw.url + f"/api/traces/{r.headers['x-trace-id']}", headers={"Authorization": f"Bearer {MASTER}"}
         ).json()
         assert trace["user_id"] == "carol" and trace["session_id"] == "s1"
+        # An explicit X-User-ID (set in a tool's config by whoever hands out the key) beats the owner.
+        named = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"x-api-key": created["key"], "X-User-ID": "dave"},
+            json={"model": "gpt-fake", "messages": [{"role": "user", "content": "x"}], "user": "body-user"},
+        )
+        assert (
+            httpx.get(
+                gw.url + f"/api/traces/{named.headers['x-trace-id']}", headers={"Authorization": f"Bearer {MASTER}"}
+            ).json()["user_id"]
+            == "dave"
+        )
         listed = httpx.get(gw.url + "/v1/models", headers={"Authorization": f"Bearer {created['key']}"}).json()
         assert [m["id"] for m in listed["data"]] == ["gpt-fake"]
 

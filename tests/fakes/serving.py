@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from types import TracebackType
 from typing import Any
@@ -54,9 +55,11 @@ class RunningServer:
         port: int = 0,
         handler_cancellation: bool = True,
         shutdown_timeout: float = 0.5,
+        ssl_context: ssl.SSLContext | None = None,
         **server_kwargs: Any,
     ) -> None:
         self.host = host
+        self.ssl_context = ssl_context
         self._server_kwargs = server_kwargs
         self._app = app
         self._sock = _bind_socket(host, port)
@@ -110,7 +113,7 @@ class RunningServer:
         )
         await runner.setup()
         try:
-            await web.SockSite(runner, self._sock).start()
+            await web.SockSite(runner, self._sock, ssl_context=self.ssl_context).start()
             self._ready.set()
             await self._stop_event.wait()
         finally:
@@ -163,6 +166,7 @@ def run_aiohttp_in_thread(
     port: int = 0,
     handler_cancellation: bool = True,
     shutdown_timeout: float = 0.5,
+    ssl_context: ssl.SSLContext | None = None,
     **server_kwargs: Any,
 ) -> RunningServer:
     """Serve `app` in a background thread; port=0 picks a free port, a fixed port allows restarts.
@@ -176,5 +180,6 @@ def run_aiohttp_in_thread(
         port=port,
         handler_cancellation=handler_cancellation,
         shutdown_timeout=shutdown_timeout,
+        ssl_context=ssl_context,
         **server_kwargs,
     ).start()

@@ -34,6 +34,7 @@ import asyncio
 import itertools
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -140,6 +141,7 @@ class FakeUpstream:
         self._mode_times: int | None = None
         self._ids = itertools.count(1)
         self._server: RunningServer | None = None
+        self._tls = False
 
     # ------------------------------------------------------------------------------------- test-side API
 
@@ -192,8 +194,10 @@ class FakeUpstream:
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
-    def start(self, port: int = 0) -> FakeUpstream:
-        self._server = run_aiohttp_in_thread(self.make_app(), port=port)
+    def start(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> FakeUpstream:
+        """With `ssl_context` it speaks HTTPS, and `url` names it `localhost` (so certificates name a host)."""
+        self._tls = ssl_context is not None
+        self._server = run_aiohttp_in_thread(self.make_app(), port=port, ssl_context=ssl_context)
         return self
 
     def stop(self) -> None:
@@ -207,7 +211,7 @@ class FakeUpstream:
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"https://localhost:{self.port}" if self._tls else f"http://{LOOPBACK}:{self.port}"
 
     @property
     def openai_base_url(self) -> str:

@@ -13,6 +13,7 @@ import httpx
 from tests.conftest import upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
+from tests.polling import wait_until as wait_for
 
 ORIGIN = "https://ide.example"
 BODY = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
@@ -114,12 +115,14 @@ def test_a_client_that_leaves_mid_body_frees_its_slot(tmp_path: Path, upstream: 
     settings = make_settings(tmp_path, max_concurrency=1, max_queue=0)
     with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as gw:
         host, port = gw.url.removeprefix("http://").split(":")
+        admission = gw.app.admission
+        assert admission is not None
         for _ in range(3):
             with socket.create_connection((host, int(port))) as sock:
                 sock.sendall(
                     b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                     b'Content-Length: 1000\r\n\r\n{"model":'
                 )
-                time.sleep(0.1)
-            time.sleep(0.1)
+                wait_for(lambda: admission.active == 1, "the half-sent call holds the one slot")
+            wait_for(lambda: admission.active == 0, "the departed client's slot is free again")
             assert httpx.post(gw.url + "/v1/chat/completions", json=BODY).status_code == 200

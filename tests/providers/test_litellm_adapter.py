@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from pathlib import Path
+
+import httpx
 import openai
 import pytest
 
+from llm_scope.providers.litellm_adapter import _clean_error_event, clean_message
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS, fake_reply
@@ -44,3 +51,54 @@ def test_anthropic_upstream_errors_keep_status(gateway: GatewayServer) -> None:
             model="claude-fake", max_tokens=10, messages=[{"role": "user", "content": "FAKE_ERROR_500"}]
         )
     assert info.value.status_code == 502
+
+
+LITELLM_TRACEBACK = (
+    "litellm.APIConnectionError: No module named 'mcp'\nTraceback (most recent call last):\n"
+    '  File "/srv/app/.venv/lib/python3.11/site-packages/litellm/responses/main.py", line 1329, in responses\n'
+    "ModuleNotFoundError: No module named 'mcp'\n\nThis looks like a bug in LiteLLM rather than in your request. "
+    "File it with one click: https://github.com/BerriAI/litellm/issues/new?template=bug_report.yml"
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        (LITELLM_TRACEBACK, "litellm.APIConnectionError: No module named 'mcp'"),
+        (
+            "AnthropicException - fake upstream says 500. Handle with `litellm.InternalServerError`.",
+            "AnthropicException - fake upstream says 500.",
+        ),
+        ("failed in C:\\app\\lib\\site-packages\\litellm\\main.py line 3", "failed in <file> line 3"),
+        ("bad at /opt/venv/lib/python3.11/site-packages/aiohttp/_http_parser.pyx", "bad at <file>"),
+        ("see https://api.openai.com/v1/chat/completions", "see https://api.openai.com/v1/chat/completions"),
+        ("x" * 1200, "x" * 999 + "…"),
+    ],
+)
+def test_clean_message_keeps_what_went_wrong_not_how(raw: str, clean: str) -> None:
+    assert clean_message(raw) == clean
+
+
+def test_a_failure_inside_litellm_reaches_the_client_clean_and_the_log_whole(
+    gateway: GatewayServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pinned LiteLLM's Responses translation fails on an import of its own (`mcp`): its message carries
+    the traceback with our install paths and a bug-report link. None of that may reach the client."""
+    caplog.set_level(logging.WARNING, logger="llm_scope.providers")
+    r = httpx.post(gateway.url + "/v1/responses", json={"model": "claude-fake", "input": "hi"}, timeout=30)
+    assert r.status_code == 502
+    error = r.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["type"] == "upstream_error"
+    assert "Traceback" not in r.text and ".py" not in r.text and "github.com" not in r.text
+    assert sys.prefix not in r.text and str(Path(__file__).parents[2]) not in r.text
+    logged = "\n".join(rec.getMessage() for rec in caplog.records if rec.name == "llm_scope.providers")
+    assert "Traceback" in logged and "claude-fake" in logged
+
+
+def test_litellm_error_events_mid_stream_are_cleaned_too() -> None:
+    raw = json.dumps({"type": "error", "error": {"type": "api_error", "message": LITELLM_TRACEBACK}})
+    cleaned = _clean_error_event(f"event: error\ndata: {raw}\n\n".encode())
+    assert cleaned.startswith(b"event: error\ndata: ") and cleaned.endswith(b"\n\n")
+    payload = json.loads(cleaned.partition(b"data: ")[2])
+    assert payload["error"] == {"type": "api_error", "message": "litellm.APIConnectionError: No module named 'mcp'"}
+    assert _clean_error_event(b"event: error\ndata: {not json\n\n") == b"event: error\ndata: {not json\n\n"

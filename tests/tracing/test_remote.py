@@ -19,6 +19,7 @@ from tests.conftest import upstream_models
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, spawn_gateway
+from tests.polling import wait_until
 from tests.tracing.test_pipeline import chat, spans_of, traced_gateway
 
 
@@ -33,21 +34,22 @@ def stored_ids(db: Path) -> set[str]:
         return {row[0] for row in conn.execute("SELECT trace_id FROM traces")}
 
 
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:  # a zombie counts as gone: it has exited
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (ProcessLookupError, FileNotFoundError):  # reaped between the two looks: /proc answers ESRCH or ENOENT
+        return True
+
+
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        try:
-            with open(f"/proc/{pid}/stat") as f:  # a zombie counts as gone: it has exited
-                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except (FileNotFoundError, ProcessLookupError):  # reaped between the open and the read
-            return True
+    while not gone(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 def test_a_killed_helper_is_replaced_and_gets_what_it_had_not_stored(
@@ -61,7 +63,7 @@ def test_a_killed_helper_is_replaced_and_gets_what_it_had_not_stored(
         # Frozen, the helper takes nothing off its pipe: these calls are sent to it and never committed...
         os.kill(first, signal.SIGSTOP)
         during = [chat(gw, f"during {i}", stream=i % 2 == 0).headers["x-trace-id"] for i in range(4)]
-        time.sleep(0.5)  # past the send interval: they are in the frozen helper's pipe
+        wait_until(lambda: gw.app.state.pipeline.unsent == 0, "calls handed to the frozen helper's pipe")
         assert gw.app.state.pipeline.queue_depth == len(during)  # held in memory until stored
         # ... and then it dies.
         os.kill(first, signal.SIGKILL)
@@ -90,7 +92,7 @@ def test_records_a_dead_helper_owed_are_stored_at_shutdown(
         pid = helper_pid(gw)
         os.kill(pid, signal.SIGSTOP)
         ids = [chat(gw, f"owed {i}").headers["x-trace-id"] for i in range(3)]
-        time.sleep(0.5)  # sent, not stored
+        wait_until(lambda: gw.app.state.pipeline.unsent == 0, "calls sent to the frozen helper, not stored")
         os.kill(pid, signal.SIGKILL)
         assert wait_gone(pid, 5)
     finally:
@@ -113,7 +115,8 @@ def test_the_helper_leaves_with_its_gateway_after_storing_what_it_was_given(
                 json={"model": "gpt-fake", "messages": [{"role": "user", "content": f"kill {i}"}]},
             )
             ids.append(r.headers["x-trace-id"])
-        time.sleep(0.5)  # handed to the helper
+        # Handed over and stored: what is asked of the helper here is that it then leaves with its gateway.
+        wait_until(lambda: set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db"), "calls stored")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert wait_gone(helper, 10), "the trace helper outlived its gateway"
@@ -133,7 +136,7 @@ def test_a_stuck_helper_neither_fails_calls_nor_loses_them(
         try:
             responses = [chat(gw, f"stuck {i}", stream=i % 3 == 0) for i in range(30)]
             assert [r.status_code for r in responses] == [200] * 30
-            time.sleep(0.5)
+            wait_until(lambda: gw.app.state.pipeline.unsent == 0, "calls handed to the stuck helper's pipe")
             assert gw.app.state.pipeline.queue_depth == 30  # in memory, bounded by LLM_SCOPE_QUEUE_SIZE
         finally:
             os.kill(pid, signal.SIGCONT)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..access.key_request import parse_key_request
 from ..access.keys import KeyStore
-from ..errors import GatewayError, InvalidRequest, NotFound
+from ..errors import GatewayError, NotFound
 from .auth import KEY_SCOPE
 from .openai import read_json
 from .responses import error_response, json_response
@@ -27,39 +26,6 @@ def _require_master(request: Request) -> KeyStore:
         raise GatewayError("Only the master key can manage keys", status=403, type="permission_error", code="forbidden")
     store: KeyStore = request.app.state.keys
     return store
-
-
-def _optional_number(body: dict[str, Any], name: str, kind: type) -> Any:
-    value = body.get(name)
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or value < 0
-        or (kind is int and value != int(value))
-    ):
-        raise InvalidRequest(f"Invalid '{name}': expected a non-negative {kind.__name__}", param=name)
-    return kind(value)
-
-
-def parse_key_request(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("Body must be a JSON object with at least 'owner'")
-    owner = body.get("owner")
-    if not isinstance(owner, str) or not owner.strip():
-        raise InvalidRequest("Missing required parameter: 'owner'", param="owner")
-    models = body.get("models")
-    if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
-        raise InvalidRequest("Invalid 'models': expected a list of model names", param="models")
-    return {
-        "owner": owner.strip(),
-        "models": models,
-        "budget_daily_usd": _optional_number(body, "budget_daily_usd", float),
-        "budget_monthly_usd": _optional_number(body, "budget_monthly_usd", float),
-        "rpm": _optional_number(body, "rpm", int),
-        "tpm": _optional_number(body, "tpm", int),
-    }
 
 
 async def create_key(request: Request) -> Response:

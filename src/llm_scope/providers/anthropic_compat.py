@@ -12,6 +12,7 @@ from typing import Any
 from .. import jsoncodec
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
+from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_BASE = "https://api.anthropic.com"
@@ -39,7 +40,12 @@ class AnthropicCompatProvider:
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
         return await self.http.post(
-            f"{base}/{PATHS[api]}", headers, data, stream=bool(body.get("stream")), options=options
+            f"{base}/{PATHS[api]}",
+            headers,
+            data,
+            stream=bool(body.get("stream")),
+            options=options,
+            verify=verify_setting(deployment.params.get("ssl_verify")),
         )
 
 

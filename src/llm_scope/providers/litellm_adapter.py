@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
+import traceback
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -19,7 +22,17 @@ from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, Upstre
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
 
+log = logging.getLogger("llm_scope.providers")
 _litellm: ModuleType | None = None
+# Where LiteLLM's message turns from what went wrong into how it went wrong: a Python traceback, chained
+# exceptions, a prefilled bug-report link. Clients get the part before; the log gets everything.
+_INTERNALS = re.compile(
+    r"Traceback \(most recent call last\)|During handling of the above exception|The above exception was the"
+    r"|This looks like a bug in LiteLLM|https://github\.com/BerriAI/litellm/issues|Give Feedback / Get Help"
+)
+_FILE_PATH = re.compile(r"(?:[A-Za-z]:)?[\\/]?(?:[\w.+~@-]+[\\/])+[\w.+~@-]+\.(?:py[cdiwx]?|so|pyd)\b")
+_HINT = re.compile(r"\s*Handle with `litellm\.\w+`\.?")
+MAX_MESSAGE = 1000
 DEFAULT_API_BASES: dict[str, str] = {
     "anthropic": "https://api.anthropic.com",
     **{name: base for name, base in OPENAI_COMPATIBLE.items() if base},
@@ -78,10 +91,10 @@ class LiteLLMProvider:
             else:
                 result = await litellm.aembedding(model=model, **kwargs)
         except Exception as exc:
-            raise translate_error(exc) from None
+            raise failure(exc, deployment) from None
         if not stream:
             return _json(result if isinstance(result, dict) else json.loads(result.model_dump_json(exclude_none=True)))
-        events = _anthropic_sse(result) if api == "messages" else _sse(result, done=api == "chat")
+        events = _anthropic_sse(result, deployment) if api == "messages" else _sse(result, deployment, api == "chat")
         return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=events)
 
 
@@ -98,7 +111,7 @@ def _as_openai_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-async def _sse(stream: Any, *, done: bool) -> AsyncIterator[bytes]:
+async def _sse(stream: Any, deployment: Deployment, done: bool) -> AsyncIterator[bytes]:
     """Chat chunks (and Responses events) as OpenAI sends them; chat streams end with [DONE]."""
     try:
         async for chunk in stream:
@@ -106,23 +119,72 @@ async def _sse(stream: Any, *, done: bool) -> AsyncIterator[bytes]:
             prefix = f"event: {event}\n".encode() if isinstance(event, str) else b""
             yield prefix + b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
     except Exception as exc:
-        raise translate_error(exc) from None
+        raise failure(exc, deployment) from None
     if done:
         yield b"data: [DONE]\n\n"
 
 
-async def _anthropic_sse(stream: Any) -> AsyncIterator[bytes]:
+async def _anthropic_sse(stream: Any, deployment: Deployment) -> AsyncIterator[bytes]:
     """LiteLLM yields Anthropic events either already encoded or as dicts."""
     try:
         async for chunk in stream:
             if isinstance(chunk, bytes | bytearray):
-                yield bytes(chunk)
+                yield _clean_error_event(bytes(chunk)) if chunk.startswith(b"event: error") else bytes(chunk)
             elif isinstance(chunk, dict):
+                if chunk.get("type") == "error" and isinstance(chunk.get("error"), dict):
+                    chunk = {
+                        **chunk,
+                        "error": {**chunk["error"], "message": clean_message(str(chunk["error"].get("message", "")))},
+                    }
                 yield f"event: {chunk.get('type')}\ndata: {json.dumps(chunk)}\n\n".encode()
             else:
                 yield str(chunk).encode()
     except Exception as exc:
-        raise translate_error(exc) from None
+        raise failure(exc, deployment) from None
+
+
+def _clean_error_event(event: bytes) -> bytes:
+    """LiteLLM's own mid-stream `error` event carries its exception text: the same cleaning as any error."""
+    head, sep, data = event.partition(b"data: ")
+    try:
+        payload = json.loads(data)
+        error = payload["error"]
+        error["message"] = clean_message(str(error.get("message", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return event
+    return head + sep + json.dumps(payload).encode() + b"\n\n"
+
+
+def failure(exc: BaseException, deployment: Deployment) -> GatewayError:
+    """The whole story (traceback, LiteLLM's own text) goes to our log; the client gets `translate_error`'s.
+
+    A failure inside LiteLLM itself is a warning an operator should see; an upstream's error answer, which
+    LiteLLM merely relays, is routine and only logged at debug level."""
+    if isinstance(exc, GatewayError):
+        return exc
+    raw = str(getattr(exc, "message", None) or exc)
+    internal = _INTERNALS.search(raw) is not None
+    if internal or log.isEnabledFor(logging.DEBUG):
+        detail = "".join(traceback.format_exception(exc))
+        if deployment.api_key:
+            detail = detail.replace(deployment.api_key, "[REDACTED]")
+        log.log(
+            logging.WARNING if internal else logging.DEBUG,
+            "LiteLLM failed for %s (%s): %s",
+            deployment.model_name,
+            deployment.litellm_model,
+            detail,
+        )
+    return translate_error(exc)
+
+
+def clean_message(raw: str) -> str:
+    """What went wrong, without how: no traceback, file paths, bug-report link or LiteLLM handling hint."""
+    cut = _INTERNALS.search(raw)
+    text = raw[: cut.start()] if cut else raw
+    text = _HINT.sub("", _FILE_PATH.sub("<file>", text))
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 def translate_error(exc: BaseException) -> GatewayError:
@@ -130,7 +192,7 @@ def translate_error(exc: BaseException) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     name = type(exc).__name__
-    message = str(getattr(exc, "message", None) or exc) or name
+    message = clean_message(str(getattr(exc, "message", None) or exc)) or name
     status = getattr(exc, "status_code", None)
     if name == "Timeout" or isinstance(exc, asyncio.TimeoutError) or status == 408:
         return UpstreamTimeout(f"upstream timed out: {message}")

@@ -12,6 +12,7 @@ from .. import jsoncodec
 from ..config import OPENAI_COMPATIBLE
 from ..types import Deployment
 from .base import Api, CallOptions, UpstreamResponse
+from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
@@ -32,7 +33,8 @@ class OpenAICompatProvider:
         payload = dict(body)
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
-        return await self.http.post(url, headers, data, stream=bool(body.get("stream")), options=options)
+        verify = verify_setting(deployment.params.get("ssl_verify"))
+        return await self.http.post(url, headers, data, stream=bool(body.get("stream")), options=options, verify=verify)
 
 
 def upstream_target(deployment: Deployment, path: str) -> tuple[str, dict[str, str]]:

@@ -15,12 +15,12 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import httptools
 
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from .base import CallOptions, UpstreamResponse, pick_response_headers
+from .egress import Egress, Target, describe_tls_error, open_tunnel
 
 KEEPALIVE_SECONDS = 60.0  # an idle pooled connection older than this is closed instead of reused
 PAUSE_BYTES = 1 << 20  # a slow client: stop reading the upstream once this much is buffered
@@ -46,6 +46,7 @@ class Connection(asyncio.Protocol):
         self.reused = False
         self.lease = 0  # bumped at every checkout, so a late close() can tell its request from the next one
         self.in_use = False
+        self.pool_key: tuple[str, int, bool, bool | str] = ("", 0, False, True)
         self._reset()
 
     def _reset(self) -> None:
@@ -178,30 +179,15 @@ class Connection(asyncio.Protocol):
             waiter.set_exception(TimeoutError())
 
 
-class Target:
-    """A parsed upstream URL, cached: deployments call the same few URLs over and over."""
-
-    __slots__ = ("host", "netloc", "path", "port", "tls")
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise UpstreamError(f"invalid upstream URL scheme or host: {parts.scheme}://{parts.netloc}")
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or (443 if self.tls else 80)
-        self.netloc = parts.netloc.rpartition("@")[2]
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-
-
 class UpstreamHTTP:
     """Asks for identity encoding: the tap reads the bytes it relays, and loopback-to-LAN links gain nothing."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self._idle: dict[tuple[str, int, bool], list[Connection]] = {}
+    def __init__(self, tls: ssl.SSLContext | None = None, egress: Egress | None = None) -> None:
+        self._idle: dict[tuple[str, int, bool, bool | str], list[Connection]] = {}
         self._targets: dict[str, Target] = {}
         self._open: set[Connection] = set()
-        self._tls = tls  # default: the system's trust store, made on the first https call
+        self._tls = tls  # what `ssl_verify: true` trusts; default: SSL_CERT_FILE or the system's store
+        self._egress = egress or Egress()
 
     async def aclose(self) -> None:
         for conn in list(self._open):
@@ -214,11 +200,12 @@ class UpstreamHTTP:
         if target is None:
             if len(self._targets) > 1000:
                 self._targets.clear()
-            target = self._targets[url] = Target(url)
+            target = self._targets[url] = Target(url, self._egress)
         return target
 
-    async def _connect(self, target: Target, options: CallOptions) -> Connection:
-        idle = self._idle.get((target.host, target.port, target.tls))
+    async def _connect(self, target: Target, options: CallOptions, verify: bool | str) -> Connection:
+        key = (target.host, target.port, target.tls, verify)
+        idle = self._idle.get(key)
         now = time.monotonic()
         while idle:
             conn = idle.pop()
@@ -229,25 +216,34 @@ class UpstreamHTTP:
                 return conn
             conn.close()
             self._open.discard(conn)
-        if target.tls and self._tls is None:
-            self._tls = ssl.create_default_context()
+        tls = None
+        if target.tls:
+            tls = self._tls if verify is True and self._tls is not None else self._egress.tls_context(verify)
         # Only here, off the pooled path: on Python 3.11 every get_running_loop() is a getpid() system call.
         loop = asyncio.get_running_loop()
+        proxy = target.proxy
+        via = f" through proxy {proxy.shown}" if proxy is not None else ""
         try:
             async with asyncio.timeout(options.connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(loop),
-                    target.host,
-                    target.port,
-                    ssl=self._tls if target.tls else None,
-                    server_hostname=target.host if target.tls else None,
-                )
+                if proxy is not None and tls is not None:
+                    _, conn = await open_tunnel(loop, proxy, target.host, target.port, tls, lambda: Connection(loop))
+                else:
+                    _, conn = await loop.create_connection(
+                        lambda: Connection(loop),
+                        proxy.host if proxy is not None else target.host,
+                        proxy.port if proxy is not None else target.port,
+                        ssl=tls,
+                        server_hostname=target.host if tls is not None else None,
+                    )
         except TimeoutError:
             raise UpstreamTimeout(
-                f"cannot reach upstream {target.netloc}: no connection within {options.connect_timeout:g}s"
+                f"cannot reach upstream {target.netloc}{via}: no connection within {options.connect_timeout:g}s"
             ) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise UpstreamError(f"cannot reach upstream {target.netloc}: {type(exc).__name__}") from None
+        except ssl.SSLError as exc:
+            raise UpstreamError(f"cannot reach upstream {target.netloc}{via}: {describe_tls_error(exc)}") from None
+        except OSError as exc:
+            raise UpstreamError(f"cannot reach upstream {target.netloc}{via}: {type(exc).__name__}") from None
+        conn.pool_key = key
         self._open.add(conn)
         conn.in_use = True
         return conn
@@ -256,16 +252,26 @@ class UpstreamHTTP:
         conn.in_use = False
         if conn.reusable:
             conn.idle_since = time.monotonic()
-            self._idle.setdefault((target.host, target.port, target.tls), []).append(conn)
+            self._idle.setdefault(conn.pool_key, []).append(conn)
         else:
             conn.close()
             self._open.discard(conn)
 
     async def post(
-        self, url: str, headers: dict[str, str], data: bytes, *, stream: bool, options: CallOptions
+        self,
+        url: str,
+        headers: dict[str, str],
+        data: bytes,
+        *,
+        stream: bool,
+        options: CallOptions,
+        verify: bool | str = True,
     ) -> UpstreamResponse:
+        """`verify`: the deployment's `ssl_verify` (False, a CA bundle path, or True for the default trust)."""
         target = self._target(url)
         lines = [f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\nContent-Length: {len(data)}\r\n"]
+        if target.proxy is not None and not target.tls and target.proxy.authorization:
+            lines.append(f"Proxy-Authorization: {target.proxy.authorization}\r\n")
         for name, value in headers.items():
             if "\n" in value or "\r" in value:  # a key pasted with its newline must not split the request
                 raise GatewayError(f"header {name!r} for upstream {target.netloc} contains a line break", status=500)
@@ -273,7 +279,7 @@ class UpstreamHTTP:
         lines.append("Accept-Encoding: identity\r\n\r\n")
         head = "".join(lines).encode("latin-1")
         while True:
-            conn = await self._connect(target, options)
+            conn = await self._connect(target, options, verify)
             try:
                 conn.send(head, data)
                 while not conn.headers_done:

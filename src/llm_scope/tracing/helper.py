@@ -36,8 +36,9 @@ log = logging.getLogger("llm_scope.tracing")
 STATS_EVERY = 1.0
 
 
-def stats_of(pipeline: TracePipeline) -> dict[str, int]:
-    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records}
+def stats_of(pipeline: TracePipeline, health: dict[str, int]) -> dict[str, int]:
+    """Counters, plus `store_failing` (1 while writes to the local store keep failing) for /ready."""
+    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records, **health}
 
 
 def spent_by_model(records: list[CallRecord]) -> list[tuple[str, str, float]]:
@@ -50,14 +51,17 @@ def spent_by_model(records: list[CallRecord]) -> list[tuple[str, str, float]]:
     return [(model, provider, usd) for (model, provider), usd in sums.items()]
 
 
-async def _until_done(step: Callable[[], Awaitable[None]]) -> None:
-    """A full disk or a locked file must not drop a message: retry it, holding up the next ones meanwhile."""
+async def _until_done(step: Callable[[], Awaitable[None]], health: dict[str, int]) -> None:
+    """A full disk or a locked file must not drop a message: retry it, holding up the next ones meanwhile,
+    and say so in `health` (the gateway's /ready reports it) until a write succeeds again."""
     last_log = 0.0
     while True:
         try:
             await step()
+            health["store_failing"] = 0
             return
         except Exception:
+            health["store_failing"] = 1
             if time.monotonic() - last_log > 10:
                 last_log = time.monotonic()
                 log.exception("writing traces to the local store failed; will retry")
@@ -110,12 +114,14 @@ async def serve(in_fd: int, out_fd: int) -> None:
         if not writer.is_closing():
             writer.write(frames.encode(message))
 
+    health = {"store_failing": 0}
+
     async def report() -> None:
         last: dict[str, int] = {}
         while True:
             await asyncio.sleep(STATS_EVERY)
             logs.drain()
-            now = stats_of(pipeline)
+            now = stats_of(pipeline, health)
             if now != last:
                 send(("stats", now))
                 last = now
@@ -135,17 +141,17 @@ async def serve(in_fd: int, out_fd: int) -> None:
                 records = frames.load_rows(payload)
                 for record in records:
                     pipeline.submit(record)
-                await _until_done(pipeline.flush)  # prices and scrubs them too
+                await _until_done(pipeline.flush, health)  # prices and scrubs them too
                 call_lines.write(records)
                 spent = spent_by_model(records)
             elif kind == "score":
-                await _until_done(functools.partial(pipeline.add_score, payload))
-            send(("done", seq, stats_of(pipeline), spent))
+                await _until_done(functools.partial(pipeline.add_score, payload), health)
+            send(("done", seq, stats_of(pipeline, health), spent))
             logs.drain()
     finally:
         reporter.cancel()
         await pipeline.stop(deadline)
-        send(("stats", stats_of(pipeline)))
+        send(("stats", stats_of(pipeline, health)))
         logs.drain()
         with contextlib.suppress(Exception):
             await writer.drain()

@@ -132,6 +132,16 @@ class RemotePipeline:
         return self._helper.get("held_records", 0)
 
     @property
+    def store_failing(self) -> bool:
+        """The helper cannot write to the local store (a full disk, a read-only or locked file) and retries."""
+        return bool(self._helper.get("store_failing"))
+
+    @property
+    def unsent(self) -> int:
+        """Records queued in this process, not yet handed to the helper (tests wait for 0)."""
+        return len(self._queue)
+
+    @property
     def stats(self) -> frames.PipelineStats:
         now = self._helper
         counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
