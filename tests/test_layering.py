@@ -16,14 +16,16 @@ ALLOWED: dict[str, set[str]] = {
     "jsoncodec": set(),
     "errors": set(),
     "settings": set(),
+    "postgres": set(),
     "config": {"settings", "types"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
     "metrics": {"types", "errors"},
     "providers": {"providers", "config", "errors", "types", "jsoncodec"},
-    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec"},  # logs: the helper process sets up its own
+    # logs: the helper process sets up its own; postgres: the shared store it ships to
+    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec", "postgres"},
     "gateway": {"gateway", "providers", "accounting", "config", "errors", "types", "jsoncodec"},
-    "access": {"access", "errors", "types", "settings"},
+    "access": {"access", "errors", "types", "settings", "postgres"},
     "http": {
         "http",
         "gateway",
@@ -49,6 +51,7 @@ ALLOWED: dict[str, set[str]] = {
         "types",
         "errors",
         "access",
+        "postgres",
     },
     "cli": {"app", "config", "settings", "metrics", "tracing", "logs", "access"},
     "__main__": {"cli"},
@@ -68,6 +71,7 @@ CONFINED = {
     "pydantic_settings": {"settings.py"},
     "sqlite3": {"tracing/store.py", "access/keys.py"},
     "redis": {"access/shared_state.py"},
+    "psycopg": {"postgres.py"},
     "orjson": {"jsoncodec.py"},
 }
 

@@ -6,10 +6,12 @@ consults the process environment behind the caller's back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field
@@ -37,6 +39,8 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), validation_alias=_alias("LLM_SCOPE_DATA_DIR", "data_dir"))
     master_key: str | None = Field(None, validation_alias=_alias("LLM_SCOPE_MASTER_KEY", "master_key"))
     redis_url: str | None = Field(None, validation_alias=_alias("REDIS_URL", "redis_url"))
+    # postgresql://…: keys, spend and traces shared by every instance (see docs/DEPLOYMENT.md).
+    database_url: str | None = Field(None, validation_alias=_alias("DATABASE_URL", "database_url"))
     cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
     upstream_timeout: float = Field(600.0, validation_alias=_alias("LLM_SCOPE_UPSTREAM_TIMEOUT", "upstream_timeout"))
@@ -125,6 +129,9 @@ class Settings(BaseSettings):
         """Every secret value we hold, so redaction can scrub them from anything we emit."""
         names = [n for n in type(self).model_fields if n.endswith(("_key", "_secret_key", "access_key"))]
         values = [getattr(self, n) for n in names] + [self.master_key, self.google_application_credentials]
+        if self.database_url:
+            with contextlib.suppress(ValueError):
+                values.append(urlsplit(self.database_url).password)
         return [v for v in values if isinstance(v, str) and len(v) >= 6]
 
 

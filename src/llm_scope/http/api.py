@@ -14,7 +14,7 @@ from starlette.routing import Route
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import queries
 from ..tracing.remote import RemotePipeline
-from ..tracing.store import Store
+from ..tracing.storage import TraceStore
 from .openai import read_json
 from .responses import RawResponse, error_response, json_response
 
@@ -66,7 +66,7 @@ def _pipeline(request: Request) -> RemotePipeline:
     return pipeline
 
 
-def filtered(query: Callable[[Store, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
+def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
     """A read endpoint: parse the filters, flush (read-your-writes), run the query on the store's thread."""
 
     async def endpoint(request: Request) -> RawResponse:
@@ -81,11 +81,19 @@ def filtered(query: Callable[[Store, queries.TraceFilter], Any]) -> Callable[[Re
     return endpoint
 
 
+async def _find(pipeline: RemotePipeline, trace_id: str) -> dict[str, Any] | None:
+    """From the store reads go to; a call of this instance not yet shipped to PostgreSQL is in the local one."""
+    found = await pipeline.read(queries.get_trace, pipeline.store, trace_id)
+    if found is None and pipeline.local is not pipeline.store:
+        found = await pipeline.read(queries.get_trace, pipeline.local, trace_id)
+    return found
+
+
 async def get_trace(request: Request) -> RawResponse:
     trace_id = request.path_params["trace_id"]
     pipeline = _pipeline(request)
     await pipeline.flush()  # a trace id the client just got back must be readable at once
-    found = await pipeline.read(queries.get_trace, pipeline.store, trace_id)
+    found = await _find(pipeline, trace_id)
     if found is None:
         return error_response(NotFound(f"No trace with id '{trace_id}'"))
     return json_response(found)
@@ -128,7 +136,7 @@ async def add_score(request: Request) -> RawResponse:
     try:
         score = parse_score(trace_id, await read_json(request, 64 * 1024))
         await pipeline.flush()
-        if await pipeline.read(queries.get_trace, pipeline.store, trace_id) is None:
+        if await _find(pipeline, trace_id) is None:
             raise NotFound(f"No trace with id '{trace_id}'")
     except GatewayError as exc:
         return error_response(exc)

@@ -16,9 +16,10 @@ async def health(request: Request) -> RawResponse:
 
 async def ready(request: Request) -> RawResponse:
     problems: list[str] = request.app.state.readiness()
+    lag = request.app.state.lag() if hasattr(request.app.state, "lag") else {}
     if problems:
-        return json_response({"status": "not_ready", "reasons": problems}, status=503)
-    return json_response({"status": "ready"})
+        return json_response({"status": "not_ready", "reasons": problems, **lag}, status=503)
+    return json_response({"status": "ready", **lag})
 
 
 async def metrics(request: Request) -> RawResponse:

@@ -49,6 +49,7 @@ class HelperOptions:
     log_level: str = "INFO"
     log_format: str = "text"
     price_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model_info
+    database_url: str | None = None  # PostgreSQL the helper ships the local store to (see shipping)
 
 
 def pack(records: Sequence[CallRecord]) -> list[tuple[Any, ...]]:

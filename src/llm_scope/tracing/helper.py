@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..accounting.cost import prices_resolver
 from ..logs import BatchedStream, CallLines, configure_logging
@@ -31,12 +31,16 @@ from . import frames
 from .langfuse import LangfuseExporter
 from .pipeline import TracePipeline
 
+if TYPE_CHECKING:
+    from .shipping import Shipper
+
 log = logging.getLogger("llm_scope.tracing")
 STATS_EVERY = 1.0
 
 
-def stats_of(pipeline: TracePipeline) -> dict[str, int]:
-    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records}
+def stats_of(pipeline: TracePipeline, shipper: Shipper | None = None) -> dict[str, int]:
+    shipped = dataclasses.asdict(shipper.stats) if shipper is not None else {}
+    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records, **shipped}
 
 
 def spent_by_model(records: list[CallRecord]) -> list[tuple[str, str, float]]:
@@ -111,12 +115,18 @@ async def serve(in_fd: int, out_fd: int) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY)
             logs.drain()
-            now = stats_of(pipeline)
+            now = stats_of(pipeline, shipper)
             if now != last:
                 send(("stats", now))
                 last = now
 
     await pipeline.start()
+    shipper: Shipper | None = None
+    if options.database_url:  # psycopg is imported only where it is used
+        from . import pgstore, shipping
+
+        shipper = shipping.Shipper(pipeline.store, pgstore.PostgresStore(options.database_url))
+        shipper.start()
     reporter = asyncio.create_task(report())
     deadline = 5.0
     try:
@@ -134,14 +144,21 @@ async def serve(in_fd: int, out_fd: int) -> None:
                 await _until_done(pipeline.flush)  # prices and scrubs them too
                 call_lines.write(records)
                 spent = spent_by_model(records)
+                if shipper is not None:
+                    shipper.wake()
             elif kind == "score":
                 await _until_done(functools.partial(pipeline.add_score, payload))
-            send(("done", seq, stats_of(pipeline), spent))
+                if shipper is not None:
+                    shipper.wake()
+            send(("done", seq, stats_of(pipeline, shipper), spent))
             logs.drain()
     finally:
         reporter.cancel()
+        if shipper is not None:
+            await pipeline.flush()
+            await shipper.stop(deadline)
         await pipeline.stop(deadline)
-        send(("stats", stats_of(pipeline)))
+        send(("stats", stats_of(pipeline, shipper)))
         logs.drain()
         with contextlib.suppress(Exception):
             await writer.drain()
