@@ -6,6 +6,7 @@ initdb refuses root. Tests that need it skip, saying why, where the binaries are
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
@@ -79,10 +80,8 @@ class PostgresCluster:
             return list(conn.execute(sql.encode()).fetchall())
 
     def destroy(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
-        except subprocess.CalledProcessError:
-            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
