@@ -37,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "accounting",
         "types",
         "jsoncodec",
+        "postgres",
     },
     "app": {
         "http",

@@ -7,7 +7,10 @@ instance's local store and arrive exactly once when it is back.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -56,6 +59,14 @@ def chat(url: str, key: str = MASTER, text: str = "hi", model: str = "gpt-fake")
     )
 
 
+def cli(database_url: str, *args: str) -> list[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": "/tmp", "DATABASE_URL": database_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_scope", *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.splitlines()
+
+
 def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -82,6 +93,9 @@ def test_keys_traces_and_budgets_are_shared(tmp_path: Path, upstream: FakeUpstre
         ids = {chat(url, text=f"call {i}").headers["x-trace-id"] for i, url in enumerate([a, b] * 3)}
         for url in (a, b):
             eventually(lambda url=url: ids <= listed(url), 10, "each instance lists both instances' calls")  # type: ignore[misc]
+        # The CLI on any machine with DATABASE_URL reads the shared store too.
+        assert ids <= {json.loads(line)["trace_id"] for line in cli(postgres_url, "traces", "--json", "--limit", "500")}
+        assert any(key_id in line for line in cli(postgres_url, "keys", "list", "--all"))
         # Every call so far (the key probes too) is shipped: both see one total, the sum of both instances'.
         counted = httpx.get(a + "/api/traces", headers=ADMIN, timeout=30).json()["total"]
         for url in (a, b):

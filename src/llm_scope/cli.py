@@ -173,16 +173,23 @@ def _format_row(row: dict[str, Any]) -> str:
 def traces(args: argparse.Namespace) -> int:
     """Print recent calls from the local store; `--follow` keeps printing new ones as they land."""
     from .tracing.queries import TraceFilter, list_traces
+    from .tracing.storage import TraceStore
     from .tracing.store import Store
 
     if args.data_dir:
         os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
     settings = load_settings()
     path = settings.data_dir / "llm-scope.db"
-    if not path.exists():
+    store: TraceStore
+    if settings.database_url:  # every instance's calls
+        from .tracing.pgstore import PostgresStore
+
+        store = PostgresStore(settings.database_url)
+    elif not path.exists():
         print(f"no local store at {path} yet: make a call through the gateway first", file=sys.stderr)
         return 1
-    store = Store(path)
+    else:
+        store = Store(path)
     f = TraceFilter(user=args.user, session=args.session, model=args.model, limit=args.limit)
     rows = list(reversed(list_traces(store, f)["data"]))
     if not args.json:
@@ -209,11 +216,11 @@ def traces(args: argparse.Namespace) -> int:
 
 def keys(args: argparse.Namespace) -> int:
     """Manage virtual keys in the data dir's key store (the running gateway sees changes within seconds)."""
-    from .access.keys import KeyStore
+    from .app import build_keys
 
     if args.data_dir:
         os.environ["LLM_SCOPE_DATA_DIR"] = str(args.data_dir)
-    store = KeyStore(load_settings().data_dir / "keys.db")
+    store = build_keys(load_settings())  # with DATABASE_URL, the keys every instance shares
     if args.keys_command == "create":
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
         key, plaintext = store.create(
