@@ -160,3 +160,29 @@ def test_postgres_outage_fails_no_call_and_loses_no_trace(
         eventually(lambda: ready(a)["postgres"]["traces_waiting"] == 0, 10, "the backlog drains")
         rows = stored()
         assert len(rows) == 60 and {row[1] for row in rows} == {1}  # each exactly once, nothing else
+
+
+def test_kill_9_while_postgres_is_down_replays_the_local_store_once(
+    tmp_path: Path, upstream: FakeUpstream, own_cluster: PostgresCluster
+) -> None:
+    url = own_cluster.new_database()
+    env = {"DATABASE_URL": url, "LLM_SCOPE_MASTER_KEY": MASTER}
+    proc, a = spawn_gateway(tmp_path, upstream_models(upstream), env=env)
+    try:
+        shipped = {chat(a, text=f"shipped {i}").headers["x-trace-id"] for i in range(5)}
+        eventually(lambda: ready(a)["postgres"]["traces_waiting"] == 0 and len(listed(a)) == 5, 10, "shipped")
+        own_cluster.stop()
+        waiting = {chat(a, text=f"waiting {i}").headers["x-trace-id"] for i in range(20)}
+        eventually(lambda: ready(a)["postgres"]["traces_waiting"] == 20, 10, "stored locally, waiting")
+    finally:
+        proc.kill()  # SIGKILL: no shutdown, no last shipping attempt
+        proc.wait(timeout=10)
+    own_cluster.start()
+    proc, a = spawn_gateway(tmp_path, upstream_models(upstream), env=env)
+    try:
+        eventually(lambda: listed(a) >= shipped | waiting, 30, "the local store is replayed after the restart")
+        counts = own_cluster.query(url, "SELECT trace_id, COUNT(*) FROM traces GROUP BY trace_id")
+        assert len(counts) == 25 and {row[1] for row in counts} == {1}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
