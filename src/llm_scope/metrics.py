@@ -210,7 +210,7 @@ class Metrics:
         self.trace_ship_backlog = Gauge(
             f"{PREFIX}_trace_ship_backlog",
             "Traces stored locally and not yet shipped to PostgreSQL (DATABASE_URL)",
-            multiprocess_mode="livesum",
+            multiprocess_mode="livemax",  # the workers share one local store: each reports the same rows
             registry=r,
         )
         self.trace_ship_failures = Counter(

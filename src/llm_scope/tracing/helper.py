@@ -125,7 +125,8 @@ async def serve(in_fd: int, out_fd: int) -> None:
     if options.database_url:  # psycopg is imported only where it is used
         from . import pgstore, shipping
 
-        shipper = shipping.Shipper(pipeline.store, pgstore.PostgresStore(options.database_url))
+        remote = pgstore.PostgresStore(options.database_url)
+        shipper = shipping.Shipper(pipeline.store, remote, retention_days=options.retention_days)
         shipper.start()
     reporter = asyncio.create_task(report())
     deadline = 5.0

@@ -7,7 +7,8 @@ the cursor update) changes nothing: every call arrives exactly once. While Postg
 off and the rows wait; `backlog` says how many, for `/ready` and the metrics.
 
 The work runs on one thread of its own: a database that hangs must not hold up the helper's event loop,
-which answers the gateway.
+which answers the gateway. Once an hour it also applies the retention to PostgreSQL (every instance does;
+the batched deletes make a pass that finds nothing cheap).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .pgstore import PostgresStore
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
+PRUNE_EVERY = 3600.0  # seconds between retention passes over PostgreSQL (in batches: see PostgresStore.prune)
 
 
 @dataclass
@@ -35,9 +37,13 @@ class ShipStats:
 
 
 class Shipper:
-    def __init__(self, local: Store, remote: PostgresStore, *, batch_size: int = 2000) -> None:
+    def __init__(
+        self, local: Store, remote: PostgresStore, *, batch_size: int = 2000, retention_days: float | None = None
+    ) -> None:
         self.local = local
         self.remote = remote
+        self.retention_days = retention_days
+        self._last_prune = time.monotonic()
         self.target = remote.name
         self.batch_size = batch_size
         self.stats = ShipStats()
@@ -107,6 +113,9 @@ class Shipper:
                 while await self._step() == self.batch_size:
                     pass
                 delay = 0.0
+                if self.retention_days is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
+                    self._last_prune = time.monotonic()
+                    await loop.run_in_executor(self._thread, self.remote.prune, self.retention_days)
             except Exception as exc:
                 self.stats.ship_failures += 1
                 delay = min(30.0, max(delay * 2, 0.5)) * random.uniform(0.8, 1.2)
