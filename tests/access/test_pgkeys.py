@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -16,9 +17,9 @@ from tests.fakes.serving import free_port
 from tests.postgres import PostgresCluster
 
 
-def wait_for(condition: object, timeout: float = 10.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
 
@@ -47,13 +48,16 @@ def test_a_key_made_on_one_instance_works_and_is_revoked_on_the_other(
 
 
 def test_loaded_keys_keep_working_while_postgres_is_down(postgres_url: str) -> None:
-    keys = PostgresKeyStore(postgres_url)
+    keys = PostgresKeyStore(postgres_url, refresh=0.1)
     keys.start()
     key, secret = keys.create("bob")
+    assert keys.stale() is None
     keys.db.url = f"postgresql://postgres@127.0.0.1:{free_port()}/gone"  # the database goes away
     keys.db.close()
     assert not keys.reload()
     assert keys.lookup(secret) == key
+    wait_for(lambda: keys.stale() is not None)  # unknown keys are refused saying why they may be unknown
+    assert "unreachable" in str(keys.stale())
     with pytest.raises(KeyStoreUnavailable) as refused:
         keys.create("carol")
     assert refused.value.status == 503

@@ -77,6 +77,10 @@ class Keys(Protocol):
 
     def lookup(self, plaintext: str) -> VirtualKey | None: ...
 
+    def stale(self) -> str | None:
+        """Why a key may be unknown here though it exists (the shared store unreachable), or None."""
+        ...
+
     def create(
         self,
         owner: str,
@@ -111,6 +115,9 @@ class KeyStore:
 
     def start(self) -> None:
         """Nothing to load: lookups read the file (cached for `cache_ttl`)."""
+
+    def stale(self) -> str | None:
+        return None
 
     def close(self) -> None:
         with self._lock:

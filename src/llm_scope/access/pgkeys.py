@@ -71,6 +71,7 @@ class PostgresKeyStore:
         self._by_hash: dict[str, VirtualKey] = {}
         self._since: float | None = None  # database time of the last reload; None: reload everything
         self._last_full = 0.0
+        self._loaded_at = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_warning = 0.0
@@ -110,7 +111,14 @@ class PostgresKeyStore:
             for row in rows:
                 self._remember(row["hash"], _key(row))
         self._since = float(now)
+        self._loaded_at = time.monotonic()
         return True
+
+    def stale(self) -> str | None:
+        """Keys are as of the last reload; past a few refreshes without one, an unknown key may be a new one."""
+        if time.monotonic() - self._loaded_at <= 3 * self.refresh:
+            return None
+        return "the shared key store is unreachable, so keys created recently are not known to this instance yet"
 
     def _remember(self, digest: str, key: VirtualKey) -> None:
         # One dict operation each (atomic under the GIL): the request path reads the dict without a lock.

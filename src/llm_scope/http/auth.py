@@ -99,6 +99,8 @@ class Auth:
                 "This key may only call model endpoints", status=403, type="permission_error", code="forbidden"
             )
         message = "Missing API key" if key is None else "Invalid API key"
+        if key is not None and key.startswith(KEY_PREFIX) and self.keys is not None and (why := self.keys.stale()):
+            message += f" ({why})"
         if scope["path"].startswith(UI_PATH) and key is None:
             message += ": open /ui?key=<master key> once to sign in to the dashboard"
         return AuthenticationFailed(message)

@@ -65,10 +65,12 @@ class Shipper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(TimeoutError, DatabaseError):
+        try:
             async with asyncio.timeout(max(deadline, 0.1)):
                 while await self._step() == self.batch_size:
                     pass
+        except Exception as exc:  # the rest waits in the local store for the next start
+            log.warning("stopping with traces not yet shipped to PostgreSQL (%s)", exc)
         await asyncio.get_running_loop().run_in_executor(self._thread, self.remote.close)
         self._thread.shutdown(wait=False)
 
