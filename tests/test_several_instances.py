@@ -147,6 +147,10 @@ def test_postgres_outage_fails_no_call_and_loses_no_trace(
         own_cluster.stop()
         during = [chat(gw, text=f"during {i}") for i, gw in enumerate([a, b] * 25)]
         assert [r.status_code for r in before + during] == [200] * 60  # no call failed
+        own = during[0].headers["x-trace-id"]  # made on A: A still shows it, from its local store
+        assert httpx.get(f"{a}/api/traces/{own}", headers=ADMIN, timeout=30).status_code == 200
+        listing = httpx.get(a + "/api/traces", headers=ADMIN, timeout=30)
+        assert listing.status_code == 503 and listing.json()["error"]["code"] == "trace_store_unavailable"
         eventually(lambda: ready(a)["postgres"]["traces_waiting"] > 0, 10, "/ready says what waits")
         assert ready(a)["status"] == "ready"  # calls succeed: no reason to leave the load balancer
         own_cluster.start()

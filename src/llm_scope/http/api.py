@@ -102,9 +102,15 @@ def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callabl
 
 
 async def _find(pipeline: RemotePipeline, trace_id: str) -> dict[str, Any] | None:
-    """From the store reads go to; a call of this instance not yet shipped to PostgreSQL is in the local one."""
-    found = await read(pipeline, queries.get_trace, pipeline.store, trace_id)
-    if found is None and pipeline.local is not pipeline.store:
+    """From the store reads go to; a call of this instance not yet shipped to PostgreSQL (or made while it is
+    down) is in the local one."""
+    if pipeline.local is pipeline.store:
+        return await read(pipeline, queries.get_trace, pipeline.store, trace_id)
+    try:
+        found = await read(pipeline, queries.get_trace, pipeline.store, trace_id)
+    except TraceStoreUnavailable:
+        found = None
+    if found is None:
         found = await read(pipeline, queries.get_trace, pipeline.local, trace_id)
     return found
 

@@ -75,7 +75,7 @@ def _insert_sql(rows: int) -> str:
         f"WITH new AS (INSERT INTO traces ({','.join(_COLUMNS)}) VALUES {values} "
         "ON CONFLICT (trace_id) DO NOTHING RETURNING key_id, start_time, cost_total), "
         f"spend AS (INSERT INTO key_spend (key_id, day, usd, calls) SELECT key_id, {_DAY}, "
-        "SUM(COALESCE(cost_total, 0)), COUNT(*) FROM new WHERE key_id IS NOT NULL GROUP BY 1, 2 "
+        "SUM(COALESCE(cost_total, 0)), COUNT(*) FROM new WHERE key_id IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2 "
         "ON CONFLICT (key_id, day) DO UPDATE "
         "SET usd = key_spend.usd + EXCLUDED.usd, calls = key_spend.calls + EXCLUDED.calls) "
         "SELECT COUNT(*) FROM new"
