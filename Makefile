@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps run test lint format bench compat clean
+.PHONY: setup system-deps run test lint format bench bench-several compat clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ format: setup
 BENCH_ARGS ?= --duration 3 --repeats 2 --workers 2 --soak 2
 bench: setup
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Several instances on one PostgreSQL (a throw-away cluster): the drain rate into PostgreSQL, gateway CPU per
+# call with and without DATABASE_URL, and two instances under load with every call traced once.
+bench-several: setup system-deps
+	$(BIN)/python -m bench.pg_drain
+	$(BIN)/python -m bench.several
 
 # Real CLIs (Claude Code, Codex, aider, llm) installed from the registries and run against the gateway.
 compat: setup

@@ -1,9 +1,9 @@
-"""How fast the trace helper drains its local store into PostgreSQL: `python -m bench.pg_drain --url postgresql://…`.
+"""How fast the trace helper drains its local store into PostgreSQL: `python -m bench.pg_drain [--url URL]`.
 
 Fills a local SQLite store with N typical call records (a short chat: a few hundred bytes of prompt and answer,
 one in four with a virtual key), then runs the shipper's own loop (`Shipper.ship_batch`, what the helper runs)
 until nothing is left, and prints calls/s and the CPU this process spent per call. The database should be an
-empty throw-away one: it is written to.
+empty throw-away one (without --url a throw-away cluster is started, fsync on).
 """
 
 from __future__ import annotations
@@ -45,10 +45,27 @@ def records(n: int, offset: int) -> list[CallRecord]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True, help="an empty throw-away PostgreSQL database")
+    parser.add_argument("--url", help="an empty throw-away PostgreSQL database (default: start a throw-away cluster)")
     parser.add_argument("--calls", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=2000, help="rows per shipping batch (the helper's default)")
     args = parser.parse_args()
+    cluster = None
+    if args.url is None:
+        from tests.postgres import PostgresCluster, postgres_bin_dir
+
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise SystemExit("PostgreSQL binaries not found: install Debian's postgresql, or pass --url")
+        cluster = PostgresCluster(bin_dir, durable=True)
+        args.url = cluster.new_database()
+    try:
+        run(args)
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local = Store(Path(tmp) / "local.db")
         for start in range(0, args.calls, 5000):

@@ -1,4 +1,4 @@
-"""Several instances on one PostgreSQL, measured: `python -m bench.several --url postgresql://…/empty_db`.
+"""Several instances on one PostgreSQL, measured: `python -m bench.several [--url URL]` (`make bench-several`).
 
 1. CPU per call in the gateway process (its trace helper excluded), one instance at c16 non-stream, with the
    SQLite default and then with DATABASE_URL, alternated `--repeats` times (the hot path must not notice).
@@ -56,11 +56,28 @@ def instance(workdir: Path, mock_port: int, otlp_port: int, tag: str, database_u
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", required=True, help="an empty throw-away PostgreSQL database")
+    parser.add_argument("--url", help="an empty throw-away PostgreSQL database (default: start a throw-away cluster)")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    cluster = None
+    if args.url is None:
+        from tests.postgres import PostgresCluster, postgres_bin_dir
+
+        bin_dir = postgres_bin_dir()
+        if bin_dir is None:
+            raise SystemExit("PostgreSQL binaries not found: install Debian's postgresql, or pass --url")
+        cluster = PostgresCluster(bin_dir, durable=True)
+        args.url = cluster.new_database()
+    try:
+        run(args)
+    finally:
+        if cluster is not None:
+            cluster.destroy()
+
+
+def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="llm-scope-several-"))
     mock_port, otlp_port = free_port(), free_port()
     helpers = [

@@ -23,7 +23,7 @@ import pytest
 from tests.fakes.serving import free_port
 
 
-def _bin_dir() -> Path | None:
+def postgres_bin_dir() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and Path(found).resolve().parent.joinpath("initdb").exists():
         return Path(found).resolve().parent
@@ -32,8 +32,10 @@ def _bin_dir() -> Path | None:
 
 
 class PostgresCluster:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
+        """`durable`: fsync on, as in production (the benchmarks); the tests run without it."""
         self.bin = bin_dir
+        self.durable = durable
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="llm-scope-pg-"))
         self.data = self.dir / "data"
@@ -56,10 +58,9 @@ class PostgresCluster:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "log"), "-o", options, "-w", "start")
 
     def stop(self) -> None:
@@ -87,7 +88,7 @@ class PostgresCluster:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    bin_dir = _bin_dir()
+    bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries not installed (scripts/system-deps.sh installs Debian's postgresql)")
     cluster = PostgresCluster(bin_dir)

@@ -23,7 +23,7 @@ import pytest
 from tests.conftest import upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import spawn_gateway
-from tests.postgres import PostgresCluster, _bin_dir
+from tests.postgres import PostgresCluster, postgres_bin_dir
 
 MASTER = "sk-master-several-0123456789"
 ADMIN = {"Authorization": f"Bearer {MASTER}"}
@@ -125,7 +125,7 @@ def test_keys_traces_and_budgets_are_shared(tmp_path: Path, upstream: FakeUpstre
 
 @pytest.fixture
 def own_cluster() -> Iterator[PostgresCluster]:
-    bin_dir = _bin_dir()
+    bin_dir = postgres_bin_dir()
     if bin_dir is None:
         pytest.skip("PostgreSQL binaries not installed (scripts/system-deps.sh installs Debian's postgresql)")
     cluster = PostgresCluster(bin_dir)
