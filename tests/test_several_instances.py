@@ -190,3 +190,23 @@ def test_kill_9_while_postgres_is_down_replays_the_local_store_once(
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_workers_of_one_instance_ship_one_local_store_once(
+    tmp_path: Path, upstream: FakeUpstream, postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    # Each worker's trace helper ships the same local store (one cursor): rows sent by both are stored once.
+    env = {"DATABASE_URL": postgres_url, "LLM_SCOPE_MASTER_KEY": MASTER}
+    proc, a = spawn_gateway(tmp_path, upstream_models(upstream), env=env, args=("--workers", "2"))
+    try:
+        ids = {chat(a, text=f"w{i}").headers["x-trace-id"] for i in range(40)}
+
+        def stored() -> list[tuple[object, ...]]:
+            return postgres_cluster.query(postgres_url, "SELECT trace_id, COUNT(*) FROM traces GROUP BY trace_id")
+
+        eventually(lambda: {row[0] for row in stored()} >= ids, 30, "both workers' calls are shipped")
+        rows = stored()
+        assert len(rows) == 40 and {row[1] for row in rows} == {1}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
