@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: setup setup-runtime system-deps run test lint format bench bench-scale compat clean
+.PHONY: setup setup-runtime system-deps run test lint format bench bench-scale bench-several compat clean
 
 # The runtime set only (requirements.lock): what `make run` and the Docker image need.
 $(RUNTIME_STAMP): requirements.lock pyproject.toml
@@ -50,6 +50,11 @@ bench: setup
 # Scaling across workers, everything pinned: e.g. make bench-scale SCALE_ARGS="--workers 1,2,4,8 --cores 0-7"
 bench-scale: setup
 	$(BIN)/python -m bench.scale $(SCALE_ARGS)
+# Several instances on one PostgreSQL (a throw-away cluster): the drain rate into PostgreSQL, gateway CPU per
+# call with and without DATABASE_URL, and two instances under load with every call traced once.
+bench-several: setup system-deps
+	$(BIN)/python -m bench.pg_drain
+	$(BIN)/python -m bench.several
 
 # Real CLIs (Claude Code, Codex, aider, llm) installed from the registries and run against the gateway.
 compat: setup

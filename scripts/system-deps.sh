@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Debian packages the test suite uses as real servers and browsers: redis-server (shared limits),
+# postgresql (the shared store of several instances: the tests run initdb + pg_ctl themselves),
 # chromium (dashboard tests) and openssl (test certificates and CAs for the TLS and proxy tests). Installs only what is missing, and only where apt-get can run; elsewhere
 # the tests that need them say so and skip.
 set -euo pipefail
@@ -7,6 +8,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: no apt-get; install ${need[*]} yourself to run every test" >&2

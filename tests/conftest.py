@@ -73,3 +73,7 @@ def gateway(tmp_path: Path, upstream: FakeUpstream) -> Iterator[GatewayServer]:
     settings = make_settings(tmp_path, max_body_bytes=64 * 1024)
     with GatewayServer(settings, model_config=model_config(upstream_models(upstream))) as server:
         yield server
+
+
+# A throw-away PostgreSQL cluster (tests/postgres.py), for the tests of the shared store and keys.
+from tests.postgres import postgres_cluster, postgres_url  # noqa: E402, F401

@@ -28,21 +28,16 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),
     "litellm_keys": set(),
     "config_sections": {"litellm_keys"},
+    "postgres": set(),
     "config": {"settings", "types", "litellm_keys", "config_sections"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
     "metrics": {"types", "errors", "internals"},
     "providers": {"providers", "config", "errors", "types", "jsoncodec"},
-    "tracing": {
-        "tracing",
-        "accounting",
-        "logs",
-        "types",
-        "jsoncodec",
-        "internals",
-    },  # logs: the helper process sets up its own
+    # logs: the helper process sets up its own; postgres: the shared store it ships to
+    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
     "gateway": {"gateway", "providers", "accounting", "config", "errors", "types", "jsoncodec"},
-    "access": {"access", "errors", "types", "settings"},
+    "access": {"access", "errors", "types", "settings", "postgres"},
     "http": {
         "http",
         "gateway",
@@ -55,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "types",
         "jsoncodec",
         "internals",
+        "postgres",
     },
     "app": {
         "http",
@@ -69,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
         "types",
         "errors",
         "access",
+        "postgres",
     },
     "cli": {"app", "config", "settings", "metrics", "tracing", "logs", "access"},
     "__main__": {"cli"},
@@ -92,6 +89,7 @@ CONFINED = {
     "pydantic_settings": {"settings.py"},
     "sqlite3": {"tracing/store.py", "access/keys.py"},
     "redis": {"access/shared_state.py"},
+    "psycopg": {"postgres.py"},
     "orjson": {"jsoncodec.py"},
 }
 

@@ -7,9 +7,12 @@ import json
 import logging
 import re
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import psycopg
+import pytest
 
 from llm_scope.logs import JsonFormatter
 from tests.conftest import UPSTREAM_KEY, upstream_models
@@ -21,9 +24,30 @@ MASTER = "sk-master-secret-value-0123456789"
 LANGFUSE_PK, LANGFUSE_SK = "pk-lf-secret-test-1234", "sk-lf-secret-test-5678"
 ODD_KEY = "azure0hex0key0that0matches0no0known0pattern"  # a key no regex would recognise
 FILE_PATH = re.compile(r"[\\/][\w.-]+\.(?:py|pyc|pyx|so)\b|site-packages|File \"")
+DB_PASSWORD = "pg-secret-password-24680"
 
 
-def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> None:
+def _shared_tables(url: str, ids: list[str]) -> str:
+    """Every row of every table in the shared database, once the calls have been shipped there."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(url, autocommit=True) as conn:
+        while conn.execute(
+            "SELECT COUNT(DISTINCT trace_id) FROM traces WHERE trace_id = ANY(%s)", (ids,)
+        ).fetchone() != (len(set(ids)),):
+            assert time.monotonic() < deadline, "calls never reached PostgreSQL"
+            time.sleep(0.1)
+        tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        assert {"traces", "scores", "virtual_keys", "key_spend"} <= set(tables)
+        return "\n".join(repr(conn.execute(f"SELECT * FROM {table}".encode()).fetchall()) for table in tables)
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["sqlite", "postgres"])
+def test_no_secret_leaks_anywhere(
+    tmp_path: Path, upstream: FakeUpstream, shared: bool, request: pytest.FixtureRequest
+) -> None:
+    database_url = None
+    if shared:  # PostgreSQL's tables too (trust auth: the password is checked for leaks, not by the server)
+        database_url = request.getfixturevalue("postgres_url").replace("postgres@", f"postgres:{DB_PASSWORD}@")
     receiver = start_otlp_receiver(credentials=(LANGFUSE_PK, LANGFUSE_SK))
     models = [
         *upstream_models(upstream),
@@ -39,6 +63,7 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
         langfuse_secret_key=LANGFUSE_SK,
         langfuse_host=receiver.url,
         debug_mode=True,
+        database_url=database_url,
     )
     captured = io.StringIO()
     handler = logging.StreamHandler(captured)
@@ -52,7 +77,7 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
         with GatewayServer(settings, model_config=model_config(models)) as gw:
             auth = {"Authorization": f"Bearer {MASTER}"}
             virtual = httpx.post(gw.url + "/admin/keys", headers=auth, json={"owner": "eve"}).json()["key"]
-            secrets = [MASTER, UPSTREAM_KEY, LANGFUSE_SK, ODD_KEY, virtual]
+            secrets = [MASTER, UPSTREAM_KEY, LANGFUSE_SK, ODD_KEY, virtual, DB_PASSWORD]
             with httpx.Client(base_url=gw.url, timeout=30) as client:
                 prompts = [
                     f"my keys are {UPSTREAM_KEY} and {virtual} and {ODD_KEY}",
@@ -111,6 +136,7 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
                 metrics = client.get("/metrics", headers=auth).text
                 keys_listing = client.get("/admin/keys", headers=auth).text
             receiver.wait_for_spans(len(ids), timeout=20)  # one span per call
+            shared_rows = _shared_tables(database_url, ids) if database_url else ""
         spans = json.dumps(receiver.spans(), default=str)
         stored = b"".join(p.read_bytes() for p in (tmp_path / "data").glob("*.db*"))
     finally:
@@ -127,6 +153,7 @@ def test_no_secret_leaks_anywhere(tmp_path: Path, upstream: FakeUpstream) -> Non
         "key listing": keys_listing,
         "langfuse spans": spans,
         "sqlite files": stored.decode("utf-8", "replace"),
+        "postgres tables": shared_rows,
     }
     leaks = [(where, secret[:12]) for where, text in places.items() for secret in secrets if secret in text]
     assert leaks == []

@@ -19,8 +19,9 @@ from typing import Any
 from starlette.applications import Starlette
 
 from . import __version__
-from .access.keys import KeyStore
+from .access.keys import Keys, KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
+from .access.reconcile import RECONCILE_SECONDS, ReconciledLimits
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
 from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
@@ -30,6 +31,7 @@ from .http.auth import Auth
 from .http.front import Admission, Front
 from .http.openai import Handlers
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
+from .postgres import is_postgres_url
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
 from .providers.egress import Egress
@@ -87,7 +89,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     router = Router(config.deployments, config.aliases, config.hidden_aliases)
     metrics = Metrics()
     pipeline = build_pipeline(settings, config, metrics)
-    keys = KeyStore(settings.data_dir / "keys.db")
+    keys = build_keys(settings)
     limits = build_limits(settings)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
@@ -120,12 +122,19 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             spilled=pipeline.spill.spilled,
             spill_pending=pipeline.spill.pending,
         )
+        if settings.database_url:
+            metrics.sync_shipping(backlog=pipeline.ship_backlog, failures=pipeline.ship_failures)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await pipeline.start()
-        if isinstance(limits, MemoryLimits):
-            await _seed_spend(pipeline, limits)
+        await asyncio.get_running_loop().run_in_executor(None, keys.start)
+        counters = limits.inner if isinstance(limits, ReconciledLimits) else limits
+        if isinstance(counters, MemoryLimits):
+            await _seed_spend(pipeline, counters)
+        reconciler = None
+        if isinstance(limits, ReconciledLimits):
+            reconciler = asyncio.create_task(_reconcile(pipeline, limits))
         metrics_server = _start_metrics_server(settings, metrics)
         syncer = asyncio.create_task(_every(1.0, sync_metrics))
         folder = asyncio.create_task(_every(METRICS_FOLD_SECONDS, metrics.fold))
@@ -142,10 +151,12 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         finally:
             syncer.cancel()
             folder.cancel()
+            if reconciler is not None:
+                reconciler.cancel()
             await gateway.aclose()
             await pipeline.stop()
             await limits.aclose()
-            keys.close()
+            await asyncio.get_running_loop().run_in_executor(None, keys.close)
             sync_metrics()
             metrics.fold()
             if metrics_server is not None:
@@ -190,6 +201,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     app.state.unavailable = [
         {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
     ]
+    app.state.lag = lambda: _lag(app)
     return app
 
 
@@ -220,6 +232,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         log_level="DEBUG" if settings.debug_mode else settings.log_level,
         log_format=settings.log_format,
         price_overrides=config.price_overrides,
+        database_url=settings.database_url,
     )
     return RemotePipeline(
         options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow
@@ -264,11 +277,34 @@ def build_egress(settings: Settings) -> Egress:
 
 
 def build_limits(settings: Settings) -> Limits:
+    limits: Limits = MemoryLimits()
     if settings.redis_url:
         from .access.shared_state import RedisLimits
 
-        return RedisLimits(settings.redis_url)
-    return MemoryLimits()
+        limits = RedisLimits(settings.redis_url)
+    return ReconciledLimits(limits) if settings.database_url else limits
+
+
+def build_keys(settings: Settings) -> Keys:
+    """Virtual keys in the data dir, or with DATABASE_URL in PostgreSQL, shared by every instance."""
+    if settings.database_url:
+        if not is_postgres_url(settings.database_url):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL")
+        from .access.pgkeys import PostgresKeyStore
+
+        return PostgresKeyStore(settings.database_url)
+    return KeyStore(settings.data_dir / "keys.db")
+
+
+async def _reconcile(pipeline: RemotePipeline, limits: ReconciledLimits) -> None:
+    """Budgets follow every instance's spend: the shared store's per-key sums, every couple of seconds."""
+
+    async def spend_since(since: float) -> dict[str, float]:
+        return await pipeline.read(pipeline.store.spend_by_key, since)
+
+    while True:
+        await limits.reconcile(spend_since)
+        await asyncio.sleep(RECONCILE_SECONDS)
 
 
 async def _seed_spend(pipeline: RemotePipeline, limits: MemoryLimits) -> None:
@@ -276,8 +312,8 @@ async def _seed_spend(pipeline: RemotePipeline, limits: MemoryLimits) -> None:
     w = Windows.now()
     now = time.time()
     month_start, day_start = now - _seconds_into_month(), now - (86400 - w.to_next_day)
-    month = await pipeline.read(pipeline.store.spend_by_key, month_start)
-    day = await pipeline.read(pipeline.store.spend_by_key, day_start)
+    month = await pipeline.read(pipeline.local.spend_by_key, month_start)
+    day = await pipeline.read(pipeline.local.spend_by_key, day_start)
     for key_id, spent in month.items():
         limits.seed(key_id, w.day, day.get(key_id, 0.0), w.month, spent)
 
@@ -323,6 +359,15 @@ def _readiness(app: Front) -> list[str]:
             "traces held until it can"
         )
     return problems
+
+
+def _lag(app: Front) -> dict[str, Any]:
+    """What /ready reports beside its verdict: how far shipping to PostgreSQL is behind. Never a reason to
+    be taken out of a load balancer: calls succeed while PostgreSQL is down, and traces wait locally."""
+    if not app.state.settings.database_url:
+        return {}
+    pipeline: RemotePipeline = app.state.pipeline
+    return {"postgres": {"traces_waiting": pipeline.ship_backlog, "ship_failures": pipeline.ship_failures}}
 
 
 def _model_lister(router: Router) -> Any:

@@ -236,14 +236,21 @@ def _format_row(row: dict[str, Any]) -> str:
 def traces(args: argparse.Namespace) -> int:
     """Print recent calls from the local store; `--follow` keeps printing new ones as they land."""
     from .tracing.queries import TraceFilter, list_traces
+    from .tracing.storage import TraceStore
     from .tracing.store import Store
 
     settings = _settings_with_data_dir(args)
     path = settings.data_dir / "llm-scope.db"
-    if not path.exists():
+    store: TraceStore
+    if settings.database_url:  # every instance's calls
+        from .tracing.pgstore import PostgresStore
+
+        store = PostgresStore(settings.database_url)
+    elif not path.exists():
         print(f"no local store at {path} yet: make a call through the gateway first", file=sys.stderr)
         return 1
-    store = Store(path)
+    else:
+        store = Store(path)
     f = TraceFilter(user=args.user, session=args.session, model=args.model, limit=args.limit)
     rows = list(reversed(list_traces(store, f)["data"]))
     if not args.json:
@@ -284,7 +291,7 @@ def _settings_with_data_dir(args: argparse.Namespace) -> Settings:
 
 def keys(args: argparse.Namespace) -> int:
     """Manage virtual keys in the data dir's key store (the running gateway sees changes within seconds)."""
-    from .access.keys import KeyStore
+    from .app import build_keys
 
     if args.keys_command == "create":
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None
@@ -302,7 +309,7 @@ def keys(args: argparse.Namespace) -> int:
         except KeyRequestError as exc:
             print(f"llm-scope keys create: {exc.message}", file=sys.stderr)
             return 2
-    store = KeyStore(_settings_with_data_dir(args).data_dir / "keys.db")
+    store = build_keys(_settings_with_data_dir(args))  # with DATABASE_URL, the keys every instance shares
     if args.keys_command == "create":
         key, plaintext = store.create(**fields)
         print(json.dumps({**key.public(), "key": plaintext}, indent=2))

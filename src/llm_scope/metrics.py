@@ -71,6 +71,7 @@ class _PipelineSeen:
     exported: int = 0
     helper_restarts: int = 0
     spilled: int = 0
+    ship_failures: int = 0
 
 
 class _Folded:
@@ -225,6 +226,15 @@ class Metrics:
         self.trace_helper_restarts = Counter(
             f"{PREFIX}_trace_helper_restarts", "Times the trace helper process died and was started again", registry=r
         )
+        self.trace_ship_backlog = Gauge(
+            f"{PREFIX}_trace_ship_backlog",
+            "Traces stored locally and not yet shipped to PostgreSQL (DATABASE_URL)",
+            multiprocess_mode="livemax",  # the workers share one local store: each reports the same rows
+            registry=r,
+        )
+        self.trace_ship_failures = Counter(
+            f"{PREFIX}_trace_ship_failures", "Failed attempts to ship traces to PostgreSQL", registry=r
+        )
         self.overload_rejections = Counter(
             f"{PREFIX}_overload_rejections",
             "API calls refused with 503 because the gateway was at capacity",
@@ -365,6 +375,15 @@ class Metrics:
                 if value > seen:
                     counter.inc(value - seen)
                     setattr(self._seen, name, value)
+
+    def sync_shipping(self, *, backlog: int, failures: int) -> None:
+        """Mirror the trace helper's shipping to PostgreSQL (a helper that restarts counts failures anew)."""
+        with self._lock:
+            self.trace_ship_backlog.set(backlog)
+            seen = self._seen.ship_failures
+            if failures > seen:
+                self.trace_ship_failures.inc(failures - seen)
+            self._seen.ship_failures = failures
 
     # --- exposition ------------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ consults the process environment behind the caller's back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     # LiteLLM Proxy's variable: used when neither LLM_SCOPE_MASTER_KEY nor general_settings.master_key is set.
     litellm_master_key: str | None = Field(None, validation_alias=_alias("LITELLM_MASTER_KEY", "litellm_master_key"))
     redis_url: str | None = Field(None, validation_alias=_alias("REDIS_URL", "redis_url"))
+    # postgresql://…: keys, spend and traces shared by every instance (see docs/DEPLOYMENT.md).
+    database_url: str | None = Field(None, validation_alias=_alias("DATABASE_URL", "database_url"))
     cors_origins: str = Field("", validation_alias=_alias("CORS_ORIGINS", "cors_origins"))
     max_body_bytes: int = Field(32 * 1024 * 1024, validation_alias=_alias("LLM_SCOPE_MAX_BODY_BYTES", "max_body_bytes"))
     upstream_timeout: float = Field(600.0, validation_alias=_alias("LLM_SCOPE_UPSTREAM_TIMEOUT", "upstream_timeout"))
@@ -167,6 +170,9 @@ class Settings(BaseSettings):
         for proxy in (self.https_proxy, self.http_proxy):  # http://user:password@proxy:3128
             password = urlsplit(proxy if "://" in proxy else f"http://{proxy}").password if proxy else None
             values.append(unquote(password) if password else None)
+        if self.database_url:
+            with contextlib.suppress(ValueError):
+                values.append(urlsplit(self.database_url).password)
         return [v for v in values if isinstance(v, str) and len(v) >= 6]
 
 

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 KEY_PREFIX = "sk-ls-"
 
@@ -70,6 +70,37 @@ def _row_to_key(row: sqlite3.Row) -> VirtualKey:
     )
 
 
+class Keys(Protocol):
+    """Where virtual keys live: `KeyStore` (SQLite, one instance) or `pgkeys.PostgresKeyStore` (shared)."""
+
+    def start(self) -> None: ...
+
+    def lookup(self, plaintext: str) -> VirtualKey | None: ...
+
+    def stale(self) -> str | None:
+        """Why a key may be unknown here though it exists (the shared store unreachable), or None."""
+        ...
+
+    def create(
+        self,
+        owner: str,
+        *,
+        models: list[str] | None = None,
+        budget_daily_usd: float | None = None,
+        budget_monthly_usd: float | None = None,
+        rpm: int | None = None,
+        tpm: int | None = None,
+    ) -> tuple[VirtualKey, str]: ...
+
+    def list(self, *, include_revoked: bool = False) -> list[VirtualKey]: ...
+
+    def get(self, key_id: str) -> VirtualKey | None: ...
+
+    def revoke(self, key_id: str) -> bool: ...
+
+    def close(self) -> None: ...
+
+
 class KeyStore:
     def __init__(self, path: Path, *, cache_ttl: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +112,12 @@ class KeyStore:
         self.db.executescript(SCHEMA)
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, VirtualKey | None]] = {}
+
+    def start(self) -> None:
+        """Nothing to load: lookups read the file (cached for `cache_ttl`)."""
+
+    def stale(self) -> str | None:
+        return None
 
     def close(self) -> None:
         with self._lock:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from ..access.key_request import parse_key_request
-from ..access.keys import KeyStore
+from ..access.keys import Keys
 from ..errors import GatewayError, NotFound
 from .auth import KEY_SCOPE
 from .openai import read_json
 from .responses import error_response, json_response
 
 
-def _require_master(request: Request) -> KeyStore:
+def _require_master(request: Request) -> Keys:
     if request.app.state.settings.master_key is None:
         raise GatewayError(
             "Key management needs LLM_SCOPE_MASTER_KEY to be set",
@@ -24,7 +27,7 @@ def _require_master(request: Request) -> KeyStore:
         )
     if request.scope.get(KEY_SCOPE) is not None:
         raise GatewayError("Only the master key can manage keys", status=403, type="permission_error", code="forbidden")
-    store: KeyStore = request.app.state.keys
+    store: Keys = request.app.state.keys
     return store
 
 
@@ -32,24 +35,26 @@ async def create_key(request: Request) -> Response:
     try:
         store = _require_master(request)
         fields = parse_key_request(await read_json(request, 64 * 1024))
+        # On a thread: with DATABASE_URL this is a round trip to PostgreSQL (503 while it is down).
+        key, plaintext = await run_in_threadpool(lambda: store.create(**fields))
     except GatewayError as exc:
         return error_response(exc)
-    key, plaintext = store.create(**fields)
     return json_response({**key.public(), "key": plaintext}, status=201)
 
 
 async def list_keys(request: Request) -> Response:
     try:
         store = _require_master(request)
+        found = await run_in_threadpool(store.list)
     except GatewayError as exc:
         return error_response(exc)
-    return json_response({"data": [k.public() for k in store.list()]})
+    return json_response({"data": [k.public() for k in found]})
 
 
 async def revoke_key(request: Request) -> Response:
     try:
         store = _require_master(request)
-        if not store.revoke(request.path_params["key_id"]):
+        if not await run_in_threadpool(store.revoke, request.path_params["key_id"]):
             raise NotFound(f"No active key with id '{request.path_params['key_id']}'")
     except GatewayError as exc:
         return error_response(exc)

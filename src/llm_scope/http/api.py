@@ -12,9 +12,10 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from ..errors import GatewayError, InvalidRequest, NotFound
+from ..postgres import DatabaseError
 from ..tracing import queries
 from ..tracing.remote import RemotePipeline
-from ..tracing.store import Store
+from ..tracing.storage import TraceStore
 from .openai import read_json
 from .responses import RawResponse, error_response, json_response
 
@@ -61,12 +62,28 @@ def trace_filter(request: Request) -> queries.TraceFilter:
     )
 
 
+class TraceStoreUnavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "trace_store_unavailable"
+
+
+async def read(pipeline: RemotePipeline, fn: Callable[..., T], *args: Any) -> T:
+    """A read on the store's thread; the shared store being down is a 503 that says so, not a 500."""
+    try:
+        return await pipeline.read(fn, *args)
+    except DatabaseError as exc:
+        raise TraceStoreUnavailable(
+            f"The shared trace store is unavailable ({exc}); calls still succeed and their traces wait locally"
+        ) from None
+
+
 def _pipeline(request: Request) -> RemotePipeline:
     pipeline: RemotePipeline = request.app.state.pipeline
     return pipeline
 
 
-def filtered(query: Callable[[Store, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
+def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
     """A read endpoint: parse the filters, flush (read-your-writes), run the query on the store's thread."""
 
     async def endpoint(request: Request) -> RawResponse:
@@ -76,16 +93,36 @@ def filtered(query: Callable[[Store, queries.TraceFilter], Any]) -> Callable[[Re
             return error_response(exc)
         pipeline = _pipeline(request)
         await pipeline.flush()
-        return json_response(await pipeline.read(query, pipeline.store, f))
+        try:
+            return json_response(await read(pipeline, query, pipeline.store, f))
+        except GatewayError as exc:
+            return error_response(exc)
 
     return endpoint
+
+
+async def _find(pipeline: RemotePipeline, trace_id: str) -> dict[str, Any] | None:
+    """From the store reads go to; a call of this instance not yet shipped to PostgreSQL (or made while it is
+    down) is in the local one."""
+    if pipeline.local is pipeline.store:
+        return await read(pipeline, queries.get_trace, pipeline.store, trace_id)
+    try:
+        found = await read(pipeline, queries.get_trace, pipeline.store, trace_id)
+    except TraceStoreUnavailable:
+        found = None
+    if found is None:
+        found = await read(pipeline, queries.get_trace, pipeline.local, trace_id)
+    return found
 
 
 async def get_trace(request: Request) -> RawResponse:
     trace_id = request.path_params["trace_id"]
     pipeline = _pipeline(request)
     await pipeline.flush()  # a trace id the client just got back must be readable at once
-    found = await pipeline.read(queries.get_trace, pipeline.store, trace_id)
+    try:
+        found = await _find(pipeline, trace_id)
+    except GatewayError as exc:
+        return error_response(exc)
     if found is None:
         return error_response(NotFound(f"No trace with id '{trace_id}'"))
     return json_response(found)
@@ -128,7 +165,7 @@ async def add_score(request: Request) -> RawResponse:
     try:
         score = parse_score(trace_id, await read_json(request, 64 * 1024))
         await pipeline.flush()
-        if await pipeline.read(queries.get_trace, pipeline.store, trace_id) is None:
+        if await _find(pipeline, trace_id) is None:
             raise NotFound(f"No trace with id '{trace_id}'")
     except GatewayError as exc:
         return error_response(exc)

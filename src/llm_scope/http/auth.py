@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from starlette.types import Scope
 
-from ..access.keys import KEY_PREFIX, KeyStore, VirtualKey
+from ..access.keys import KEY_PREFIX, Keys, VirtualKey
 from ..errors import AuthenticationFailed, GatewayError
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
@@ -69,7 +69,7 @@ class Auth:
     """Master key or virtual key. With no master key set the gateway is open (loopback only, see cli), but a
     virtual key presented anyway is still recognised, so its owner, budget and limits apply."""
 
-    def __init__(self, master_key: str | None, keys: KeyStore | None = None) -> None:
+    def __init__(self, master_key: str | None, keys: Keys | None = None) -> None:
         self.master_key = master_key.encode() if master_key else None
         self.ui_token = ui_token(master_key).encode() if master_key else None
         self.keys = keys
@@ -99,6 +99,8 @@ class Auth:
                 "This key may only call model endpoints", status=403, type="permission_error", code="forbidden"
             )
         message = "Missing API key" if key is None else "Invalid API key"
+        if key is not None and key.startswith(KEY_PREFIX) and self.keys is not None and (why := self.keys.stale()):
+            message += f" ({why})"
         if scope["path"].startswith(UI_PATH) and key is None:
             message += ": open /ui?key=<master key> once to sign in to the dashboard"
         return AuthenticationFailed(message)

@@ -20,9 +20,10 @@ async def ready(request: Request) -> RawResponse:
     problems: list[str] = request.app.state.readiness()
     unavailable: list[dict[str, str]] = request.app.state.unavailable
     extra = {"unavailable_deployments": unavailable} if unavailable else {}
+    lag = request.app.state.lag() if hasattr(request.app.state, "lag") else {}
     if problems:
-        return json_response({"status": "not_ready", "reasons": problems, **extra}, status=503)
-    return json_response({"status": "ready", **extra})
+        return json_response({"status": "not_ready", "reasons": problems, **extra, **lag}, status=503)
+    return json_response({"status": "ready", **extra, **lag})
 
 
 async def metrics(request: Request) -> RawResponse:

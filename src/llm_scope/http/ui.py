@@ -24,7 +24,7 @@ from .. import __version__
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import stats
 from ..tracing.remote import RemotePipeline
-from .api import trace_filter
+from .api import read, trace_filter
 from .auth import UI_COOKIE, UI_PATH, ui_token
 from .responses import RawResponse, error_response, json_response
 
@@ -160,7 +160,10 @@ async def dashboard_stats(request: Request) -> RawResponse:
         return error_response(exc)
     pipeline: RemotePipeline = request.app.state.pipeline
     await pipeline.flush()
-    return json_response(await pipeline.read(stats.dashboard_stats, pipeline.store, f, bucket))
+    try:
+        return json_response(await read(pipeline, stats.dashboard_stats, pipeline.store, f, bucket))
+    except GatewayError as exc:
+        return error_response(exc)
 
 
 routes = [

@@ -52,6 +52,7 @@ class HelperOptions:
     log_format: str = "text"
     price_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model_info
     otel: dict[str, Any] | None = None  # GenAIExporter's keyword arguments; None: no OpenTelemetry export
+    database_url: str | None = None  # PostgreSQL the helper ships the local store to (see shipping)
 
     @property
     def outbox_kinds(self) -> tuple[str, ...]:

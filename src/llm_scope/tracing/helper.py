@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..accounting.cost import prices_resolver
 from ..logs import BatchedStream, CallLines, configure_logging
@@ -32,13 +32,18 @@ from .genai import GenAIExporter
 from .langfuse import LangfuseExporter
 from .pipeline import TracePipeline
 
+if TYPE_CHECKING:
+    from .shipping import Shipper
+
 log = logging.getLogger("llm_scope.tracing")
 STATS_EVERY = 1.0
 
 
-def stats_of(pipeline: TracePipeline, health: dict[str, int]) -> dict[str, int]:
-    """Counters, plus `store_failing` (1 while writes to the local store keep failing) for /ready."""
-    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records, **health}
+def stats_of(pipeline: TracePipeline, health: dict[str, int], shipper: Shipper | None = None) -> dict[str, int]:
+    """Counters, plus `store_failing` (1 while writes to the local store keep failing) for /ready, and the
+    shipper's (with DATABASE_URL)."""
+    shipped = dataclasses.asdict(shipper.stats) if shipper is not None else {}
+    return {**dataclasses.asdict(pipeline.stats), "held_records": pipeline.held_records, **health, **shipped}
 
 
 def spent_by_model(records: list[CallRecord]) -> list[tuple[str, str, float]]:
@@ -121,12 +126,19 @@ async def serve(in_fd: int, out_fd: int) -> None:
         while True:
             await asyncio.sleep(STATS_EVERY)
             logs.drain()
-            now = stats_of(pipeline, health)
+            now = stats_of(pipeline, health, shipper)
             if now != last:
                 send(("stats", now))
                 last = now
 
     await pipeline.start()
+    shipper: Shipper | None = None
+    if options.database_url:  # psycopg is imported only where it is used
+        from . import pgstore, shipping
+
+        remote = pgstore.PostgresStore(options.database_url)
+        shipper = shipping.Shipper(pipeline.store, remote, retention_days=options.retention_days)
+        shipper.start()
     reporter = asyncio.create_task(report())
     deadline = 5.0
     try:
@@ -144,14 +156,21 @@ async def serve(in_fd: int, out_fd: int) -> None:
                 await _until_done(pipeline.flush, health)  # prices and scrubs them too
                 call_lines.write(records)
                 spent = spent_by_model(records)
+                if shipper is not None:
+                    shipper.wake()
             elif kind == "score":
                 await _until_done(functools.partial(pipeline.add_score, payload), health)
-            send(("done", seq, stats_of(pipeline, health), spent))
+                if shipper is not None:
+                    shipper.wake()
+            send(("done", seq, stats_of(pipeline, health, shipper), spent))
             logs.drain()
     finally:
         reporter.cancel()
+        if shipper is not None:
+            await pipeline.flush()
+            await shipper.stop(deadline)
         await pipeline.stop(deadline)
-        send(("stats", stats_of(pipeline, health)))
+        send(("stats", stats_of(pipeline, health, shipper)))
         logs.drain()
         with contextlib.suppress(Exception):
             await writer.drain()

@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .store import SUMMARY_COLUMNS, Store
+from .records import SUMMARY_COLUMNS
+from .storage import TraceStore
 
 MAX_LIMIT = 500
 
@@ -53,7 +54,7 @@ class TraceFilter:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def list_traces(store: Store, f: TraceFilter) -> dict[str, Any]:
+def list_traces(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
     where, params = f.where()
     limit = max(1, min(f.limit, MAX_LIMIT))
     offset = max(0, f.offset)
@@ -65,7 +66,7 @@ def list_traces(store: Store, f: TraceFilter) -> dict[str, Any]:
     return {"data": rows, "total": total, "limit": limit, "offset": offset}
 
 
-def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
+def get_trace(store: TraceStore, trace_id: str) -> dict[str, Any] | None:
     rows = store.query(f"SELECT {','.join(SUMMARY_COLUMNS)}, record FROM traces WHERE trace_id = ?", [trace_id])
     if not rows:
         return None
@@ -99,13 +100,13 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
     return row
 
 
-def list_sessions(store: Store, f: TraceFilter) -> dict[str, Any]:
+def list_sessions(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
     where, params = TraceFilter(user=f.user, model=f.model, since=f.since, until=f.until).where()
     where = (where + " AND " if where else " WHERE ") + "session_id IS NOT NULL"
     limit = max(1, min(f.limit, MAX_LIMIT))
     rows = store.query(
         "SELECT session_id, MIN(start_time) AS first_seen, MAX(end_time) AS last_seen, COUNT(*) AS calls, "
-        "GROUP_CONCAT(DISTINCT user_id) AS users, SUM(input_tokens) AS input_tokens, "
+        f"{store.dialect.concat_distinct.format('user_id')} AS users, SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(total_tokens) AS total_tokens, "
         "SUM(COALESCE(cost_total, 0)) AS cost_total, "
         "SUM(CASE WHEN status_code >= 400 OR error_type IS NOT NULL THEN 1 ELSE 0 END) AS errors "
@@ -115,14 +116,10 @@ def list_sessions(store: Store, f: TraceFilter) -> dict[str, Any]:
     return {"data": rows, "limit": limit, "offset": max(0, f.offset)}
 
 
-_USAGE_GROUPS = {
-    "model": "COALESCE(NULLIF(resolved_model, ''), requested_model)",
-    "user": "user_id",
-    "day": "date(start_time, 'unixepoch')",
-}
+_MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
 
 
-def usage(store: Store, f: TraceFilter) -> dict[str, Any]:
+def usage(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
     """Tokens and cost grouped by model, by user, by day, and by day and model (for charts)."""
     where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
     totals = (
@@ -131,13 +128,14 @@ def usage(store: Store, f: TraceFilter) -> dict[str, Any]:
         "SUM(COALESCE(cost_total, 0)) AS cost_total"
     )
     out: dict[str, Any] = {}
-    for name, expr in _USAGE_GROUPS.items():
+    groups = {"model": _MODEL, "user": "user_id", "day": store.dialect.day}
+    for name, expr in groups.items():
         out[f"by_{name}"] = store.query(
             f"SELECT {expr} AS {name}, {totals} FROM traces{where} GROUP BY 1 ORDER BY cost_total DESC, calls DESC",
             params,
         )
     out["by_day_model"] = store.query(
-        f"SELECT {_USAGE_GROUPS['day']} AS day, {_USAGE_GROUPS['model']} AS model, {totals} FROM traces{where} "
+        f"SELECT {store.dialect.day} AS day, {_MODEL} AS model, {totals} FROM traces{where} "
         "GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )

@@ -34,6 +34,7 @@ from ..types import CallRecord
 from . import frames
 from .records import enrich
 from .spill import Spill, Taken
+from .storage import TraceStore
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
@@ -82,7 +83,8 @@ class RemotePipeline:
         self._lost = 0
         self._helper: dict[str, int] = {}  # the running helper's own counters, as last reported
         self._before: collections.Counter[str] = collections.Counter()  # counters of helpers that exited
-        self._store: Store | None = None
+        self._store: TraceStore | None = None  # what reads go to: the local store, or the shared one
+        self._local: Store | None = None
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-scope-store")
         self._proc: asyncio.subprocess.Process | None = None
         self._listener: asyncio.Task[None] | None = None
@@ -108,10 +110,27 @@ class RemotePipeline:
     # --- what the rest of the gateway reads --------------------------------------------------------------
 
     @property
-    def store(self) -> Store:
+    def store(self) -> TraceStore:
         if self._store is None:
             raise RuntimeError("trace pipeline not started")
         return self._store
+
+    @property
+    def local(self) -> Store:
+        """This instance's own SQLite store (the same as `store` unless DATABASE_URL is set)."""
+        if self._local is None:
+            raise RuntimeError("trace pipeline not started")
+        return self._local
+
+    @property
+    def ship_backlog(self) -> int:
+        """Calls stored here and not yet shipped to PostgreSQL (0 without DATABASE_URL)."""
+        return self._helper.get("ship_backlog", 0)
+
+    @property
+    def ship_failures(self) -> int:
+        """Failed shipping attempts of the running helper."""
+        return self._helper.get("ship_failures", 0)
 
     @property
     def ready(self) -> bool:
@@ -156,7 +175,11 @@ class RemotePipeline:
 
     async def start(self) -> None:
         # Opened here first, so migrations have run before the helper opens the file.
-        self._store = await self.read(Store, self.store_path)
+        self._store = self._local = await self.read(Store, self.store_path)
+        if self.options.database_url:  # psycopg is imported only where it is used
+            from .pgstore import PostgresStore
+
+            self._store = PostgresStore(self.options.database_url)
         await self._adopt()
         await self._spawn()
         self._writer = asyncio.create_task(self._write_loop(), name="llm-scope-trace-sender")
@@ -197,8 +220,8 @@ class RemotePipeline:
         if self.spill.pending:
             log.warning("%d trace records stay in the spill file; the next start stores them", self.spill.pending)
         self.spill.close()
-        if self._store is not None:
-            await self.read(self._store.close)
+        for store in {id(s): s for s in (self._store, self._local) if s is not None}.values():
+            await self.read(store.close)
         self._db.shutdown(wait=True)
 
     async def flush(self) -> None:
@@ -383,9 +406,9 @@ class RemotePipeline:
         def work() -> None:
             for record in records:
                 enrich(record, prices_for=prices_for, secrets=options.secrets, trace_content=options.trace_content)
-            self.store.write(records, outbox=bool(kinds), max_outbox=options.max_outbox, kinds=kinds)
+            self.local.write(records, outbox=bool(kinds), max_outbox=options.max_outbox, kinds=kinds)
             for score in scores:
-                self.store.add_score(score, outbox_payload=json.dumps(score) if outbox else None)
+                self.local.add_score(score, outbox_payload=json.dumps(score) if outbox else None)
 
         try:
             await self.read(work)

@@ -10,29 +10,27 @@ from __future__ import annotations
 from typing import Any
 
 from .queries import TraceFilter
-from .store import Store
+from .storage import TraceStore
 
-BUCKETS = {
-    "day": "date(start_time, 'unixepoch')",
-    "hour": "strftime('%Y-%m-%dT%H:00', start_time, 'unixepoch')",
-}
+BUCKETS = ("day", "hour")
 PERCENTILES = (50, 95)
 
 
-def _percentiles(store: Store, column: str, bucket: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
+def _percentiles(store: TraceStore, column: str, bucket: str, where: str, params: list[Any]) -> list[dict[str, Any]]:
     """Per bucket: how many values and their nearest-rank percentiles, for one nullable column."""
     ranks = ", ".join(f"MAX(CASE WHEN rn = (n * {p} + 99) / 100 THEN v END) AS p{p}" for p in PERCENTILES)
     where = (where + " AND " if where else " WHERE ") + f"{column} IS NOT NULL"
+    expr = store.dialect.bucket(bucket)
     return store.query(
-        f"WITH ranked AS (SELECT {BUCKETS[bucket]} AS bucket, {column} AS v, "
-        f"ROW_NUMBER() OVER (PARTITION BY {BUCKETS[bucket]} ORDER BY {column}) AS rn, "
-        f"COUNT(*) OVER (PARTITION BY {BUCKETS[bucket]}) AS n FROM traces{where}) "
+        f"WITH ranked AS (SELECT {expr} AS bucket, {column} AS v, "
+        f"ROW_NUMBER() OVER (PARTITION BY {expr} ORDER BY {column}) AS rn, "
+        f"COUNT(*) OVER (PARTITION BY {expr}) AS n FROM traces{where}) "
         f"SELECT bucket, MAX(n) AS n, {ranks} FROM ranked GROUP BY bucket ORDER BY bucket",
         params,
     )
 
 
-def latency(store: Store, f: TraceFilter, bucket: str = "day") -> list[dict[str, Any]]:
+def latency(store: TraceStore, f: TraceFilter, bucket: str = "day") -> list[dict[str, Any]]:
     """p50/p95 of total duration and of time to first token per bucket, over successful calls only.
 
     Failed calls are left out: an instant 401 or a 30 s timeout says nothing about how fast the models are.
@@ -53,11 +51,11 @@ def latency(store: Store, f: TraceFilter, bucket: str = "day") -> list[dict[str,
     return [out[k] for k in sorted(out)]
 
 
-def usage_by_day_user(store: Store, f: TraceFilter) -> list[dict[str, Any]]:
+def usage_by_day_user(store: TraceStore, f: TraceFilter) -> list[dict[str, Any]]:
     """Calls, tokens and cost per UTC day and user (calls without a user are grouped under null)."""
     where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
     return store.query(
-        "SELECT date(start_time, 'unixepoch') AS day, user_id AS user, COUNT(*) AS calls, "
+        f"SELECT {store.dialect.day} AS day, user_id AS user, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         "SUM(total_tokens) AS total_tokens, SUM(COALESCE(cost_total, 0)) AS cost_total "
         f"FROM traces{where} GROUP BY 1, 2 ORDER BY 1, 2",
@@ -65,5 +63,5 @@ def usage_by_day_user(store: Store, f: TraceFilter) -> list[dict[str, Any]]:
     )
 
 
-def dashboard_stats(store: Store, f: TraceFilter, bucket: str = "day") -> dict[str, Any]:
+def dashboard_stats(store: TraceStore, f: TraceFilter, bucket: str = "day") -> dict[str, Any]:
     return {"bucket": bucket, "latency": latency(store, f, bucket), "by_day_user": usage_by_day_user(store, f)}

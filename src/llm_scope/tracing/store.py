@@ -22,6 +22,7 @@ from .. import jsoncodec
 from ..types import CallRecord
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .records import record_from_dict, record_to_json, summary_values
+from .storage import SQLITE
 
 MIGRATIONS: list[str] = [
     """
@@ -60,6 +61,11 @@ MIGRATIONS: list[str] = [
     INSERT INTO outbox_v3 SELECT id, kind, trace_id, payload, created, attempts FROM outbox;
     DROP TABLE outbox;
     ALTER TABLE outbox_v3 RENAME TO outbox;
+    """,
+    """
+    CREATE TABLE shipping (
+        target TEXT PRIMARY KEY, traces INTEGER NOT NULL DEFAULT 0, scores INTEGER NOT NULL DEFAULT 0
+    );
     """,
     # One lane per exporter reads its own kinds of rows: without this, a lane that keeps up would scan past
     # every row another lane (a backend that is down) leaves behind.
@@ -132,6 +138,8 @@ def _decoded(kind: str, payload: str | None) -> Any:
 
 
 class Store:
+    dialect = SQLITE
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -319,11 +327,56 @@ class Store:
             return int(self.db.execute(sql, (json.dumps(list(kinds)),)).fetchone()[0])
 
     def prune(self, retention_days: float) -> int:
+        """The newest row of each table is kept whatever its age: SQLite would give its rowid to the next row,
+        and the shipper's cursor (rowids only grow) would take that row for shipped."""
         cutoff = time.time() - retention_days * 86400
         with self._lock:
-            cur = self.db.execute("DELETE FROM traces WHERE start_time < ?", (cutoff,))
-            self.db.execute("DELETE FROM scores WHERE created < ?", (cutoff,))
+            cur = self.db.execute(
+                "DELETE FROM traces WHERE start_time < ? AND rowid < (SELECT MAX(rowid) FROM traces)", (cutoff,)
+            )
+            self.db.execute(
+                "DELETE FROM scores WHERE created < ? AND rowid < (SELECT MAX(rowid) FROM scores)", (cutoff,)
+            )
             return cur.rowcount
+
+    # --- shipping to a shared store: rows past a cursor, by rowid (INSERT OR REPLACE gives a new one) ---------
+
+    def unshipped(self, target: str, limit: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The oldest trace rows (rowid, summary columns…, record) and score rows (rowid, id, trace_id, name,
+        value, data_type, comment, created) not yet shipped to `target`."""
+        with self._lock:
+            traces, scores = self._cursor(target)
+            trace_rows = self.db.execute(
+                f"SELECT rowid, {','.join(SUMMARY_COLUMNS)}, record FROM traces WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (traces, limit),
+            ).fetchall()
+            score_rows = self.db.execute(
+                "SELECT rowid, id, trace_id, name, value, data_type, comment, created FROM scores WHERE rowid > ?"
+                " ORDER BY rowid LIMIT ?",
+                (scores, limit),
+            ).fetchall()
+        return [tuple(r) for r in trace_rows], [tuple(r) for r in score_rows]
+
+    def mark_shipped(self, target: str, traces: int, scores: int) -> None:
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO shipping (target, traces, scores) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE"
+                " SET traces = MAX(traces, excluded.traces), scores = MAX(scores, excluded.scores)",
+                (target, traces, scores),
+            )
+
+    def ship_backlog(self, target: str) -> int:
+        """Rows not yet shipped: a rowid range count, cheap while the shipper keeps up."""
+        with self._lock:
+            traces, scores = self._cursor(target)
+            return int(
+                self.db.execute("SELECT COUNT(*) FROM traces WHERE rowid > ?", (traces,)).fetchone()[0]
+                + self.db.execute("SELECT COUNT(*) FROM scores WHERE rowid > ?", (scores,)).fetchone()[0]
+            )
+
+    def _cursor(self, target: str) -> tuple[int, int]:
+        row = self.db.execute("SELECT traces, scores FROM shipping WHERE target = ?", (target,)).fetchone()
+        return (row[0], row[1]) if row else (0, 0)
 
     # --- reads -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,64 @@
+"""The trace store seam: what the read API, the dashboard, budgets and the shipper need of a store.
+
+Two implementations: `store.Store` (SQLite in the data dir, the default, which also holds the export outbox)
+and `pgstore.PostgresStore` (the state several instances share). `tests/tracing/test_store_conformance.py`
+runs the same suite against both. The read queries (`queries`, `stats`) are plain SQL both accept; the few
+expressions the engines spell differently come from the store's `Dialect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..types import CallRecord
+
+
+@dataclass(frozen=True)
+class Dialect:
+    day: str  # the UTC day of start_time, as YYYY-MM-DD
+    hour: str  # the UTC hour of start_time, as YYYY-MM-DDTHH:00
+    concat_distinct: str  # distinct values of one column joined by commas; `{}` is the column
+
+    def bucket(self, name: str) -> str:
+        if name == "day":
+            return self.day
+        if name == "hour":
+            return self.hour
+        raise ValueError(f"unknown bucket {name!r}")
+
+
+SQLITE = Dialect(
+    day="date(start_time, 'unixepoch')",
+    hour="strftime('%Y-%m-%dT%H:00', start_time, 'unixepoch')",
+    concat_distinct="GROUP_CONCAT(DISTINCT {})",
+)
+_UTC = "(to_timestamp(start_time) AT TIME ZONE 'UTC')"
+POSTGRES = Dialect(
+    day=f"to_char({_UTC}, 'YYYY-MM-DD')",
+    hour=f"to_char({_UTC}, 'YYYY-MM-DD\"T\"HH24:00')",
+    concat_distinct="string_agg(DISTINCT {}, ',')",
+)
+
+
+class TraceStore(Protocol):
+    dialect: Dialect
+
+    def write(self, records: Sequence[CallRecord], *, outbox: bool, max_outbox: int) -> int:
+        """Store records (a trace id already stored is left as it is, or replaced by the same record)."""
+        ...
+
+    def add_score(self, score: dict[str, Any], *, outbox_payload: str | None) -> None: ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a read query written with `?` placeholders, as dicts."""
+        ...
+
+    def spend_by_key(self, since: float) -> dict[str, float]:
+        """USD spent per virtual key since `since`, a UTC day boundary."""
+        ...
+
+    def prune(self, retention_days: float) -> int: ...
+
+    def close(self) -> None: ...
