@@ -94,12 +94,47 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def helpers_of(pid: int) -> list[int]:
+    """The trace helper processes under a gateway process (its workers' children)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                todo.append(int(child))
+                if b"llm_scope.tracing.helper" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+async def stall_helpers(pid: int, after: float = 0.5, seconds: float = 1.0) -> None:
+    """The helpers fall behind for a second, whatever else this machine is doing: the bound is reached for
+    sure (a pinned core alone did not always get there on a busy CI machine)."""
+    await asyncio.sleep(after)
+    helpers = helpers_of(pid)
+    assert helpers, "no trace helper found"
+    for helper in helpers:
+        os.kill(helper, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        for helper in helpers:
+            os.kill(helper, signal.SIGCONT)
+
+
 def saturate(tmp_path: Path, overflow: str) -> tuple[list[str], list[httpx.Response], str, subprocess.Popen[bytes]]:
     gateway_core, load_core = cores()
     env = {"LLM_SCOPE_QUEUE_SIZE": "20", "LLM_SCOPE_TRACE_OVERFLOW": overflow}
     proc, url = spawn_gateway(tmp_path, [], env=env, args=("--workers", "2"), cpus=gateway_core)
+
+    async def run() -> tuple[list[str], list[httpx.Response]]:
+        stalled = asyncio.create_task(stall_helpers(proc.pid))
+        result = await load(url)
+        await stalled
+        return result
+
     with pinned(load_core):
-        served, refused = asyncio.run(load(url))
+        served, refused = asyncio.run(run())
     return served, refused, url, proc
 
 

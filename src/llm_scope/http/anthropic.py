@@ -30,6 +30,8 @@ def _validate(body: Any, *, need_max_tokens: bool) -> dict[str, Any]:
         raise InvalidRequest("max_tokens: Field required (a positive integer)", param="max_tokens")
     if "stream" in body and not isinstance(body["stream"], bool | None):
         raise InvalidRequest("stream: Input should be a valid boolean", param="stream")
+    if "tools" in body and not isinstance(body["tools"], list | None):
+        raise InvalidRequest("tools: Input should be a valid list", param="tools")
     return body
 
 

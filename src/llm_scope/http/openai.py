@@ -140,8 +140,16 @@ def validate_chat(body: Any) -> dict[str, Any]:
                 param=f"messages[{i}]",
                 code="invalid_type",
             )
+    return check_common_types(body)
+
+
+def check_common_types(body: dict[str, Any]) -> dict[str, Any]:
+    """`stream` a boolean and `tools` an array wherever they appear: anything else is the client's error (a
+    `"tools": true` reached the mock's and the providers' loops and came back as a 500)."""
     if "stream" in body and not isinstance(body["stream"], bool | None):
         raise InvalidRequest("Invalid type for 'stream': expected a boolean", param="stream", code="invalid_type")
+    if "tools" in body and not isinstance(body["tools"], list | None):
+        raise InvalidRequest("Invalid type for 'tools': expected an array", param="tools", code="invalid_type")
     return body
 
 
@@ -155,7 +163,7 @@ def validate_input(body: Any) -> dict[str, Any]:
         raise InvalidRequest("Missing or invalid parameter: 'model' (a non-empty string)", param="model", code=code)
     if body.get("input") is None and not body.get("previous_response_id"):
         raise InvalidRequest("Missing required parameter: 'input'", param="input", code="missing_required_parameter")
-    return body
+    return check_common_types(body)
 
 
 @dataclass(frozen=True)
