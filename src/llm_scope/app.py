@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from . import __version__
 from .access.keys import KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
+from .accounting.clients import KNOWN_CLIENTS
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
 from .config import ModelConfig, load_model_config
 from .gateway.handle import Gateway
@@ -82,7 +83,7 @@ class ObservedRecorder:
 def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Front:
     config = model_config or load_model_config(settings)
     router = Router(config.deployments)
-    metrics = Metrics()
+    metrics = Metrics(clients=KNOWN_CLIENTS)
     pipeline = build_pipeline(settings, config, metrics)
     keys = KeyStore(settings.data_dir / "keys.db")
     limits = build_limits(settings)

@@ -1,9 +1,10 @@
 """Every Prometheus metric the gateway exposes, defined in one place (the only prometheus_client user).
 
-Labels stay bounded: route, model names from the config, provider, status, error type; never users,
-sessions or keys. With several workers, prometheus_client's multiprocess mode aggregates across them:
-the CLI points PROMETHEUS_MULTIPROC_DIR at a directory it cleans on start, and the scrape endpoint
-merges every worker's files.
+Labels stay bounded: route, model names from the config, provider, status, error type, and the client
+tools attribution knows by name (any other tool counts as "other"); never users, sessions or keys.
+With several workers, prometheus_client's multiprocess mode aggregates across them: the CLI points
+PROMETHEUS_MULTIPROC_DIR at a directory it cleans on start, and the scrape endpoint merges every worker's
+files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,8 @@ class _FoldFirst:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, clients: Collection[str] = ()) -> None:
+        """`clients`: the client names that may be label values (accounting.clients.KNOWN_CLIENTS)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         # Finished calls wait here (a deque: appends and pops are atomic across threads) until `fold`.
@@ -174,6 +176,18 @@ class Metrics:
             ["direction", "model", "provider"],
             registry=r,
         )
+        self.client_requests = Counter(
+            f"{PREFIX}_client_requests",
+            "Requests by client tool (claude-code, codex, cursor, openai-python, ...; other tools as other)",
+            ["client", "route"],
+            registry=r,
+        )
+        self.client_tokens = Counter(
+            f"{PREFIX}_client_tokens",
+            "Tokens by client tool and direction (input, output, cached, cache_write, reasoning)",
+            ["client", "direction"],
+            registry=r,
+        )
         self.cost = Counter(
             f"{PREFIX}_cost_usd", "Spend in USD from the price table", ["model", "provider"], registry=r
         )
@@ -216,6 +230,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, str, str, int, str], _Series] = {}
+        self._clients = frozenset(clients)
+        self._client_children: dict[tuple[str | None, str], tuple[Any, tuple[Any, ...]]] = {}
 
     def _model_label(self, name: str) -> str:
         """A bounded label value: names a client made up must not mint series without limit."""
@@ -280,13 +296,31 @@ class Metrics:
             if record.usage.output and generating > 0:
                 observe(series.tps, record.usage.output / generating)
         usage = record.usage
-        for child, count in zip(
+        by_client, client_tokens = self._client_series(record.client, record.route)
+        counts[by_client] = counts.get(by_client, 0) + 1
+        for child, client_child, count in zip(
             series.tokens,
+            client_tokens,
             (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning),
             strict=True,
         ):
             if count:
                 counts[child] = counts.get(child, 0) + count
+                counts[client_child] = counts.get(client_child, 0) + count
+
+    def _client_series(self, client: str | None, route: str) -> tuple[Any, tuple[Any, ...]]:
+        key = (client, route)
+        found = self._client_children.get(key)
+        if found is None:
+            label = (client if client in self._clients else "other") if client else "unknown"
+            if len(self._client_children) > 20_000:
+                self._client_children.clear()
+            found = (
+                self.client_requests.labels(label, route),
+                tuple(self.client_tokens.labels(label, d) for d in TOKEN_DIRECTIONS),
+            )
+            self._client_children[key] = found
+        return found
 
     def _series(self, route: str, requested: str, model: str, provider: str, status: int, error: str) -> _Series:
         """The label children one call touches, looked up once per label set (labels() takes a lock and

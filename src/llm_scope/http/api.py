@@ -58,6 +58,7 @@ def trace_filter(request: Request) -> queries.TraceFilter:
         until=_time(q.get("until") or q.get("to"), "until"),
         limit=_int(q.get("limit"), "limit", 50),
         offset=_int(q.get("offset"), "offset", 0),
+        client=q.get("client") or None,
     )
 
 

@@ -24,6 +24,7 @@ class TraceFilter:
     until: float | None = None
     limit: int = 50
     offset: int = 0
+    client: str | None = None  # a normalized tool name (accounting/clients.py)
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -34,6 +35,9 @@ class TraceFilter:
         if self.session is not None:
             clauses.append("session_id = ?")
             params.append(self.session)
+        if self.client is not None:
+            clauses.append("client = ?")
+            params.append(self.client)
         if self.model is not None:
             clauses.append("(resolved_model = ? OR requested_model = ?)")
             params += [self.model, self.model]
@@ -84,6 +88,7 @@ def get_trace(store: Store, trace_id: str) -> dict[str, Any] | None:
                 "completion_start_time",
                 "usage",
                 "cost",
+                "client_version",
             )
         }
     )
@@ -122,7 +127,9 @@ _USAGE_GROUPS = {
 
 def usage(store: Store, f: TraceFilter) -> dict[str, Any]:
     """Tokens and cost grouped by model, by user, by day, and by day and model (for charts)."""
-    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    where, params = TraceFilter(
+        user=f.user, session=f.session, model=f.model, since=f.since, until=f.until, client=f.client
+    ).where()
     totals = (
         "COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         "SUM(total_tokens) AS total_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "

@@ -40,7 +40,7 @@ def latency(store: Store, f: TraceFilter, bucket: str = "day") -> list[dict[str,
     if bucket not in BUCKETS:
         raise ValueError(f"unknown bucket {bucket!r}")
     where, params = TraceFilter(
-        user=f.user, session=f.session, model=f.model, status="ok", since=f.since, until=f.until
+        user=f.user, session=f.session, model=f.model, status="ok", since=f.since, until=f.until, client=f.client
     ).where()
     out: dict[str, dict[str, Any]] = {}
     for column, prefix in (("duration_ms", "duration"), ("ttft_ms", "ttft")):
@@ -55,7 +55,9 @@ def latency(store: Store, f: TraceFilter, bucket: str = "day") -> list[dict[str,
 
 def usage_by_day_user(store: Store, f: TraceFilter) -> list[dict[str, Any]]:
     """Calls, tokens and cost per UTC day and user (calls without a user are grouped under null)."""
-    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    where, params = TraceFilter(
+        user=f.user, session=f.session, model=f.model, since=f.since, until=f.until, client=f.client
+    ).where()
     return store.query(
         "SELECT date(start_time, 'unixepoch') AS day, user_id AS user, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
