@@ -141,6 +141,5 @@ routes = [
     Route("/api/traces", filtered(queries.list_traces), methods=["GET"]),
     Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/scores", add_score, methods=["POST"]),
-    Route("/api/sessions", filtered(queries.list_sessions), methods=["GET"]),
-    Route("/api/usage", filtered(queries.usage), methods=["GET"]),
+    # /api/sessions and /api/usage: http/insight.py
 ]

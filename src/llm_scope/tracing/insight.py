@@ -1,0 +1,231 @@
+"""Who spent what, with which tool, in which session: the aggregates behind /api/sessions, /api/usage's
+`group_by` and /api/unpriced-models.
+
+Read-side only, off the request path: each query runs on the store's thread when someone asks.
+
+The SQL is kept to what SQLite and PostgreSQL both run: COUNT/SUM/MIN/MAX, CASE, COALESCE, NULLIF,
+COUNT(DISTINCT …), `IN (?, …)`; no GROUP_CONCAT/STRING_AGG, date functions or JSON functions (lists such as a
+session's models come from a second grouped query, merged here). Ratios and the fresh-input bucket are
+worked out in Python, so integer division and NULL arithmetic cannot differ between the two.
+
+Honest cost: SUM skips NULLs, so `cost_total` is what the priced calls cost (None when none was priced) and
+`unpriced_calls` counts the calls that used tokens but have no price. An unpriced call is never $0.
+
+Sessions are keyed by the session id the tool sent (Claude Code's `x-claude-code-session-id` or
+`metadata.user_id`, Codex's `session_id`, `x-session-id`, …). Calls without one are not in any session here.
+The documented fallback for such tools (not implemented yet): the same key_id (else user) and client, with
+no gap of more than 30 minutes between consecutive calls, form one session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from .queries import MAX_LIMIT, TraceFilter
+from .store import SUMMARY_COLUMNS, Store
+
+MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
+# A call that used tokens but has no cost: its model has no price (`cost_total` is NULL).
+UNPRICED = "cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0)"
+ERROR = "status_code >= 400 OR error_type IS NOT NULL"
+AGGREGATES = (
+    "COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
+    "SUM(cache_write_tokens) AS cache_write_tokens, SUM(output_tokens) AS output_tokens, "
+    "SUM(reasoning_tokens) AS reasoning_tokens, SUM(total_tokens) AS total_tokens, SUM(cost_total) AS cost_total, "
+    f"SUM(CASE WHEN {UNPRICED} THEN 1 ELSE 0 END) AS unpriced_calls, "
+    f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END) AS errors"
+)
+GROUPS = {"client": "client", "user": "user_id", "model": MODEL, "key": "key_id", "session": "session_id"}
+SESSION_SORTS = {
+    "last_call": "MAX(start_time)",
+    "first_call": "MIN(start_time)",
+    "calls": "COUNT(*)",
+    "cost": "COALESCE(SUM(cost_total), 0)",
+    "tokens": "SUM(total_tokens)",
+    "errors": f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END)",
+    "unpriced": f"SUM(CASE WHEN {UNPRICED} THEN 1 ELSE 0 END)",
+}
+# A turn whose cache reads fall below this share of the previous turn's, after a warm turn of at least
+# MIN_WARM cached tokens (Anthropic's smallest cacheable prefix), with a prompt no smaller: the cache broke.
+MIN_WARM = 1024
+BREAK_SHARE = 0.1
+_INTS = (
+    "calls",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "unpriced_calls",
+    "errors",
+)
+
+
+def _where(f: TraceFilter, *extra: str) -> tuple[str, list[Any]]:
+    where, params = f.where()
+    if extra:
+        where = (where + " AND " if where else " WHERE ") + " AND ".join(f"({clause})" for clause in extra)
+    return where, params
+
+
+def buckets(row: dict[str, Any]) -> dict[str, Any]:
+    """Sums as plain numbers, plus the derived buckets: fresh input (neither read from nor written to the
+    cache) and the cache hit ratio (cache reads / whole input; None without input)."""
+    for name in _INTS:
+        if name in row:
+            row[name] = int(row[name] or 0)
+    if row.get("cost_total") is not None:
+        row["cost_total"] = round(float(row["cost_total"]), 10)
+    total_input = row.get("input_tokens", 0)
+    read, write = row.get("cache_read_tokens", 0), row.get("cache_write_tokens", 0)
+    row["fresh_input_tokens"] = max(0, total_input - read - write)
+    row["cache_hit_ratio"] = round(read / total_input, 4) if total_input else None
+    return row
+
+
+def list_sessions(store: Store, f: TraceFilter, sort: str = "last_call", descending: bool = True) -> dict[str, Any]:
+    """One row per session id: its tool, user, span, turns, models, token buckets, cost, cache and errors."""
+    if sort not in SESSION_SORTS:
+        raise ValueError(f"unknown sort {sort!r}")
+    where, params = _where(f, "session_id IS NOT NULL")
+    limit, offset = max(1, min(f.limit, MAX_LIMIT)), max(0, f.offset)
+    direction = "DESC" if descending else "ASC"
+    rows = store.query(
+        "SELECT session_id, MIN(start_time) AS first_call, MAX(start_time) AS last_call, "
+        f"MAX(end_time) AS ended, {AGGREGATES} FROM traces{where} GROUP BY session_id "
+        f"ORDER BY {SESSION_SORTS[sort]} {direction}, session_id {direction} LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    total = store.query(f"SELECT COUNT(DISTINCT session_id) AS n FROM traces{where}", params)[0]["n"]
+    sessions = [buckets(row) for row in rows]
+    _add_breakdown(store, f, sessions)
+    return {"data": sessions, "total": int(total or 0), "limit": limit, "offset": offset, "sort": sort}
+
+
+def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]]) -> None:
+    """Each session's tools, users and models, most calls first (a second grouped query: lists of names
+    have no portable SQL aggregate)."""
+    if not sessions:
+        return
+    ids = [s["session_id"] for s in sessions]
+    where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})")
+    parts = store.query(
+        f"SELECT session_id, client, user_id, {MODEL} AS model, COUNT(*) AS calls, SUM(cost_total) AS cost_total "
+        f"FROM traces{where} GROUP BY session_id, client, user_id, {MODEL}",
+        [*params, *ids],
+    )
+    tally: dict[str, dict[str, dict[Any, int]]] = {i: {"client": {}, "user_id": {}, "model": {}} for i in ids}
+    for part in parts:
+        counts = tally[part["session_id"]]
+        for column in ("client", "user_id", "model"):
+            counts[column][part[column]] = counts[column].get(part[column], 0) + int(part["calls"])
+    for session in sessions:
+        counts = tally[session["session_id"]]
+        clients, users = _ranked(counts["client"]), _ranked(counts["user_id"])
+        session["client"] = clients[0] if clients else None
+        session["user"] = users[0] if users else None
+        session["clients"], session["users"] = clients, users
+        session["models"] = _ranked(counts["model"])
+
+
+def _ranked(counts: dict[Any, int]) -> list[Any]:
+    return [name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))) if name]
+
+
+def get_session(store: Store, session_id: str, f: TraceFilter | None = None) -> dict[str, Any] | None:
+    """A session's summary and its calls in order, each with its buckets, cost and whether the cache broke."""
+    scoped = replace(f or TraceFilter(), session=session_id, limit=1, offset=0, status=None)
+    found = list_sessions(store, scoped)["data"]
+    if not found:
+        return None
+    where, params = _where(scoped)
+    calls = store.query(
+        f"SELECT {','.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY start_time, trace_id LIMIT ?",
+        [*params, 5000],
+    )
+    for turn, call in enumerate(calls, start=1):
+        call["turn"] = turn
+        call["unpriced"] = call["cost_total"] is None and bool(call["input_tokens"] or call["output_tokens"])
+        call["fresh_input_tokens"] = max(
+            0, (call["input_tokens"] or 0) - (call["cache_read_tokens"] or 0) - (call["cache_write_tokens"] or 0)
+        )
+    for call, broke in zip(calls, cache_breaks(calls), strict=True):
+        call["cache_break"] = broke
+    return {**found[0], "turns": calls}
+
+
+def cache_breaks(calls: Sequence[dict[str, Any]]) -> list[bool]:
+    """Per call in order: did the prompt cache break here? Compared with the previous call to the same model
+    (another model has its own cache): that one read at least MIN_WARM cached tokens, this one, with a prompt
+    at least as long as what was cached, reads under BREAK_SHARE of it."""
+    last_read: dict[Any, int] = {}
+    out: list[bool] = []
+    for call in calls:
+        model = call.get("resolved_model") or call.get("requested_model")
+        read, prompt = int(call.get("cache_read_tokens") or 0), int(call.get("input_tokens") or 0)
+        before = last_read.get(model)
+        out.append(before is not None and before >= MIN_WARM and prompt >= before and read < before * BREAK_SHARE)
+        if prompt:  # a call without usage (an error) says nothing about the cache
+            last_read[model] = read
+    return out
+
+
+def usage_by(store: Store, f: TraceFilter, group_by: str) -> dict[str, Any]:
+    """Calls, token buckets, cost and unpriced calls per client, user, model, key or session, and in all."""
+    if group_by not in GROUPS:
+        raise ValueError(f"unknown group {group_by!r}")
+    expr = GROUPS[group_by]
+    where, params = _where(f)
+    limit, offset = max(1, min(f.limit, MAX_LIMIT)), max(0, f.offset)
+    rows = store.query(
+        f"SELECT {expr} AS grp, MIN(start_time) AS first_call, MAX(start_time) AS last_call, {AGGREGATES} "
+        f"FROM traces{where} GROUP BY {expr} ORDER BY COALESCE(SUM(cost_total), 0) DESC, COUNT(*) DESC, {expr} "
+        "LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    data = [buckets({group_by: row.pop("grp"), **row}) for row in rows]
+    total = buckets(store.query(f"SELECT {AGGREGATES} FROM traces{where}", params)[0])
+    return {"group_by": group_by, "data": data, "total": total, "limit": limit, "offset": offset}
+
+
+def unpriced_models(store: Store, f: TraceFilter) -> dict[str, Any]:
+    """Models whose calls used tokens but have no price, with the `model_info` that prices them."""
+    where, params = _where(f, UNPRICED)
+    rows = store.query(
+        "SELECT requested_model, resolved_model, provider, COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, "
+        "SUM(cache_read_tokens) AS cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens, "
+        "SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens, "
+        "MIN(start_time) AS first_call, MAX(start_time) AS last_call "
+        f"FROM traces{where} GROUP BY requested_model, resolved_model, provider "
+        "ORDER BY COUNT(*) DESC, requested_model",
+        params,
+    )
+    out = []
+    for row in rows:
+        row = buckets(row)
+        row["snippet"] = price_snippet(row)
+        out.append(row)
+    return {"data": out, "unpriced_calls": sum(row["calls"] for row in out)}
+
+
+def price_snippet(row: dict[str, Any]) -> str:
+    """The LiteLLM-format `model_list` entry with the price fields this model's calls need, left null: a
+    null price is ignored, so a pasted snippet never makes a model look free until its numbers are filled in."""
+    model = row.get("resolved_model") or row.get("requested_model") or ""
+    provider = row.get("provider") or ""
+    fields = ["input_cost_per_token", "output_cost_per_token"]
+    if row.get("cache_read_tokens"):
+        fields.append("cache_read_input_token_cost")
+    if row.get("cache_write_tokens"):
+        fields.append("cache_creation_input_token_cost")
+    lines = [
+        f"- model_name: {row.get('requested_model') or model}",
+        "  litellm_params:",
+        f"    model: {provider + '/' if provider and not model.startswith(provider + '/') else ''}{model}",
+        "  model_info:  # USD per token: $3 per million tokens is 0.000003",
+        *(f"    {name}: null" for name in fields),
+    ]
+    return "\n".join(lines) + "\n"
