@@ -133,7 +133,7 @@ def usage(store: Store, f: TraceFilter) -> dict[str, Any]:
     totals = (
         "COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         "SUM(total_tokens) AS total_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-        "SUM(COALESCE(cost_total, 0)) AS cost_total, "
+        "SUM(cost_total) AS cost_total, "
         "SUM(CASE WHEN cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0) THEN 1 ELSE 0 END) "
         "AS unpriced_calls"
     )

@@ -61,7 +61,7 @@ def usage_by_day_user(store: Store, f: TraceFilter) -> list[dict[str, Any]]:
     return store.query(
         "SELECT date(start_time, 'unixepoch') AS day, user_id AS user, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-        "SUM(total_tokens) AS total_tokens, SUM(COALESCE(cost_total, 0)) AS cost_total, "
+        "SUM(total_tokens) AS total_tokens, SUM(cost_total) AS cost_total, "
         "SUM(CASE WHEN cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0) THEN 1 ELSE 0 END) "
         "AS unpriced_calls "
         f"FROM traces{where} GROUP BY 1, 2 ORDER BY 1, 2",
