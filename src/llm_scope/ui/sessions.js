@@ -20,7 +20,7 @@ function sessionRow(r) {
     { "data-testid": "session-row", "data-session-id": r.session_id, onclick: (e) => {
       if (!e.target.closest("a")) location.hash = href;
     } },
-    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 24))),
+    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 14))),
     h("td", { "data-col": "client" }, r.client ? h("span", { class: "tag client" }, r.client) : DASH),
     h("td", { "data-col": "user", title: (r.users || []).join(", ") }, r.user || DASH),
     h("td", { "data-col": "started", title: isoTime(r.first_call) }, fmtTime(r.first_call)),
