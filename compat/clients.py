@@ -257,6 +257,7 @@ def aider(ctx: Context) -> Client:
         name="aider",
         needs="aider",
         routes=frozenset({"chat_completion"}),
+        attributed="openai-python",  # it calls through the OpenAI SDK and names itself nowhere else
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,
@@ -310,6 +311,7 @@ def llm(ctx: Context) -> Client:
         name="llm",
         needs="llm",
         routes=frozenset({"chat_completion"}),
+        attributed="openai-python",  # it calls through the OpenAI SDK and names itself nowhere else
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,
