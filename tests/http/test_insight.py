@@ -112,3 +112,13 @@ def test_unpriced_models_with_the_snippet_that_prices_them(served: httpx.Client)
     assert {"input_cost_per_token", "output_cost_per_token"} <= set(entry["model_info"])
     exported = rows_of(served.get("/api/unpriced-models", params={"format": "csv"}).text)
     assert exported[0]["requested_model"] == "private-fake"
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_defused(gateway: GatewayServer) -> None:
+    hostile = '=HYPERLINK("http://x","y")'
+    with gateway.client() as http:
+        body = {"model": "gpt-fake", "messages": [{"role": "user", "content": "hi"}]}
+        assert http.post("/v1/chat/completions", headers={"x-session-id": hostile}, json=body).status_code == 200
+        (row,) = rows_of(http.get("/api/sessions", params={"format": "csv"}).text)
+        assert row["session_id"] == "'" + hostile
+        assert http.get("/api/sessions", params={"format": "xml"}).status_code == 400

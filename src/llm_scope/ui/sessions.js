@@ -9,6 +9,7 @@ import {
 
 const DASH = "—";
 const LIMIT = 200;
+const RANGES = [["all", "All time"], ["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"]];
 const SORTS = [["last_call", "Last activity"], ["cost", "Cost"], ["calls", "Turns"], ["tokens", "Tokens"],
   ["errors", "Errors"], ["unpriced", "Unpriced calls"], ["first_call", "Started"]];
 
@@ -40,7 +41,8 @@ function sessionRow(r) {
 
 export async function sessionsView(main, ctx) {
   const filters = { client: ctx.params.get("client") || "", user: ctx.params.get("user") || "",
-    sort: ctx.params.get("sort") || "last_call" };
+    sort: ctx.params.get("sort") || "last_call",
+    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all" };
   const body = h("tbody", { id: "sessions-body" });
   const summary = h("span", { class: "muted", "data-testid": "sessions-count" });
   const empty = h("div");
@@ -64,9 +66,12 @@ export async function sessionsView(main, ctx) {
   const sortSelect = h("select", { id: "sessions-sort", "data-testid": "sessions-sort" },
     SORTS.map(([v, label]) => h("option", { value: v, selected: v === filters.sort }, `Sort: ${label}`)));
   sortSelect.addEventListener("change", () => { filters.sort = sortSelect.value; apply(); });
+  const rangeSelect = h("select", { id: "sessions-range", "data-testid": "sessions-range" },
+    RANGES.map(([v, label]) => h("option", { value: v, selected: v === filters.range }, label)));
+  rangeSelect.addEventListener("change", () => { filters.range = rangeSelect.value; apply(); });
   add(main,
     h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
-      h("div", { class: "filters" }, clientSelect, userInput, sortSelect, exportLink)),
+      h("div", { class: "filters" }, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid", id: "sessions-table", "data-testid": "sessions-table" },
@@ -85,7 +90,8 @@ export async function sessionsView(main, ctx) {
   }).catch(() => {});
 
   async function refresh() {
-    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort };
+    const since = filters.range === "all" ? null : Math.floor(Date.now() / 1000 - Number(filters.range) * 86400);
+    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since };
     const data = await api("api/sessions", params);
     const signature = JSON.stringify(data);
     if (signature === last || !ctx.alive()) return;
