@@ -122,3 +122,12 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused(gateway: GatewayServer) -
         (row,) = rows_of(http.get("/api/sessions", params={"format": "csv"}).text)
         assert row["session_id"] == "'" + hostile
         assert http.get("/api/sessions", params={"format": "xml"}).status_code == 400
+
+
+def test_sessions_derived_for_calls_without_an_id_on_request(served: httpx.Client) -> None:
+    derived = served.get("/api/sessions", params={"derive": "1"}).json()
+    assert derived["total"] == 3
+    (auto,) = [s for s in derived["data"] if s["session_id"].startswith("auto-")]
+    assert (auto["client"], auto["calls"]) == ("curl", 1)
+    assert served.get(f"/api/sessions/{auto['session_id']}").json()["turns"][0]["client"] == "curl"
+    assert served.get("/api/sessions", params={"derive": "maybe"}).status_code == 400

@@ -183,3 +183,43 @@ def test_snippet_lists_cache_prices_only_when_the_calls_used_the_cache() -> None
     )
     info = yaml.safe_load(snippet)[0]["model_info"]
     assert set(info) == {"input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost"}
+
+
+def test_calls_without_a_session_id_are_grouped_on_request(tmp_path: Path) -> None:
+    """Same key (else user) and tool, no gap over 30 minutes: one derived session, named after its first call."""
+    s = Store(tmp_path / "derived.db")
+    cursor = {"client": "cursor", "user_id": "carol", "session_id": None}
+    records = [
+        call(0, **cursor),
+        call(600, **cursor),
+        call(1200, **cursor),
+        call(1200 + 1801, **cursor),  # over the idle gap: a new session
+        call(100, **{**cursor, "user_id": "dave"}),  # another user: his own
+        call(200, **{**cursor, "client": "cline"}),  # another tool: its own
+        call(300, client=None, user_id="carol"),  # no tool known: in no session
+        call(400, client="codex", user_id="carol", session_id="given"),  # a session id of its own stays as sent
+        call(10_000, client="aider", key_id="k1", user_id="erin"),
+        call(10_060, client="aider", key_id="k1", user_id="frank"),  # the same key: the same session
+    ]
+    s.write(records, outbox=False, max_outbox=0)
+    plain = insight.list_sessions(s, TraceFilter())
+    assert [x["session_id"] for x in plain["data"]] == ["given"]
+    derived = insight.list_sessions(s, TraceFilter(), derive=True)
+    calls = {x["session_id"]: x["calls"] for x in derived["data"]}
+    auto = insight.DERIVED_PREFIX
+    assert calls == {
+        auto + f"{0:032x}": 3,
+        auto + f"{3001:032x}": 1,
+        auto + f"{100:032x}": 1,
+        auto + f"{200:032x}": 1,
+        "given": 1,
+        auto + f"{10_000:032x}": 2,
+    }
+    assert derived["total"] == 6
+    # The id does not depend on the range asked about, and the session opens by it.
+    later = insight.list_sessions(s, TraceFilter(since=T0 + 500), derive=True)
+    assert {x["session_id"]: x["calls"] for x in later["data"]}[auto + f"{0:032x}"] == 2
+    found = insight.get_session(s, auto + f"{0:032x}")
+    assert found is not None and [t["trace_id"] for t in found["turns"]] == [f"{n:032x}" for n in (0, 600, 1200)]
+    assert found["client"] == "cursor" and found["user"] == "carol"
+    assert insight.list_sessions(s, TraceFilter(client="aider"), derive=True)["data"][0]["users"] == ["erin", "frank"]

@@ -97,6 +97,11 @@ def test_sessions_show_tool_user_turns_cache_and_honest_cost(gw: GatewayServer, 
     page.get_by_test_id("sessions-range").select_option("1")  # the last 24 hours: both sessions are from now
     expect(page.get_by_test_id("sessions-count")).to_have_text("2 sessions")
     assert "range=1" in page.url
+    page.get_by_test_id("sessions-derive").check()  # Cline's call, sent without a session id, gets one
+    expect(page.get_by_test_id("session-row")).to_have_count(3)
+    expect(page.locator("tr[data-session-id^='auto-'] [data-col='client']")).to_have_text("cline")
+    page.get_by_test_id("sessions-derive").uncheck()
+    expect(page.get_by_test_id("session-row")).to_have_count(2)
     page.get_by_test_id("sessions-client").select_option("codex")
     expect(page.get_by_test_id("session-row")).to_have_count(1)
     expect(page.locator(f"tr[data-session-id='{CODEX_SESSION}']")).to_be_visible()

@@ -44,10 +44,11 @@ async def sessions(request: Request) -> Response:
         f = trace_filter(request)
         sort = _choice(request, "sort", insight.SESSION_SORTS, "last_call") or "last_call"
         descending = (_choice(request, "order", ("asc", "desc"), "desc") or "desc") == "desc"
+        derive = (_choice(request, "derive", ("0", "1", "false", "true"), "0") or "0") in ("1", "true")
         fmt = _format(request)
     except GatewayError as exc:
         return error_response(exc)
-    found = await _run(request, insight.list_sessions, f, sort, descending)
+    found = await _run(request, insight.list_sessions, f, sort, descending, derive)
     return csv_response(found["data"], "sessions.csv") if fmt == "csv" else json_response(found)
 
 

@@ -12,9 +12,12 @@ Honest cost: SUM skips NULLs, so `cost_total` is what the priced calls cost (Non
 `unpriced_calls` counts the calls that used tokens but have no price. An unpriced call is never $0.
 
 Sessions are keyed by the session id the tool sent (Claude Code's `x-claude-code-session-id` or
-`metadata.user_id`, Codex's `session_id`, `x-session-id`, …). Calls without one are not in any session here.
-The documented fallback for such tools (not implemented yet): the same key_id (else user) and client, with
-no gap of more than 30 minutes between consecutive calls, form one session.
+`metadata.user_id`, Codex's `session_id`, `x-session-id`, …). On request (`derive`), calls a tool made without
+one are grouped too: the same key (else user, else none) and client, no gap over IDLE_GAP seconds between
+consecutive calls; such a session's id is "auto-" and the trace id of its first call, the same whatever
+time range is asked about. That takes window functions over every such call in the store (LAG, SUM … OVER,
+FIRST_VALUE, a WITH inside a subquery: SQLite 3.25+ and PostgreSQL alike), so it is asked for, not done on
+every read.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .queries import MAX_LIMIT, TraceFilter
 from .store import SUMMARY_COLUMNS, Store
 
 MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
+IDLE_GAP = 1800.0  # seconds between two calls of one tool that still count as one derived session
+DERIVED_PREFIX = "auto-"
 # A call that used tokens but has no cost: its model has no price (`cost_total` is NULL).
 UNPRICED = "cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0)"
 ERROR = "status_code >= 400 OR error_type IS NOT NULL"
@@ -86,26 +91,53 @@ def buckets(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def list_sessions(store: Store, f: TraceFilter, sort: str = "last_call", descending: bool = True) -> dict[str, Any]:
+def _source(derive: bool) -> tuple[str, list[Any]]:
+    """What session queries read FROM, and its parameters: `traces`, or (derive) a subquery `calls` of the same
+    columns in which the calls a tool made without a session id carry their derived one. Runs are found over
+    all such calls, not only those of the time range asked about, so a derived id does not change with it."""
+    if not derive:
+        return "traces", []
+    window, params = _where(TraceFilter(), "session_id IS NULL", "client IS NOT NULL")
+    who = "COALESCE(key_id, user_id, '')"
+    columns = ",".join(
+        f"COALESCE(t.session_id, d.derived) AS {c}" if c == "session_id" else f"t.{c}" for c in SUMMARY_COLUMNS
+    )
+    head = (
+        f"(WITH base AS (SELECT trace_id, start_time, {who} AS who, client, LAG(start_time) OVER "
+        f"(PARTITION BY {who}, client ORDER BY start_time, trace_id) AS prev FROM traces{window}), "
+        "runs AS (SELECT trace_id, start_time, who, client, SUM(CASE WHEN prev IS NULL OR start_time - prev > ? "
+        "THEN 1 ELSE 0 END) OVER (PARTITION BY who, client ORDER BY start_time, trace_id "
+        "ROWS UNBOUNDED PRECEDING) AS run FROM base), "
+        f"derived AS (SELECT trace_id, '{DERIVED_PREFIX}' || FIRST_VALUE(trace_id) OVER "
+        "(PARTITION BY who, client, run ORDER BY start_time, trace_id) AS derived FROM runs) "
+        f"SELECT {columns} FROM traces t LEFT JOIN derived d ON d.trace_id = t.trace_id) calls"
+    )
+    return head, [*params, IDLE_GAP]
+
+
+def list_sessions(
+    store: Store, f: TraceFilter, sort: str = "last_call", descending: bool = True, derive: bool = False
+) -> dict[str, Any]:
     """One row per session id: its tool, user, span, turns, models, token buckets, cost, cache and errors."""
     if sort not in SESSION_SORTS:
         raise ValueError(f"unknown sort {sort!r}")
+    table, head = _source(derive)
     where, params = _where(f, "session_id IS NOT NULL")
     limit, offset = max(1, min(f.limit, MAX_LIMIT)), max(0, f.offset)
     direction = "DESC" if descending else "ASC"
     rows = store.query(
         "SELECT session_id, MIN(start_time) AS first_call, MAX(start_time) AS last_call, "
-        f"MAX(end_time) AS ended, {AGGREGATES} FROM traces{where} GROUP BY session_id "
+        f"MAX(end_time) AS ended, {AGGREGATES} FROM {table}{where} GROUP BY session_id "
         f"ORDER BY {SESSION_SORTS[sort]} {direction}, session_id {direction} LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+        [*head, *params, limit, offset],
     )
-    total = store.query(f"SELECT COUNT(DISTINCT session_id) AS n FROM traces{where}", params)[0]["n"]
+    total = store.query(f"SELECT COUNT(DISTINCT session_id) AS n FROM {table}{where}", [*head, *params])[0]["n"]
     sessions = [buckets(row) for row in rows]
-    _add_breakdown(store, f, sessions)
+    _add_breakdown(store, f, sessions, table, head)
     return {"data": sessions, "total": int(total or 0), "limit": limit, "offset": offset, "sort": sort}
 
 
-def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]]) -> None:
+def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]], table: str, head: list[Any]) -> None:
     """Each session's tools, users and models, most calls first (a second grouped query: lists of names
     have no portable SQL aggregate)."""
     if not sessions:
@@ -114,8 +146,8 @@ def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]])
     where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})")
     parts = store.query(
         f"SELECT session_id, client, user_id, {MODEL} AS model, COUNT(*) AS calls, SUM(cost_total) AS cost_total "
-        f"FROM traces{where} GROUP BY session_id, client, user_id, {MODEL}",
-        [*params, *ids],
+        f"FROM {table}{where} GROUP BY session_id, client, user_id, {MODEL}",
+        [*head, *params, *ids],
     )
     tally: dict[str, dict[str, dict[Any, int]]] = {i: {"client": {}, "user_id": {}, "model": {}} for i in ids}
     for part in parts:
@@ -138,13 +170,15 @@ def _ranked(counts: dict[Any, int]) -> list[Any]:
 def get_session(store: Store, session_id: str, f: TraceFilter | None = None) -> dict[str, Any] | None:
     """A session's summary and its calls in order, each with its buckets, cost and whether the cache broke."""
     scoped = replace(f or TraceFilter(), session=session_id, limit=1, offset=0, status=None)
-    found = list_sessions(store, scoped)["data"]
+    derive = session_id.startswith(DERIVED_PREFIX)
+    found = list_sessions(store, scoped, derive=derive)["data"]
     if not found:
         return None
+    table, head = _source(derive)
     where, params = _where(scoped)
     calls = store.query(
-        f"SELECT {','.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY start_time, trace_id LIMIT ?",
-        [*params, 5000],
+        f"SELECT {','.join(SUMMARY_COLUMNS)} FROM {table}{where} ORDER BY start_time, trace_id LIMIT ?",
+        [*head, *params, 5000],
     )
     for turn, call in enumerate(calls, start=1):
         call["turn"] = turn

@@ -42,7 +42,8 @@ function sessionRow(r) {
 export async function sessionsView(main, ctx) {
   const filters = { client: ctx.params.get("client") || "", user: ctx.params.get("user") || "",
     sort: ctx.params.get("sort") || "last_call",
-    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all" };
+    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all",
+    derive: ctx.params.get("derive") === "1" ? "1" : "" };
   const body = h("tbody", { id: "sessions-body" });
   const summary = h("span", { class: "muted", "data-testid": "sessions-count" });
   const empty = h("div");
@@ -69,9 +70,14 @@ export async function sessionsView(main, ctx) {
   const rangeSelect = h("select", { id: "sessions-range", "data-testid": "sessions-range" },
     RANGES.map(([v, label]) => h("option", { value: v, selected: v === filters.range }, label)));
   rangeSelect.addEventListener("change", () => { filters.range = rangeSelect.value; apply(); });
+  const deriveBox = h("input", { type: "checkbox", id: "sessions-derive", "data-testid": "sessions-derive",
+    checked: filters.derive === "1" });
+  deriveBox.addEventListener("change", () => { filters.derive = deriveBox.checked ? "1" : ""; apply(); });
+  const deriveLabel = h("label", { class: "check", title: "Calls a tool sent without a session id: the same key " +
+    "(else user) and tool, at most 30 minutes apart, as one session" }, deriveBox, " Group calls without an id");
   add(main,
     h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
-      h("div", { class: "filters" }, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
+      h("div", { class: "filters" }, deriveLabel, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid", id: "sessions-table", "data-testid": "sessions-table" },
@@ -91,7 +97,8 @@ export async function sessionsView(main, ctx) {
 
   async function refresh() {
     const since = filters.range === "all" ? null : Math.floor(Date.now() / 1000 - Number(filters.range) * 86400);
-    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since };
+    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since,
+      derive: filters.derive };
     const data = await api("api/sessions", params);
     const signature = JSON.stringify(data);
     if (signature === last || !ctx.alive()) return;
