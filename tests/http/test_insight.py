@@ -131,3 +131,13 @@ def test_sessions_derived_for_calls_without_an_id_on_request(served: httpx.Clien
     assert (auto["client"], auto["calls"]) == ("curl", 1)
     assert served.get(f"/api/sessions/{auto['session_id']}").json()["turns"][0]["client"] == "curl"
     assert served.get("/api/sessions", params={"derive": "maybe"}).status_code == 400
+
+
+def test_what_the_cache_saved_at_list_prices(served: httpx.Client) -> None:
+    sessions = {s["session_id"]: s for s in served.get("/api/sessions").json()["data"]}
+    claude = sessions[CLAUDE_SESSION]
+    assert claude["cache_read_tokens"] > 0 and claude["cache_saved_usd"] > 0  # Haiku's reads cost a tenth
+    turns = served.get(f"/api/sessions/{CODEX_SESSION}").json()["turns"]
+    assert turns[0]["cache_saved_usd"] > 0 and [t["cache_saved_usd"] for t in turns[1:]] == [None, None]  # unpriced
+    by_client = {r["client"]: r for r in served.get("/api/usage", params={"group_by": "client"}).json()["data"]}
+    assert by_client["claude-code"]["cache_saved_usd"] == pytest.approx(claude["cache_saved_usd"])

@@ -223,3 +223,32 @@ def test_calls_without_a_session_id_are_grouped_on_request(tmp_path: Path) -> No
     assert found is not None and [t["trace_id"] for t in found["turns"]] == [f"{n:032x}" for n in (0, 600, 1200)]
     assert found["client"] == "cursor" and found["user"] == "carol"
     assert insight.list_sessions(s, TraceFilter(client="aider"), derive=True)["data"][0]["users"] == ["erin", "frank"]
+
+
+def sonnet_only(record: CallRecord) -> dict[str, float] | None:
+    if record.resolved_model != "claude-sonnet-4-5":
+        return None
+    return {
+        "input_cost_per_token": 3e-6,
+        "cache_read_input_token_cost": 3e-7,
+        "cache_creation_input_token_cost": 3.75e-6,
+    }
+
+
+def test_what_the_cache_saved_per_session_turn_and_group(store: Store) -> None:
+    saved = 4200 * (3e-6 - 3e-7)  # alice's sonnet reads, at the list price less the read price
+    premium = 4200 * (3.75e-6 - 3e-6)
+    by_id = {s["session_id"]: s for s in insight.list_sessions(store, TraceFilter(), prices_for=sonnet_only)["data"]}
+    assert by_id["s-alice"]["cache_saved_usd"] == pytest.approx(saved)
+    assert by_id["s-alice"]["cache_write_premium_usd"] == pytest.approx(premium)
+    assert by_id["s-bob"]["cache_saved_usd"] is None  # no cache tokens on a priced model: unknown
+    found = insight.get_session(store, "s-alice", prices_for=sonnet_only)
+    assert found is not None
+    turns = [t["cache_saved_usd"] for t in found["turns"]]
+    assert turns[:3] == pytest.approx([0.0, 4000 * 2.7e-6, 200 * 2.7e-6]) and turns[3] is None  # haiku: no price
+    by_client = insight.usage_by(store, TraceFilter(), "client", prices_for=sonnet_only)
+    assert {r["client"]: r["cache_saved_usd"] for r in by_client["data"]} == pytest.approx(
+        {"claude-code": saved, "codex": None, "cursor": None}
+    )
+    assert by_client["total"]["cache_saved_usd"] == pytest.approx(saved)
+    assert "cache_saved_usd" not in insight.usage_by(store, TraceFilter(), "client")["total"]  # not asked

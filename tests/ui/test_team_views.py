@@ -79,6 +79,8 @@ def test_sessions_show_tool_user_turns_cache_and_honest_cost(gw: GatewayServer, 
     claude = page.locator(f"tr[data-session-id='{CLAUDE_SESSION}']")
     expect(cell(claude, "client")).to_have_text("claude-code")
     expect(cell(claude, "user")).to_have_text("alice")
+    saved = cell(claude, "cache-saved").get_attribute("data-value")
+    assert saved and float(saved) == pytest.approx(sessions[CLAUDE_SESSION]["cache_saved_usd"])
     expect(cell(claude, "calls")).to_have_attribute("data-value", "3")
     expect(cell(claude, "fresh-in")).to_have_attribute(
         "data-value", str(sessions[CLAUDE_SESSION]["fresh_input_tokens"])
@@ -114,6 +116,7 @@ def test_a_session_shows_its_turns_with_cache_buckets_and_unpriced_turns(gw: Gat
     expect(page.get_by_test_id("session-client")).to_have_attribute("data-value", "codex")
     expect(page.get_by_test_id("session-calls-count")).to_have_attribute("data-value", "3")
     expect(page.get_by_test_id("session-cost")).to_contain_text("+ 2 unpriced")
+    expect(page.get_by_test_id("session-cache-saved")).not_to_have_attribute("data-value", "")
     rows = page.get_by_test_id("session-call")
     expect(rows).to_have_count(3)
     expect(cell(rows.nth(1), "cost")).to_have_text("unpriced")

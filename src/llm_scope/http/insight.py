@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ..accounting.cost import prices_resolver
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import insight, queries
 from ..tracing.remote import RemotePipeline
@@ -33,6 +34,15 @@ def _format(request: Request) -> str:
     return _choice(request, "format", ("json", "csv"), "json") or "json"
 
 
+def _pricing(request: Request) -> insight.Pricing:
+    """The gateway's prices (the config's model_info, then LiteLLM's table), for what the cache saved."""
+    state = request.app.state
+    found: insight.Pricing | None = getattr(state, "insight_pricing", None)
+    if found is None:
+        found = state.insight_pricing = prices_resolver(state.model_config.price_overrides)
+    return found
+
+
 async def _run(request: Request, query: Callable[..., Any], *args: Any) -> Any:
     pipeline: RemotePipeline = request.app.state.pipeline
     await pipeline.flush()  # read-your-writes: a call just answered is counted
@@ -48,7 +58,7 @@ async def sessions(request: Request) -> Response:
         fmt = _format(request)
     except GatewayError as exc:
         return error_response(exc)
-    found = await _run(request, insight.list_sessions, f, sort, descending, derive)
+    found = await _run(request, insight.list_sessions, f, sort, descending, derive, _pricing(request))
     return csv_response(found["data"], "sessions.csv") if fmt == "csv" else json_response(found)
 
 
@@ -59,7 +69,7 @@ async def session(request: Request) -> Response:
         fmt = _format(request)
     except GatewayError as exc:
         return error_response(exc)
-    found = await _run(request, insight.get_session, session_id, f)
+    found = await _run(request, insight.get_session, session_id, f, _pricing(request))
     if found is None:
         return error_response(NotFound(f"No session with id '{session_id}'"))
     return csv_response(found["turns"], "session.csv") if fmt == "csv" else json_response(found)
@@ -78,7 +88,7 @@ async def usage(request: Request) -> Response:
         return error_response(exc)
     if group_by is None:
         return json_response(await _run(request, queries.usage, f))
-    found = await _run(request, insight.usage_by, f, group_by)
+    found = await _run(request, insight.usage_by, f, group_by, _pricing(request))
     return csv_response(found["data"], f"usage-by-{group_by}.csv") if fmt == "csv" else json_response(found)
 
 

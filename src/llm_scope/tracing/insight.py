@@ -22,12 +22,17 @@ every read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ..accounting.cache import cache_value
+from ..accounting.cost import Prices
+from ..types import CallRecord
 from .queries import MAX_LIMIT, TraceFilter
 from .store import SUMMARY_COLUMNS, Store
+
+Pricing = Callable[[CallRecord], Prices | None]  # a call's prices (config model_info, then LiteLLM's table)
 
 MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
 IDLE_GAP = 1800.0  # seconds between two calls of one tool that still count as one derived session
@@ -116,7 +121,12 @@ def _source(derive: bool) -> tuple[str, list[Any]]:
 
 
 def list_sessions(
-    store: Store, f: TraceFilter, sort: str = "last_call", descending: bool = True, derive: bool = False
+    store: Store,
+    f: TraceFilter,
+    sort: str = "last_call",
+    descending: bool = True,
+    derive: bool = False,
+    prices_for: Pricing | None = None,
 ) -> dict[str, Any]:
     """One row per session id: its tool, user, span, turns, models, token buckets, cost, cache and errors."""
     if sort not in SESSION_SORTS:
@@ -134,6 +144,11 @@ def list_sessions(
     total = store.query(f"SELECT COUNT(DISTINCT session_id) AS n FROM {table}{where}", [*head, *params])[0]["n"]
     sessions = [buckets(row) for row in rows]
     _add_breakdown(store, f, sessions, table, head)
+    if prices_for is not None and sessions:
+        ids = [x["session_id"] for x in sessions]
+        where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})")
+        parts = _cache_parts(store, table, head, "session_id", where, [*params, *ids])
+        add_cache_value(sessions, "session_id", parts, prices_for)
     return {"data": sessions, "total": int(total or 0), "limit": limit, "offset": offset, "sort": sort}
 
 
@@ -167,11 +182,14 @@ def _ranked(counts: dict[Any, int]) -> list[Any]:
     return [name for name, _ in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))) if name]
 
 
-def get_session(store: Store, session_id: str, f: TraceFilter | None = None) -> dict[str, Any] | None:
-    """A session's summary and its calls in order, each with its buckets, cost and whether the cache broke."""
+def get_session(
+    store: Store, session_id: str, f: TraceFilter | None = None, prices_for: Pricing | None = None
+) -> dict[str, Any] | None:
+    """A session's summary and its calls in order, each with its buckets, cost, what the cache saved and
+    whether it broke."""
     scoped = replace(f or TraceFilter(), session=session_id, limit=1, offset=0, status=None)
     derive = session_id.startswith(DERIVED_PREFIX)
-    found = list_sessions(store, scoped, derive=derive)["data"]
+    found = list_sessions(store, scoped, derive=derive, prices_for=prices_for)["data"]
     if not found:
         return None
     table, head = _source(derive)
@@ -186,6 +204,10 @@ def get_session(store: Store, session_id: str, f: TraceFilter | None = None) -> 
         call["fresh_input_tokens"] = max(
             0, (call["input_tokens"] or 0) - (call["cache_read_tokens"] or 0) - (call["cache_write_tokens"] or 0)
         )
+        if prices_for is not None:
+            prices = _prices_of(prices_for, call["requested_model"], call["resolved_model"], call["provider"])
+            value = cache_value(call["cache_read_tokens"] or 0, call["cache_write_tokens"] or 0, prices)
+            call["cache_saved_usd"] = value.saved if value is not None else None
     for call, broke in zip(calls, cache_breaks(calls), strict=True):
         call["cache_break"] = broke
     return {**found[0], "turns": calls}
@@ -207,7 +229,7 @@ def cache_breaks(calls: Sequence[dict[str, Any]]) -> list[bool]:
     return out
 
 
-def usage_by(store: Store, f: TraceFilter, group_by: str) -> dict[str, Any]:
+def usage_by(store: Store, f: TraceFilter, group_by: str, prices_for: Pricing | None = None) -> dict[str, Any]:
     """Calls, token buckets, cost and unpriced calls per client, user, model, key or session, and in all."""
     if group_by not in GROUPS:
         raise ValueError(f"unknown group {group_by!r}")
@@ -222,6 +244,13 @@ def usage_by(store: Store, f: TraceFilter, group_by: str) -> dict[str, Any]:
     )
     data = [buckets({group_by: row.pop("grp"), **row}) for row in rows]
     total = buckets(store.query(f"SELECT {AGGREGATES} FROM traces{where}", params)[0])
+    if prices_for is not None:
+        parts = _cache_parts(store, "traces", [], expr, where, params)  # every group's, not only this page's
+        add_cache_value(data, group_by, parts, prices_for)
+        everything = [{**part, "grp": None} for part in parts]
+        total["grp"] = None
+        add_cache_value([total], "grp", everything, prices_for)
+        del total["grp"]
     return {"group_by": group_by, "data": data, "total": total, "limit": limit, "offset": offset}
 
 
@@ -263,3 +292,39 @@ def price_snippet(row: dict[str, Any]) -> str:
         *(f"    {name}: null" for name in fields),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _prices_of(prices_for: Pricing, requested: str | None, resolved: str | None, provider: str | None) -> Prices | None:
+    probe = CallRecord(trace_id="", route="", start_time=0.0)
+    probe.requested_model, probe.resolved_model, probe.provider = requested or "", resolved or "", provider or ""
+    return prices_for(probe)
+
+
+def add_cache_value(rows: list[dict[str, Any]], key: str, parts: list[dict[str, Any]], prices_for: Pricing) -> None:
+    """`cache_saved_usd` and `cache_write_premium_usd` per row, from its cache tokens per model (`parts`: key,
+    requested_model, resolved_model, provider, cache_read_tokens, cache_write_tokens); None where no model
+    with cache tokens has a price."""
+    totals: dict[Any, list[float]] = {}
+    for part in parts:
+        prices = _prices_of(prices_for, part["requested_model"], part["resolved_model"], part["provider"])
+        value = cache_value(int(part["cache_read_tokens"] or 0), int(part["cache_write_tokens"] or 0), prices)
+        if value is not None:
+            saved = totals.setdefault(part["grp"], [0.0, 0.0])
+            saved[0] += value.saved
+            saved[1] += value.write_premium
+    for row in rows:
+        found = totals.get(row[key])
+        row["cache_saved_usd"] = round(found[0], 10) if found else None
+        row["cache_write_premium_usd"] = round(found[1], 10) if found else None
+
+
+def _cache_parts(
+    store: Store, table: str, head: list[Any], expr: str, where: str, params: list[Any]
+) -> list[dict[str, Any]]:
+    where = (where + " AND " if where else " WHERE ") + "(cache_read_tokens > 0 OR cache_write_tokens > 0)"
+    return store.query(
+        f"SELECT {expr} AS grp, requested_model, resolved_model, provider, SUM(cache_read_tokens) AS "
+        f"cache_read_tokens, SUM(cache_write_tokens) AS cache_write_tokens FROM {table}{where} "
+        f"GROUP BY {expr}, requested_model, resolved_model, provider",
+        [*head, *params],
+    )

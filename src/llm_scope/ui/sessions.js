@@ -10,6 +10,7 @@ import {
 const DASH = "—";
 const LIMIT = 200;
 const RANGES = [["all", "All time"], ["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"]];
+const SAVED_TITLE = "What the cache reads did not cost, against the model's list input price";
 const SORTS = [["last_call", "Last activity"], ["cost", "Cost"], ["calls", "Turns"], ["tokens", "Tokens"],
   ["errors", "Errors"], ["unpriced", "Unpriced calls"], ["first_call", "Started"]];
 
@@ -34,6 +35,7 @@ function sessionRow(r) {
     num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
     num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
     num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
+    num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
     num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
       { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }),
   );
@@ -84,8 +86,8 @@ export async function sessionsView(main, ctx) {
       h("thead", {}, h("tr", {},
         ["Session", "Tool", "User", "Started"].map((c) => h("th", {}, c)),
         ["Duration", "Turns"].map((c) => h("th", { class: "num" }, c)), h("th", {}, "Models"),
-        ["Errors", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cost"]
-          .map((c) => h("th", { class: "num" }, c)))),
+        ["Errors", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
+          .map((c) => h("th", { class: "num", title: c === "Cache saved" ? SAVED_TITLE : null }, c)))),
       body,
     )),
     empty,
@@ -135,6 +137,7 @@ function timelineRow(t, t0, running, offset) {
     num(fmtInt(t.cache_read_tokens), t.cache_read_tokens, { "data-col": "cache-read" }),
     num(fmtInt(t.cache_write_tokens), t.cache_write_tokens, { "data-col": "cache-write" }),
     num(fmtInt(t.output_tokens), t.output_tokens, { "data-col": "tokens-out" }),
+    num(fmtCost(t.cache_saved_usd), t.cache_saved_usd, { "data-col": "cache-saved" }),
     num(t.unpriced ? "unpriced" : fmtCost(t.cost_total), t.cost_total,
       { "data-col": "cost", class: t.unpriced ? "num warn-text" : "num" }),
     num(fmtCost(running), running, { "data-col": "running-cost" }),
@@ -171,7 +174,7 @@ export async function sessionView(main, ctx) {
       { class: "grid timeline", id: "session-table", "data-testid": "session-timeline" },
       h("thead", {}, h("tr", {}, ["#", "Time"].map((c) => h("th", {}, c)), h("th", { class: "num" }, "Offset"),
         ["Model", "Status"].map((c) => h("th", {}, c)),
-        ["Fresh in", "Cache read", "Cache write", "Output", "Cost", "Running cost", "Latency"]
+        ["Fresh in", "Cache read", "Cache write", "Output", "Cache saved", "Cost", "Running cost", "Latency"]
           .map((c) => h("th", { class: "num" }, c)))),
       body,
     )),
@@ -213,6 +216,9 @@ export async function sessionView(main, ctx) {
       tile("Output", fmtInt(data.output_tokens), data.output_tokens, "session-output"),
       tile("Cache hit", fmtPct(data.cache_hit_ratio), data.cache_hit_ratio, "session-cache-hit"),
       tile("Cache breaks", fmtInt(breaks), breaks, "session-cache-breaks"),
+      tile("Saved by cache", fmtCost(data.cache_saved_usd), data.cache_saved_usd, "session-cache-saved"),
+      tile("Cache write premium", fmtCost(data.cache_write_premium_usd), data.cache_write_premium_usd,
+        "session-cache-premium"),
       tile("Cost", costNodes(data.cost_total, data.unpriced_calls), data.cost_total, "session-cost"),
       tile("Duration", spanText(end - t0), end - t0, "session-duration"),
     ), h("p", { class: "muted small" }, `Models: ${(data.models || []).join(", ") || DASH}`),

@@ -66,7 +66,7 @@ function clientsTable(rows) {
     h("h2", {}, "By tool"),
     h("table", { class: "grid", id: "usage-by-client", "data-testid": "usage-by-client" },
       h("thead", {}, h("tr", {}, h("th", {}, "Tool"),
-        ["Calls", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cost"]
+        ["Calls", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
           .map((c) => h("th", { class: "num" }, c)))),
       h("tbody", {}, rows.map((r) => h("tr", { "data-testid": "client-usage-row", "data-name": r.client || "" },
         h("td", {}, r.client ? h("a", { href: hashFor("sessions", null, { client: r.client }) }, r.client) : "(unknown)"),
@@ -76,6 +76,7 @@ function clientsTable(rows) {
         num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
         num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
         num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
+        num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
         num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
           { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }))))),
   );
