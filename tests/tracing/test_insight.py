@@ -135,34 +135,6 @@ def test_unpriced_models_come_with_a_snippet_that_parses(store: Store) -> None:
     assert entry["model_info"] == {"input_cost_per_token": None, "output_cost_per_token": None}
 
 
-SONNET = {"resolved_model": "sonnet"}
-
-
-@pytest.mark.parametrize(
-    ("turns", "expected"),
-    [
-        ([(0, 5000), (4000, 5200), (4100, 5400)], [False, False, False]),  # warm and staying warm
-        ([(0, 5000), (4000, 5200), (0, 5400)], [False, False, True]),  # reads fall to 0 after a warm turn
-        ([(0, 5000), (4000, 5200), (300, 5400)], [False, False, True]),  # ~0: under a tenth of before
-        ([(0, 5000), (4000, 5200), (0, 900)], [False, False, False]),  # a smaller prompt (a subagent): no break
-        ([(0, 900), (500, 1000), (0, 1100)], [False, False, False]),  # never warm enough to count
-        ([(0, 5000), (4000, 5200), (0, 0), (4100, 5400)], [False, False, False, False]),  # an error in between
-    ],
-)
-def test_cache_breaks(turns: list[tuple[int, int]], expected: list[bool]) -> None:
-    rows = [{**SONNET, "cache_read_tokens": read, "input_tokens": prompt} for read, prompt in turns]
-    assert insight.cache_breaks(rows) == expected
-
-
-def test_each_model_has_its_own_cache() -> None:
-    rows = [
-        {"resolved_model": "sonnet", "cache_read_tokens": 4000, "input_tokens": 5000},
-        {"resolved_model": "haiku", "cache_read_tokens": 0, "input_tokens": 6000},  # haiku's first call
-        {"resolved_model": "sonnet", "cache_read_tokens": 4200, "input_tokens": 5200},
-    ]
-    assert insight.cache_breaks(rows) == [False, False, False]
-
-
 @pytest.mark.parametrize(
     ("row", "fresh", "ratio"),
     [

@@ -59,10 +59,20 @@ def history(days: int = 7, seed: int = 7) -> list[CallRecord]:
                 session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
                 alias, provider, model, _ = rng.choices(MODELS, weights=[m[3] for m in MODELS])[0]
                 cached = 0  # the prompt prefix the provider has cached: it grows turn by turn, and now and then breaks
-                for _ in range(rng.randint(5, 40)):
+                system, turns = f"You are {CLIENTS[USERS.index(user)]}.", []
+                for step in range(rng.randint(5, 40)):
                     latency = rng.lognormvariate(0.4 if "mini" in model else 1.2, 0.5)
                     inp, out = cached + rng.randint(2_000, 12_000), rng.randint(50, 2_500)
-                    read = 0 if rng.random() < 0.08 else cached
+                    read = cached
+                    if step and rng.random() < 0.08:  # the cache breaks: the system prompt, a compaction or a pause
+                        read, cause = 0, rng.choice(("system", "messages", "expired"))
+                        if cause == "system":
+                            system += " Today's date changed."
+                        elif cause == "messages":
+                            turns = [{"role": "user", "content": "(summary of the conversation so far)"}]
+                        else:
+                            start += 600
+                    turns = [*turns, {"role": "user", "content": f"step {step}"}]
                     write = (inp - read) * 9 // 10 if provider == "anthropic" else 0
                     records.append(
                         CallRecord(
@@ -79,6 +89,7 @@ def history(days: int = 7, seed: int = 7) -> list[CallRecord]:
                             resolved_model=model,
                             provider=provider,
                             stream=True,
+                            input={"system": system, "messages": turns},
                             usage=Usage(input=inp, output=out, total=inp + out, cache_read=read, cache_write=write),
                         )
                     )
@@ -137,7 +148,7 @@ def main(out: Path) -> None:
                 rows.nth(calls.index(max(calls))).locator("a").click()  # the busiest session
                 page.wait_for_selector("main#view[data-view='session'][data-ready='1']")
                 screenshot(page, "demo-session")
-                page.screenshot(path=str(out.parent / "session.png"))
+                page.screenshot(path=str(out.parent / "session.png"), full_page=True)
                 open_view(page, gw, "calls?user=alice")
                 page.locator("[data-testid=call-row]").first.click()
                 page.wait_for_selector("main#view[data-view='call'][data-ready='1']")

@@ -22,13 +22,14 @@ every read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from ..accounting.cache import cache_value
 from ..accounting.cost import Prices
 from ..types import CallRecord
+from .cachebreaks import explain
 from .queries import MAX_LIMIT, TraceFilter
 from .store import SUMMARY_COLUMNS, Store
 
@@ -57,10 +58,6 @@ SESSION_SORTS = {
     "errors": f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END)",
     "unpriced": f"SUM(CASE WHEN {UNPRICED} THEN 1 ELSE 0 END)",
 }
-# A turn whose cache reads fall below this share of the previous turn's, after a warm turn of at least
-# MIN_WARM cached tokens (Anthropic's smallest cacheable prefix), with a prompt no smaller: the cache broke.
-MIN_WARM = 1024
-BREAK_SHARE = 0.1
 _INTS = (
     "calls",
     "input_tokens",
@@ -208,25 +205,8 @@ def get_session(
             prices = _prices_of(prices_for, call["requested_model"], call["resolved_model"], call["provider"])
             value = cache_value(call["cache_read_tokens"] or 0, call["cache_write_tokens"] or 0, prices)
             call["cache_saved_usd"] = value.saved if value is not None else None
-    for call, broke in zip(calls, cache_breaks(calls), strict=True):
-        call["cache_break"] = broke
+    explain(store, calls)
     return {**found[0], "turns": calls}
-
-
-def cache_breaks(calls: Sequence[dict[str, Any]]) -> list[bool]:
-    """Per call in order: did the prompt cache break here? Compared with the previous call to the same model
-    (another model has its own cache): that one read at least MIN_WARM cached tokens, this one, with a prompt
-    at least as long as what was cached, reads under BREAK_SHARE of it."""
-    last_read: dict[Any, int] = {}
-    out: list[bool] = []
-    for call in calls:
-        model = call.get("resolved_model") or call.get("requested_model")
-        read, prompt = int(call.get("cache_read_tokens") or 0), int(call.get("input_tokens") or 0)
-        before = last_read.get(model)
-        out.append(before is not None and before >= MIN_WARM and prompt >= before and read < before * BREAK_SHARE)
-        if prompt:  # a call without usage (an error) says nothing about the cache
-            last_read[model] = read
-    return out
 
 
 def usage_by(store: Store, f: TraceFilter, group_by: str, prices_for: Pricing | None = None) -> dict[str, Any]:

@@ -131,8 +131,8 @@ function timelineRow(t, t0, running, offset) {
     num(offset(t.start_time * 1000), t.start_time - t0, { "data-col": "offset" }),
     modelCell(t),
     h("td", { "data-col": "status" }, statusBadge(t),
-      t.cache_break ? h("span", { class: "tag break", "data-testid": "cache-break", title:
-        "Cache reads fell to almost nothing after a warm turn: the prompt prefix changed" }, "cache break") : null),
+      t.cache_break ? h("span", { class: "tag break", "data-testid": "cache-break", title: breakTitle(t) },
+        `cache break${known(t) ? `: ${t.cache_break_cause.join(", ")}` : ""}`) : null),
     num(fmtInt(t.fresh_input_tokens), t.fresh_input_tokens, { "data-col": "fresh-in" }),
     num(fmtInt(t.cache_read_tokens), t.cache_read_tokens, { "data-col": "cache-read" }),
     num(fmtInt(t.cache_write_tokens), t.cache_write_tokens, { "data-col": "cache-write" }),
@@ -143,6 +143,19 @@ function timelineRow(t, t0, running, offset) {
     num(fmtCost(running), running, { "data-col": "running-cost" }),
     num(fmtMs(t.duration_ms), t.duration_ms, { "data-col": "latency" }),
   );
+}
+
+const CAUSES = {
+  tools: "the tool definitions changed",
+  system: "the system prompt changed",
+  messages: "an earlier message was edited, dropped or compacted",
+  expired: "nothing changed, but the cache had expired (idle over 5 minutes)",
+};
+const known = (t) => (t.cache_break_cause || []).some((c) => CAUSES[c]);
+
+function breakTitle(t) {
+  const why = known(t) ? t.cache_break_cause.map((c) => CAUSES[c] || c).join("; ") : "cause unknown";
+  return `Cache reads fell to almost nothing after a warm turn: ${why}`;
 }
 
 function statusClass(t) {
