@@ -52,6 +52,7 @@ class Client:
     cwd: Path
     checks: list[Check] = field(default_factory=list)
     note: str = ""
+    attributed: str | None = None  # the client name attribution must give its calls (None: not asserted)
 
 
 def _dirs(ctx: Context, name: str) -> tuple[Path, Path]:
@@ -112,6 +113,7 @@ def claude_code(ctx: Context) -> Client:
         name="claude-code",
         needs="npm",
         routes=frozenset({"messages", "count_tokens"}),
+        attributed="claude-code",
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,
@@ -174,6 +176,7 @@ def codex(ctx: Context) -> Client:
         name="codex",
         needs="npm",
         routes=frozenset({"responses"}),
+        attributed="codex",
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,
@@ -254,6 +257,7 @@ def aider(ctx: Context) -> Client:
         name="aider",
         needs="aider",
         routes=frozenset({"chat_completion"}),
+        attributed="openai-python",  # it calls through the OpenAI SDK and names itself nowhere else
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,
@@ -307,6 +311,7 @@ def llm(ctx: Context) -> Client:
         name="llm",
         needs="llm",
         routes=frozenset({"chat_completion"}),
+        attributed="openai-python",  # it calls through the OpenAI SDK and names itself nowhere else
         version_argv=[binary, "--version"],
         env=env,
         cwd=work,

@@ -280,6 +280,8 @@ class Runner:
                 bad.append(f"{what}: status {t['status_code']} {t['error_type'] or ''}".rstrip())
             if not t["requested_model"] or not t["resolved_model"]:
                 bad.append(f"{what}: model missing")
+            if client.attributed and t["client"] != client.attributed:
+                bad.append(f"{what}: attributed to client {t['client']!r}, not {client.attributed!r}")
             if t["route"] != "count_tokens":
                 if not t["input_tokens"] or not t["output_tokens"]:
                     bad.append(f"{what}: tokens in={t['input_tokens']} out={t['output_tokens']}")
@@ -296,7 +298,8 @@ class Runner:
             summary = sorted({f"{t['route']}:{t['requested_model']}" for t in traces})
             tokens = sum(t["total_tokens"] or 0 for t in traces)
             clients = sorted({str(t["client"]) for t in traces})
-            row.notes.append(f"traces: {len(traces)} {summary} tokens={tokens} client={clients}")
+            sessions = len({t["session_id"] for t in traces if t["session_id"]})
+            row.notes.append(f"traces: {len(traces)} {summary} tokens={tokens} client={clients} sessions={sessions}")
 
     # ------------------------------------------------------------------ report
     def report(self, started: float) -> int:

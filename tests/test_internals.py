@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from llm_scope import internals
-from llm_scope.metrics import _Folded
+from llm_scope.internals import FoldedHistogram as _Folded
 
 
 @pytest.mark.parametrize("distribution", sorted(internals.TESTED))

@@ -22,11 +22,12 @@ from . import __version__
 from .access.keys import Keys, KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
 from .access.reconcile import RECONCILE_SECONDS, ReconciledLimits
+from .accounting.clients import KNOWN_CLIENTS
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
 from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import admin, anthropic, api, openai, system, ui
+from .http import admin, anthropic, api, insight, openai, system, ui
 from .http.auth import Auth
 from .http.front import Admission, Front
 from .http.openai import Handlers
@@ -87,7 +88,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     config = model_config or load_model_config(settings)
     settings = effective_settings(settings, config)  # general_settings.master_key, Langfuse callbacks, …
     router = Router(config.deployments, config.aliases, config.hidden_aliases)
-    metrics = Metrics()
+    metrics = Metrics(clients=KNOWN_CLIENTS)
     pipeline = build_pipeline(settings, config, metrics)
     keys = build_keys(settings)
     limits = build_limits(settings)
@@ -163,7 +164,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    routes = [*system.routes, *openai.routes, *api.routes, *admin.routes, *ui.routes]
+    routes = [*system.routes, *openai.routes, *api.routes, *insight.routes, *admin.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     web = Starlette(

@@ -1,20 +1,20 @@
 """Every Prometheus metric the gateway exposes, defined in one place (the only prometheus_client user).
 
-Labels stay bounded: route, model names from the config, provider, status, error type; never users,
-sessions or keys. With several workers, prometheus_client's multiprocess mode aggregates across them:
-the CLI points PROMETHEUS_MULTIPROC_DIR at a directory it cleans on start, and the scrape endpoint
-merges every worker's files.
+Labels stay bounded: route, model names from the config, provider, status, error type, and the client
+tools attribution knows by name (any other tool counts as "other"); never users, sessions or keys.
+With several workers, prometheus_client's multiprocess mode aggregates across them: the CLI points
+PROMETHEUS_MULTIPROC_DIR at a directory it cleans on start, and the scrape endpoint merges every worker's
+files.
 """
 
 from __future__ import annotations
 
-import bisect
 import collections
 import functools
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from prometheus_client import (
 )
 
 from .errors import GatewayError
-from .internals import histogram_parts
+from .internals import FoldedHistogram as _Folded
+from .internals import fold_observation as _observe
 from .types import CallRecord, Deployment
 
 log = logging.getLogger("llm_scope.metrics")
@@ -74,52 +75,6 @@ class _PipelineSeen:
     ship_failures: int = 0
 
 
-class _Folded:
-    """One histogram child's observations since the last fold: their sum and how many fell in each bucket.
-
-    Written into the child as `observe` would have left it (prometheus_client keeps a sum and per-bucket
-    counts: private attributes, reached through `internals` on the tested version only; tests/test_metrics.py
-    reads the result back through a scrape), with one lock round per bucket touched instead of two per
-    observation. On any other version the values are kept and observed one by one at the fold.
-    """
-
-    __slots__ = ("bounds", "child", "counts", "parts", "total", "values")
-
-    def __init__(self, child: Any) -> None:
-        self.child = child
-        self.parts = histogram_parts(child)
-        self.bounds: list[float] = self.parts[0] if self.parts is not None else []
-        self.counts = [0] * len(self.bounds)
-        self.total = 0.0
-        self.values: list[float] = []
-
-    def add(self, value: float) -> None:
-        if self.parts is None:
-            self.values.append(value)
-            return
-        self.total += value
-        if value == value:  # NaN falls in no bucket, as with observe
-            self.counts[bisect.bisect_left(self.bounds, value)] += 1  # the first bucket with value <= bound
-
-    def write(self) -> None:
-        if self.parts is None:
-            for value in self.values:
-                self.child.observe(value)
-            return
-        _, total, buckets = self.parts
-        total.inc(self.total)
-        for bucket, count in zip(buckets, self.counts, strict=True):
-            if count:
-                bucket.inc(count)
-
-
-def _observe(folded: dict[Any, _Folded], child: Any, value: float) -> None:
-    histogram = folded.get(child)
-    if histogram is None:
-        histogram = folded[child] = _Folded(child)
-    histogram.add(value)
-
-
 class _FoldFirst:
     """A collector that yields nothing but folds pending calls in, registered first so every scrape of the
     registry (the metrics port's thread included) sees every call answered before it."""
@@ -133,7 +88,8 @@ class _FoldFirst:
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, clients: Collection[str] = ()) -> None:
+        """`clients`: the client names that may be label values (accounting.clients.KNOWN_CLIENTS)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         # Finished calls wait here (a deque: appends and pops are atomic across threads) until `fold`.
@@ -186,6 +142,18 @@ class Metrics:
             f"{PREFIX}_tokens",
             "Tokens by direction (input, output, cached, reasoning)",
             ["direction", "model", "provider"],
+            registry=r,
+        )
+        self.client_requests = Counter(
+            f"{PREFIX}_client_requests",
+            "Requests by client tool (claude-code, codex, cursor, openai-python, ...; other tools as other)",
+            ["client", "route"],
+            registry=r,
+        )
+        self.client_tokens = Counter(
+            f"{PREFIX}_client_tokens",
+            "Tokens by client tool and direction (input, output, cached, cache_write, reasoning)",
+            ["client", "direction"],
             registry=r,
         )
         self.cost = Counter(
@@ -245,6 +213,8 @@ class Metrics:
         self._lock = threading.Lock()
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, str, str, int, str], _Series] = {}
+        self._clients = frozenset(clients)
+        self._client_children: dict[tuple[str | None, str], tuple[Any, tuple[Any, ...]]] = {}
 
     def _model_label(self, name: str) -> str:
         """A bounded label value: names a client made up must not mint series without limit."""
@@ -309,13 +279,31 @@ class Metrics:
             if record.usage.output and generating > 0:
                 observe(series.tps, record.usage.output / generating)
         usage = record.usage
-        for child, count in zip(
+        by_client, client_tokens = self._client_series(record.client, record.route)
+        counts[by_client] = counts.get(by_client, 0) + 1
+        for child, client_child, count in zip(
             series.tokens,
+            client_tokens,
             (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning),
             strict=True,
         ):
             if count:
                 counts[child] = counts.get(child, 0) + count
+                counts[client_child] = counts.get(client_child, 0) + count
+
+    def _client_series(self, client: str | None, route: str) -> tuple[Any, tuple[Any, ...]]:
+        key = (client, route)
+        found = self._client_children.get(key)
+        if found is None:
+            label = (client if client in self._clients else "other") if client else "unknown"
+            if len(self._client_children) > 20_000:
+                self._client_children.clear()
+            found = (
+                self.client_requests.labels(label, route),
+                tuple(self.client_tokens.labels(label, d) for d in TOKEN_DIRECTIONS),
+            )
+            self._client_children[key] = found
+        return found
 
     def _series(self, route: str, requested: str, model: str, provider: str, status: int, error: str) -> _Series:
         """The label children one call touches, looked up once per label set (labels() takes a lock and

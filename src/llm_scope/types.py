@@ -126,7 +126,7 @@ class CallRecord:
     completion_start_time: float | None = None  # first token
     user_id: str | None = None
     session_id: str | None = None
-    client: str | None = None  # from User-Agent
+    client: str | None = None  # normalized tool name ("claude-code", "codex", …): accounting/clients.py
     metadata: dict[str, Any] = field(default_factory=dict)
     requested_model: str = ""
     resolved_model: str = ""
@@ -144,6 +144,7 @@ class CallRecord:
     finish_reason: str | None = None
     key_id: str | None = None  # the virtual key that made the call, if any
     server: str | None = None  # the upstream's host[:port] when the deployment names a URL (server.address)
+    client_version: str | None = None  # the tool's version, as it states it
 
     @property
     def is_error(self) -> bool:

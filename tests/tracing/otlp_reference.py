@@ -73,7 +73,8 @@ def _trace_attributes(record: CallRecord, environment: str, release: str) -> dic
         attrs["user.id"] = record.user_id
     if record.session_id:
         attrs["session.id"] = record.session_id
-    tags = list(dict.fromkeys(t for t in (record.provider, record.resolved_model, record.route) if t))
+    client = record.client if isinstance(record.client, str) else None
+    tags = list(dict.fromkeys(t for t in (record.provider, record.resolved_model, record.route, client) if t))
     if tags:
         attrs["langfuse.trace.tags"] = tags
     attrs["langfuse.trace.name"] = record.route
@@ -113,6 +114,7 @@ def _generation_attributes(record: CallRecord, version: str) -> dict[str, RefVal
         "status_code": record.status_code,
         "stream": record.stream,
         "client": record.client,
+        "client_version": record.client_version,
         "finish_reason": record.finish_reason,
         "error_type": record.error_type,
         "upstream_latency": record.upstream_latency,

@@ -99,7 +99,7 @@ def test_a_chat_call_is_a_client_span_with_the_genai_attributes() -> None:
         "server.address": "api.openai.com",
         "llm_scope.cost.usd": 0.0003,
         "llm_scope.route": "chat_completion",
-        "llm_scope.client": "openai-python/2.1",
+        "llm_scope.client": "openai-python",
     }
     assert span.status.code == Status.StatusCode.STATUS_CODE_UNSET
 

@@ -66,7 +66,9 @@ def test_a_call_is_one_root_generation_that_encodes_like_the_sdk() -> None:
     for key, kind in SDK_SHAPES.items():
         assert kind in attrs[key], key
     assert attrs["langfuse.trace.tags"] == {
-        "arrayValue": {"values": [{"stringValue": v} for v in ("openai", "gpt-4o-mini", "chat_completion")]}
+        "arrayValue": {
+            "values": [{"stringValue": v} for v in ("openai", "gpt-4o-mini", "chat_completion", "openai-python")]
+        }
     }
     assert attrs["langfuse.trace.name"] == {"stringValue": "chat_completion"}
     assert span.name == "openai"
@@ -102,7 +104,7 @@ def test_the_span_carries_the_trace_attributes() -> None:
     attrs = plain(only_span(encode(reference_record(), environment="staging", release="2.0.0")))
     assert attrs["user.id"] == "user-1"
     assert attrs["session.id"] == "sess-1"
-    assert attrs["langfuse.trace.tags"] == ["openai", "gpt-4o-mini", "chat_completion"]
+    assert attrs["langfuse.trace.tags"] == ["openai", "gpt-4o-mini", "chat_completion", "openai-python"]
     assert attrs["langfuse.trace.name"] == "chat_completion"
     assert attrs["langfuse.environment"] == "staging"
     assert attrs["langfuse.release"] == "2.0.0"
@@ -168,7 +170,8 @@ def test_gateway_facts_are_observation_metadata_and_caller_metadata_trace_metada
     assert attrs[prefix + "provider"] == {"stringValue": "openai"}  # a caller's "provider" does not clash
     assert attrs[prefix + "status_code"] == {"intValue": "200"}
     assert attrs[prefix + "stream"] == {"boolValue": True}
-    assert attrs[prefix + "client"] == {"stringValue": "openai-python/2.1"}
+    assert attrs[prefix + "client"] == {"stringValue": "openai-python"}  # also a trace tag
+    assert attrs[prefix + "client_version"] == {"stringValue": "2.1"}
     assert attrs[prefix + "finish_reason"] == {"stringValue": "stop"}
     assert prefix + "error_type" not in attrs  # unset facts are left out
     assert attrs["langfuse.trace.metadata.team"] == {"stringValue": "search"}

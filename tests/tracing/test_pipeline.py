@@ -75,7 +75,9 @@ def test_non_stream_call_as_langfuse_and_the_local_store_see_it(
     gen = spans["generation"]["attributes"]
     assert gen["user.id"] == "alice" and gen["session.id"] == "sess-42"
     assert gen["langfuse.trace.name"] == "chat_completion"
-    assert set(gen["langfuse.trace.tags"]) == {"openai", "gpt-4o-mini", "chat_completion"}
+    # httpx's own User-Agent: an agent attribution does not know keeps its name, and tags the trace with it.
+    assert local["client"] == "python-httpx"
+    assert set(gen["langfuse.trace.tags"]) == {"openai", "gpt-4o-mini", "chat_completion", "python-httpx"}
     assert gen["langfuse.internal.is_app_root"] is True
     assert gen["langfuse.observation.model.name"] == "gpt-4o-mini"
     assert json.loads(gen["langfuse.observation.model.parameters"]) == {"temperature": 0.2}

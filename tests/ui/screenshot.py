@@ -1,4 +1,5 @@
-"""Regenerate the README's dashboard screenshot: `python -m tests.ui.screenshot [docs/dashboard.png]`.
+"""Regenerate the README's dashboard screenshots: `python -m tests.ui.screenshot [docs/dashboard.png]` (and
+docs/sessions.png, docs/session.png beside it).
 
 Starts the fake upstream and a gateway on a scratch data dir, loads a week of made-up history through the
 trace pipeline (so the per-day charts have days to show), makes today's calls through the gateway for real
@@ -20,13 +21,20 @@ from tests.fakes.upstream import FakeUpstream, start_fake_upstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.ui.browser import TOOLS, chromium, open_view, screenshot
 
-USERS = ["alice", "bob", "carol", "dave"]
+USERS = ["alice", "bob", "carol", "dave", "erin"]
 MODELS = [  # (alias, provider, upstream model, weight)
     ("claude-sonnet", "anthropic", "claude-sonnet-4-5", 5),
     ("gpt-4o", "openai", "gpt-4o", 3),
     ("gpt-4o-mini", "openai", "gpt-4o-mini", 6),
+    ("opus-preview", "anthropic", "claude-opus-preview", 1),  # not in the price table: unpriced
 ]
-CLIENTS = ["claude-cli/2.0.14", "codex_cli_rs/0.50.0", "cursor/1.7", "python-httpx/0.28.1"]
+# Each user's tool, as attribution names it; today's calls send the headers the tool itself sends.
+CLIENTS = ["claude-code", "codex", "cursor", "cline", "aider"]
+AGENTS = {
+    "claude-code": {"user-agent": "claude-cli/2.0.14 (external, cli)", "x-app": "cli"},
+    "codex": {"user-agent": "codex_cli_rs/0.50.0 (Mac OS 15.0.0; arm64)", "originator": "codex_cli_rs"},
+    "cursor": {"user-agent": "Mozilla/5.0 (Macintosh) AppleWebKit/537.36 Cursor/1.7.2 Chrome/132.0"},
+}
 
 
 def demo_models(upstream: FakeUpstream) -> list[dict[str, Any]]:
@@ -47,11 +55,25 @@ def history(days: int = 7, seed: int = 7) -> list[CallRecord]:
         for user in USERS:
             for _ in range(rng.randint(0, 3)):
                 start = now - day * 86400 + rng.uniform(8, 18) * 3600 - 12 * 3600
-                session = f"{user}-{rng.getrandbits(32):08x}"
+                session = f"{rng.getrandbits(128):032x}"
+                session = f"{session[:8]}-{session[8:12]}-{session[12:16]}-{session[16:20]}-{session[20:]}"
                 alias, provider, model, _ = rng.choices(MODELS, weights=[m[3] for m in MODELS])[0]
-                for _ in range(rng.randint(5, 40)):
+                cached = 0  # the prompt prefix the provider has cached: it grows turn by turn, and now and then breaks
+                system, turns = f"You are {CLIENTS[USERS.index(user)]}.", []
+                for step in range(rng.randint(5, 40)):
                     latency = rng.lognormvariate(0.4 if "mini" in model else 1.2, 0.5)
-                    inp, out = rng.randint(2_000, 60_000), rng.randint(50, 2_500)
+                    inp, out = cached + rng.randint(2_000, 12_000), rng.randint(50, 2_500)
+                    read = cached
+                    if step and rng.random() < 0.08:  # the cache breaks: the system prompt, a compaction or a pause
+                        read, cause = 0, rng.choice(("system", "messages", "expired"))
+                        if cause == "system":
+                            system += " Today's date changed."
+                        elif cause == "messages":
+                            turns = [{"role": "user", "content": "(summary of the conversation so far)"}]
+                        else:
+                            start += 600
+                    turns = [*turns, {"role": "user", "content": f"step {step}"}]
+                    write = (inp - read) * 9 // 10 if provider == "anthropic" else 0
                     records.append(
                         CallRecord(
                             trace_id=f"{rng.getrandbits(128):032x}",
@@ -62,21 +84,23 @@ def history(days: int = 7, seed: int = 7) -> list[CallRecord]:
                             upstream_latency=latency - 0.002,
                             user_id=user,
                             session_id=session,
-                            client=CLIENTS[USERS.index(user) % len(CLIENTS)],
+                            client=CLIENTS[USERS.index(user)],
                             requested_model=alias,
                             resolved_model=model,
                             provider=provider,
                             stream=True,
-                            usage=Usage(input=inp, output=out, total=inp + out, cache_read=inp // 2),
+                            input={"system": system, "messages": turns},
+                            usage=Usage(input=inp, output=out, total=inp + out, cache_read=read, cache_write=write),
                         )
                     )
+                    cached = min(inp, 150_000)
                     start += latency + rng.uniform(5, 90)
     return records
 
 
 def today(gw: GatewayServer) -> None:
-    claude = {"user-agent": CLIENTS[0], "x-user-id": "alice", "x-session-id": "alice-refactor"}
-    codex = {"user-agent": CLIENTS[1], "x-user-id": "bob", "x-session-id": "bob-tests"}
+    claude = {**AGENTS["claude-code"], "x-user-id": "alice", "x-claude-code-session-id": "alice-refactor"}
+    codex = {**AGENTS["codex"], "x-user-id": "bob", "session_id": "bob-tests"}
     tool = [{"name": "read_file", "description": "Read a file", "input_schema": {"type": "object"}}]
     with gw.client() as c:
         for text in ("Refactor the retry loop in gateway/handle.py", "Now add a test for it", "Run the tests"):
@@ -94,7 +118,7 @@ def today(gw: GatewayServer) -> None:
         c.post("/v1/responses", headers=codex, json={"model": "gpt-4o", "input": "Why does test_retry fail?"})
         c.post(
             "/v1/chat/completions",
-            headers={**codex, "x-user-id": "carol", "x-session-id": "carol-docs", "user-agent": CLIENTS[2]},
+            headers={**AGENTS["cursor"], "x-user-id": "carol", "x-session-id": "carol-docs"},
             json={"model": "gpt-4o-mini", "tools": TOOLS, "messages": [{"role": "user", "content": "Weather?"}]},
         )
         c.post("/v1/embeddings", headers={"x-user-id": "dave"}, json={"model": "embed", "input": ["a", "b"]})
@@ -117,11 +141,14 @@ def main(out: Path) -> None:
                 page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
                 for view in ("calls", "usage", "sessions"):
                     screenshot(open_view(page, gw, view), f"demo-{view}", full_page=view != "calls")
+                out.parent.mkdir(parents=True, exist_ok=True)
+                open_view(page, gw, "sessions?sort=cost").screenshot(path=str(out.parent / "sessions.png"))
                 rows = page.get_by_test_id("session-row")
                 calls = rows.locator("[data-col=calls]").evaluate_all("els => els.map(e => +e.dataset.value)")
                 rows.nth(calls.index(max(calls))).locator("a").click()  # the busiest session
                 page.wait_for_selector("main#view[data-view='session'][data-ready='1']")
                 screenshot(page, "demo-session")
+                page.screenshot(path=str(out.parent / "session.png"), full_page=True)
                 open_view(page, gw, "calls?user=alice")
                 page.locator("[data-testid=call-row]").first.click()
                 page.wait_for_selector("main#view[data-view='call'][data-ready='1']")

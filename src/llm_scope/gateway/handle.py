@@ -88,6 +88,7 @@ class CallContext:
     client: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     key_id: str | None = None
+    client_version: str | None = None
 
     def new_record(self, body: dict[str, Any] | None, api: Api = "chat") -> CallRecord:
         body = body or {}
@@ -104,6 +105,7 @@ class CallContext:
             model_parameters={k: v for k, v in body.items() if k in _PARAMETER_SET},
             input=_input_of(api, body) if body else None,
             key_id=self.key_id,
+            client_version=self.client_version,
         )
 
 

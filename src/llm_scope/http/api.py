@@ -59,6 +59,7 @@ def trace_filter(request: Request) -> queries.TraceFilter:
         until=_time(q.get("until") or q.get("to"), "until"),
         limit=_int(q.get("limit"), "limit", 50),
         offset=_int(q.get("offset"), "offset", 0),
+        client=q.get("client") or None,
     )
 
 
@@ -177,6 +178,5 @@ routes = [
     Route("/api/traces", filtered(queries.list_traces), methods=["GET"]),
     Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/scores", add_score, methods=["POST"]),
-    Route("/api/sessions", filtered(queries.list_sessions), methods=["GET"]),
-    Route("/api/usage", filtered(queries.usage), methods=["GET"]),
+    # /api/sessions and /api/usage: http/insight.py
 ]

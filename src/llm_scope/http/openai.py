@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive
 from .. import jsoncodec
 from ..access.keys import VirtualKey
 from ..access.limits import Limits, admit
+from ..accounting.clients import attribute
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
 from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
 from ..providers.base import Api as ApiName
@@ -26,7 +27,8 @@ from .auth import KEY_SCOPE
 from .front import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
 
-SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id")
+# Codex sends `session_id` (underscore) and, in later versions, `session-id`.
+SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id", "session_id")
 
 
 async def read_json(request: Request, limit: int) -> Any:
@@ -76,15 +78,16 @@ def call_context(incoming: Incoming, route: str, body: Any) -> CallContext:
     if user is None and isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
         user, inner_session = split_metadata_user(metadata["user_id"])
         session = session or inner_session
-    agent = headers.get("user-agent")
+    client = attribute(headers)
     return CallContext(
         trace_id=incoming.trace_id,
         route=route,
         start_time=incoming.start_time,
         user_id=user,
         session_id=session,
-        client=agent.split(" ")[0][:80] if agent else None,
+        client=client.name,
         metadata=dict(metadata) if isinstance(metadata, dict) else {},
+        client_version=client.version,
     )
 
 

@@ -103,6 +103,7 @@ _GATEWAY_FACTS: Final = (
     "status_code",
     "stream",
     "client",
+    "client_version",
     "finish_reason",
     "error_type",
 )
@@ -138,7 +139,7 @@ class RecordEncoder:
         if release:
             self._environment += attribute("langfuse.release", release)
         # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
-        self._route: Callable[[Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
+        self._route: Callable[[Any, Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
@@ -156,7 +157,8 @@ class RecordEncoder:
         start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
 
         # Langfuse v4 reads user, session, tags and trace name off each span it stores.
-        name, shared = self._route(record.provider, record.resolved_model, record.route)
+        client = record.client if type(record.client) is str else None  # a tag only when it is a plain name
+        name, shared = self._route(record.provider, record.resolved_model, record.route, client)
         if record.session_id:
             shared = attribute("session.id", record.session_id) + shared
         if record.user_id:  # few users make most calls
@@ -173,10 +175,11 @@ class RecordEncoder:
         attrs = self._generation(record)
         return _span(ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
 
-    def _encode_route(self, provider: str, model: str, route: str) -> tuple[bytes, bytes]:
-        """The span name, and the trace attributes after user and session: they depend on nothing else."""
+    def _encode_route(self, provider: str, model: str, route: str, client: str | None) -> tuple[bytes, bytes]:
+        """The span name, and the trace attributes after user and session: they depend on nothing else.
+        The client (a normalized tool name) is a tag too, so Langfuse filters traces by tool."""
         tail = b""
-        if tags := list(dict.fromkeys(t for t in (provider, model, route) if t)):
+        if tags := list(dict.fromkeys(t for t in (provider, model, route, client) if t)):
             tail += attribute("langfuse.trace.tags", tags)
         tail += attribute("langfuse.trace.name", route) + self._environment
         return _name_field(provider or FALLBACK_GENERATION_NAME), tail

@@ -25,6 +25,7 @@ class TraceFilter:
     until: float | None = None
     limit: int = 50
     offset: int = 0
+    client: str | None = None  # a normalized tool name (accounting/clients.py)
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -35,6 +36,9 @@ class TraceFilter:
         if self.session is not None:
             clauses.append("session_id = ?")
             params.append(self.session)
+        if self.client is not None:
+            clauses.append("client = ?")
+            params.append(self.client)
         if self.model is not None:
             clauses.append("(resolved_model = ? OR requested_model = ?)")
             params += [self.model, self.model]
@@ -85,6 +89,7 @@ def get_trace(store: TraceStore, trace_id: str) -> dict[str, Any] | None:
                 "completion_start_time",
                 "usage",
                 "cost",
+                "client_version",
             )
         }
     )
@@ -121,11 +126,15 @@ _MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
 
 def usage(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
     """Tokens and cost grouped by model, by user, by day, and by day and model (for charts)."""
-    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    where, params = TraceFilter(
+        user=f.user, session=f.session, model=f.model, since=f.since, until=f.until, client=f.client
+    ).where()
     totals = (
         "COUNT(*) AS calls, SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
         "SUM(total_tokens) AS total_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
-        "SUM(COALESCE(cost_total, 0)) AS cost_total"
+        "SUM(cost_total) AS cost_total, "
+        "SUM(CASE WHEN cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0) THEN 1 ELSE 0 END) "
+        "AS unpriced_calls"
     )
     out: dict[str, Any] = {}
     groups = {"model": _MODEL, "user": "user_id", "day": store.dialect.day}

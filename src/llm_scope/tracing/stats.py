@@ -38,7 +38,7 @@ def latency(store: TraceStore, f: TraceFilter, bucket: str = "day") -> list[dict
     if bucket not in BUCKETS:
         raise ValueError(f"unknown bucket {bucket!r}")
     where, params = TraceFilter(
-        user=f.user, session=f.session, model=f.model, status="ok", since=f.since, until=f.until
+        user=f.user, session=f.session, model=f.model, status="ok", since=f.since, until=f.until, client=f.client
     ).where()
     out: dict[str, dict[str, Any]] = {}
     for column, prefix in (("duration_ms", "duration"), ("ttft_ms", "ttft")):
@@ -53,11 +53,15 @@ def latency(store: TraceStore, f: TraceFilter, bucket: str = "day") -> list[dict
 
 def usage_by_day_user(store: TraceStore, f: TraceFilter) -> list[dict[str, Any]]:
     """Calls, tokens and cost per UTC day and user (calls without a user are grouped under null)."""
-    where, params = TraceFilter(user=f.user, session=f.session, model=f.model, since=f.since, until=f.until).where()
+    where, params = TraceFilter(
+        user=f.user, session=f.session, model=f.model, since=f.since, until=f.until, client=f.client
+    ).where()
     return store.query(
         f"SELECT {store.dialect.day} AS day, user_id AS user, COUNT(*) AS calls, "
         "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
-        "SUM(total_tokens) AS total_tokens, SUM(COALESCE(cost_total, 0)) AS cost_total "
+        "SUM(total_tokens) AS total_tokens, SUM(cost_total) AS cost_total, "
+        "SUM(CASE WHEN cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0) THEN 1 ELSE 0 END) "
+        "AS unpriced_calls "
         f"FROM traces{where} GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )

@@ -1,11 +1,11 @@
-// #/calls: the live list of recent calls, filterable by user, session, model and status.
+// #/calls: the live list of recent calls, filterable by user, session, tool (client), model and status.
 
 import {
   add, api, clear, fmtCost, fmtInt, fmtMs, fmtTime, h, hashFor, isError, isoTime, num, statusBadge,
 } from "./dom.js";
 
 const LIMIT = 100;
-const FILTERS = ["user", "session", "model", "status"];
+const FILTERS = ["user", "session", "client", "model", "status"];
 const DASH = "—";
 
 export function shortId(id, n = 14) {
@@ -72,9 +72,12 @@ function datalist(id, values) {
 
 async function suggestions() {
   try {
-    const [usage, sessions] = await Promise.all([api("api/usage"), api("api/sessions", { limit: 200 })]);
+    const [usage, sessions, clients] = await Promise.all([
+      api("api/usage"), api("api/sessions", { limit: 200 }), api("api/usage", { group_by: "client" }),
+    ]);
     return [
       datalist("user-options", usage.by_user.map((r) => r.user)),
+      datalist("client-options", clients.data.map((r) => r.client)),
       datalist("model-options", usage.by_model.map((r) => r.model)),
       datalist("session-options", sessions.data.map((r) => r.session_id)),
     ];
@@ -174,6 +177,7 @@ export async function callsView(main, ctx) {
         { class: "filters" },
         field("user", "User"),
         field("session", "Session"),
+        field("client", "Tool"),
         field("model", "Model"),
         status,
         clearButton,
@@ -191,7 +195,7 @@ export async function callsView(main, ctx) {
           h(
             "tr",
             {},
-            ["Time", "User", "Session", "Client", "Model", "Status"].map((c) => h("th", {}, c)),
+            ["Time", "User", "Session", "Tool", "Model", "Status"].map((c) => h("th", {}, c)),
             ["Tokens in", "Tokens out", "Cost", "Latency", "TTFT"].map((c) => h("th", { class: "num" }, c)),
           ),
         ),

@@ -56,6 +56,18 @@ export function fmtCost(v) {
   return "$" + SMALL.format(v);
 }
 
+/** Cost that never reads $0 for calls without a price: the priced cost, and the unpriced calls beside it. */
+export function costNodes(cost, unpriced) {
+  if (!unpriced) return fmtCost(cost);
+  const n = h("span", { class: "unpriced" }, `+ ${fmtInt(unpriced)} unpriced`);
+  return cost === null || cost === undefined ? n : [fmtCost(cost), " ", n];
+}
+
+/** A ratio as a percentage; unknown (no input) stays unknown. */
+export function fmtPct(ratio) {
+  return ratio === null || ratio === undefined ? DASH : `${(ratio * 100).toFixed(ratio < 0.1 ? 1 : 0)}%`;
+}
+
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return DASH;
   if (ms !== 0 && Math.abs(ms) < 10) return `${ms.toFixed(1)} ms`;

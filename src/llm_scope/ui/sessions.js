@@ -1,83 +1,161 @@
-// #/sessions: sessions by last activity; #/session/<id>: one session as a timeline of its calls with running cost.
+// #/sessions: coding sessions (one run of one tool) with their tool, user, turns, token buckets, cache and cost;
+// #/session/<id>: one session's turns in order, with cache reads/writes, breaks and the running cost.
 
 import { modelCell, shortId } from "./calls.js";
 import { lines } from "./charts.js";
 import {
-  add, api, clear, fmtCost, fmtInt, fmtMs, fmtSpan, fmtTime, h, hashFor, isoTime, num, statusBadge,
+  add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, fmtPct, fmtSpan, fmtTime, h, hashFor, isoTime, num, statusBadge,
 } from "./dom.js";
 
 const DASH = "—";
-const MAX_CALLS = 500;
+const LIMIT = 200;
+const RANGES = [["all", "All time"], ["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"]];
+const SAVED_TITLE = "What the cache reads did not cost, against the model's list input price";
+const SORTS = [["last_call", "Last activity"], ["cost", "Cost"], ["calls", "Turns"], ["tokens", "Tokens"],
+  ["errors", "Errors"], ["unpriced", "Unpriced calls"], ["first_call", "Started"]];
 
 function sessionRow(r) {
   const href = hashFor("session", r.session_id);
+  const span = r.last_call - r.first_call;
   return h(
     "tr",
     { "data-testid": "session-row", "data-session-id": r.session_id, onclick: (e) => {
       if (!e.target.closest("a")) location.hash = href;
     } },
-    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 40))),
-    h("td", { "data-col": "users" }, (r.users || DASH).split(",").join(", ")),
-    h("td", { "data-col": "started", title: isoTime(r.first_seen) }, fmtTime(r.first_seen)),
-    h("td", { "data-col": "last", title: isoTime(r.last_seen) }, fmtTime(r.last_seen)),
-    num(fmtSpan(r.last_seen - r.first_seen), r.last_seen - r.first_seen, { "data-col": "duration" }),
+    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 14))),
+    h("td", { "data-col": "client" }, r.client ? h("span", { class: "tag client" }, r.client) : DASH),
+    h("td", { "data-col": "user", title: (r.users || []).join(", ") }, r.user || DASH),
+    h("td", { "data-col": "started", title: isoTime(r.first_call) }, fmtTime(r.first_call)),
+    num(fmtSpan(span), span, { "data-col": "duration" }),
     num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
+    h("td", { "data-col": "models", class: "muted small" }, (r.models || []).join(", ") || DASH),
     num(r.errors ? fmtInt(r.errors) : DASH, r.errors, { "data-col": "errors", class: r.errors ? "num bad-text" : "num" }),
-    num(fmtInt(r.total_tokens), r.total_tokens, { "data-col": "tokens" }),
-    num(fmtCost(r.cost_total), r.cost_total, { "data-col": "cost" }),
+    num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
+    num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
+    num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
+    num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
+    num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
+    num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+    num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
+      { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }),
   );
 }
 
 export async function sessionsView(main, ctx) {
+  const filters = { client: ctx.params.get("client") || "", user: ctx.params.get("user") || "",
+    sort: ctx.params.get("sort") || "last_call",
+    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all",
+    derive: ctx.params.get("derive") === "1" ? "1" : "" };
   const body = h("tbody", { id: "sessions-body" });
   const summary = h("span", { class: "muted", "data-testid": "sessions-count" });
   const empty = h("div");
+  const exportLink = h("a", { class: "button", "data-testid": "sessions-csv", download: "sessions.csv" }, "CSV");
   let last = "";
+  const apply = () => {
+    history.replaceState(null, "", hashFor("sessions", null, filters));
+    last = "";
+    return refresh().catch(() => {});
+  };
+  const clientSelect = h("select", { id: "sessions-client", "data-testid": "sessions-client" },
+    h("option", { value: "" }, "All tools"));
+  clientSelect.addEventListener("change", () => { filters.client = clientSelect.value; apply(); });
+  const userInput = h("input", { type: "search", placeholder: "User", value: filters.user, "data-testid": "sessions-user" });
+  let timer = 0;
+  userInput.addEventListener("input", () => {
+    filters.user = userInput.value.trim();
+    clearTimeout(timer);
+    timer = setTimeout(apply, 250);
+  });
+  const sortSelect = h("select", { id: "sessions-sort", "data-testid": "sessions-sort" },
+    SORTS.map(([v, label]) => h("option", { value: v, selected: v === filters.sort }, `Sort: ${label}`)));
+  sortSelect.addEventListener("change", () => { filters.sort = sortSelect.value; apply(); });
+  const rangeSelect = h("select", { id: "sessions-range", "data-testid": "sessions-range" },
+    RANGES.map(([v, label]) => h("option", { value: v, selected: v === filters.range }, label)));
+  rangeSelect.addEventListener("change", () => { filters.range = rangeSelect.value; apply(); });
+  const deriveBox = h("input", { type: "checkbox", id: "sessions-derive", "data-testid": "sessions-derive",
+    checked: filters.derive === "1" });
+  deriveBox.addEventListener("change", () => { filters.derive = deriveBox.checked ? "1" : ""; apply(); });
+  const deriveLabel = h("label", { class: "check", title: "Calls a tool sent without a session id: the same key " +
+    "(else user) and tool, at most 30 minutes apart, as one session" }, deriveBox, " Group calls without an id");
   add(main,
-    h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary),
+    h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
+      h("div", { class: "filters" }, deriveLabel, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid", id: "sessions-table", "data-testid": "sessions-table" },
       h("thead", {}, h("tr", {},
-        ["Session", "Users", "Started", "Last activity"].map((c) => h("th", {}, c)),
-        ["Duration", "Calls", "Errors", "Tokens", "Cost"].map((c) => h("th", { class: "num" }, c)))),
+        ["Session", "Tool", "User", "Started"].map((c) => h("th", {}, c)),
+        ["Duration", "Turns"].map((c) => h("th", { class: "num" }, c)), h("th", {}, "Models"),
+        ["Errors", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
+          .map((c) => h("th", { class: "num", title: c === "Cache saved" ? SAVED_TITLE : null }, c)))),
       body,
     )),
     empty,
   );
+  api("api/usage", { group_by: "client" }).then((usage) => {
+    const names = usage.data.map((r) => r.client).filter(Boolean);
+    add(clientSelect, names.map((n) => h("option", { value: n, selected: n === filters.client }, n)));
+  }).catch(() => {});
+
   async function refresh() {
-    const data = await api("api/sessions", { limit: 200 });
+    const since = filters.range === "all" ? null : Math.floor(Date.now() / 1000 - Number(filters.range) * 86400);
+    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since,
+      derive: filters.derive };
+    const data = await api("api/sessions", params);
     const signature = JSON.stringify(data);
     if (signature === last || !ctx.alive()) return;
     last = signature;
+    const qs = new URLSearchParams(Object.entries({ ...params, format: "csv" }).filter(([, v]) => v)).toString();
+    exportLink.setAttribute("href", `api/sessions?${qs}`);
     add(clear(body), ...data.data.map(sessionRow));
-    summary.textContent = `${fmtInt(data.data.length)} session${data.data.length === 1 ? "" : "s"}`;
+    const shown = data.data.length < data.total ? ` (the first ${fmtInt(data.data.length)})` : "";
+    summary.textContent = `${fmtInt(data.total)} session${data.total === 1 ? "" : "s"}${shown}`;
     add(clear(empty), data.data.length ? "" : h("div", { class: "empty", "data-testid": "sessions-empty" },
-      "No sessions yet. Send an X-Session-ID header (or metadata.session_id) with your calls to group them."));
+      "No sessions yet. Claude Code and Codex send their session id by themselves; other tools can send an " +
+      "X-Session-ID header (or metadata.session_id)."));
   }
   await refresh();
   return refresh;
 }
 
-function timelineRow(t, i, t0, running, offset) {
+function timelineRow(t, t0, running, offset) {
   const href = hashFor("call", t.trace_id);
+  const classes = [statusClass(t), t.cache_break ? "cache-break" : null].filter(Boolean).join(" ");
   return h(
     "tr",
-    { "data-testid": "session-call", "data-trace-id": t.trace_id, class: statusClass(t), onclick: (e) => {
+    { "data-testid": "session-call", "data-trace-id": t.trace_id, class: classes || null, onclick: (e) => {
       if (!e.target.closest("a")) location.hash = href;
     } },
-    h("td", { class: "tl" }, h("span", { class: "tl-dot" }), String(i + 1)),
+    h("td", { class: "tl" }, h("span", { class: "tl-dot" }), String(t.turn)),
     h("td", { "data-col": "time", title: isoTime(t.start_time) }, h("a", { href }, fmtTime(t.start_time))),
     num(offset(t.start_time * 1000), t.start_time - t0, { "data-col": "offset" }),
-    h("td", { "data-col": "user" }, t.user_id || DASH),
     modelCell(t),
-    h("td", { "data-col": "status" }, statusBadge(t)),
-    num(fmtInt(t.input_tokens), t.input_tokens, { "data-col": "tokens-in" }),
+    h("td", { "data-col": "status" }, statusBadge(t),
+      t.cache_break ? h("span", { class: "tag break", "data-testid": "cache-break", title: breakTitle(t) },
+        `cache break${known(t) ? `: ${t.cache_break_cause.join(", ")}` : ""}`) : null),
+    num(fmtInt(t.fresh_input_tokens), t.fresh_input_tokens, { "data-col": "fresh-in" }),
+    num(fmtInt(t.cache_read_tokens), t.cache_read_tokens, { "data-col": "cache-read" }),
+    num(fmtInt(t.cache_write_tokens), t.cache_write_tokens, { "data-col": "cache-write" }),
     num(fmtInt(t.output_tokens), t.output_tokens, { "data-col": "tokens-out" }),
-    num(fmtCost(t.cost_total), t.cost_total, { "data-col": "cost" }),
+    num(fmtCost(t.cache_saved_usd), t.cache_saved_usd, { "data-col": "cache-saved" }),
+    num(t.unpriced ? "unpriced" : fmtCost(t.cost_total), t.cost_total,
+      { "data-col": "cost", class: t.unpriced ? "num warn-text" : "num" }),
     num(fmtCost(running), running, { "data-col": "running-cost" }),
     num(fmtMs(t.duration_ms), t.duration_ms, { "data-col": "latency" }),
   );
+}
+
+const CAUSES = {
+  tools: "the tool definitions changed",
+  system: "the system prompt changed",
+  messages: "an earlier message was edited, dropped or compacted",
+  expired: "nothing changed, but the cache had expired (idle over 5 minutes)",
+};
+const known = (t) => (t.cache_break_cause || []).some((c) => CAUSES[c]);
+
+function breakTitle(t) {
+  const why = known(t) ? t.cache_break_cause.map((c) => CAUSES[c] || c).join("; ") : "cause unknown";
+  return `Cache reads fell to almost nothing after a warm turn: ${why}`;
 }
 
 function statusClass(t) {
@@ -98,56 +176,72 @@ export async function sessionView(main, ctx) {
   let last = "";
   add(main,
     h("div", { class: "toolbar" }, h("a", { href: "#/sessions", class: "back" }, "← Sessions"),
-      h("h1", { "data-testid": "session-id", title: id }, shortId(id, 60))),
+      h("h1", { "data-testid": "session-id", title: id, class: "session-id" }, id),
+      h("span", { class: "spacer" }),
+      h("a", { class: "button", href: `api/sessions/${encodeURIComponent(id)}?format=csv`, download: "session.csv",
+        "data-testid": "session-csv" }, "CSV")),
     head,
     chart,
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid timeline", id: "session-table", "data-testid": "session-timeline" },
       h("thead", {}, h("tr", {}, ["#", "Time"].map((c) => h("th", {}, c)), h("th", { class: "num" }, "Offset"),
-        ["User", "Model", "Status"].map((c) => h("th", {}, c)),
-        ["Tokens in", "Tokens out", "Cost", "Running cost", "Latency"].map((c) => h("th", { class: "num" }, c)))),
+        ["Model", "Status"].map((c) => h("th", {}, c)),
+        ["Fresh in", "Cache read", "Cache write", "Output", "Cache saved", "Cost", "Running cost", "Latency"]
+          .map((c) => h("th", { class: "num" }, c)))),
       body,
     )),
   );
 
   async function refresh() {
-    const data = await api("api/traces", { session: id, limit: MAX_CALLS });
-    const signature = JSON.stringify(data);
-    if (signature === last || !ctx.alive()) return;
-    last = signature;
-    const calls = [...data.data].sort((a, b) => a.start_time - b.start_time);
-    if (!calls.length) {
+    let data;
+    try {
+      data = await api(`api/sessions/${encodeURIComponent(id)}`);
+    } catch (error) {
+      if (error?.status !== 404) throw error;
       add(clear(head), h("div", { class: "empty" }, "No calls in this session."));
       return;
     }
+    const signature = JSON.stringify(data);
+    if (signature === last || !ctx.alive()) return;
+    last = signature;
+    const calls = data.turns;
     const t0 = calls[0].start_time;
     const end = Math.max(...calls.map((c) => c.end_time || c.start_time));
     const offset = offsetLabel(t0, end - t0);
     let running = 0;
     const rows = [];
     const points = [];
-    calls.forEach((t, i) => {
+    for (const t of calls) {
       running += t.cost_total || 0;
-      rows.push(timelineRow(t, i, t0, running, offset));
-      points.push({ x: (t.end_time || t.start_time) * 1000, y: running, label: `#${i + 1} ${t.requested_model}` });
-    });
-    const tokens = calls.reduce((a, c) => a + (c.total_tokens || 0), 0);
-    const errors = calls.filter(statusClass).length;
-    const users = [...new Set(calls.map((c) => c.user_id).filter(Boolean))];
+      rows.push(timelineRow(t, t0, running, offset));
+      points.push({ x: (t.end_time || t.start_time) * 1000, y: running, label: `#${t.turn} ${t.requested_model}` });
+    }
+    const breaks = calls.filter((c) => c.cache_break).length;
     add(clear(head), h("div", { class: "tiles" },
-      tile("Calls", fmtInt(data.total), data.total, "session-calls-count"),
-      tile("Errors", fmtInt(errors), errors, "session-errors"),
-      tile("Tokens", fmtInt(tokens), tokens, "session-tokens"),
-      tile("Cost", fmtCost(running), running, "session-cost"),
+      tile("Tool", data.client || DASH, data.client || "", "session-client"),
+      tile("User", data.user || DASH, data.user || "", "session-users"),
+      tile("Turns", fmtInt(data.calls), data.calls, "session-calls-count"),
+      tile("Errors", fmtInt(data.errors), data.errors, "session-errors"),
+      tile("Fresh input", fmtInt(data.fresh_input_tokens), data.fresh_input_tokens, "session-fresh-in"),
+      tile("Cache read", fmtInt(data.cache_read_tokens), data.cache_read_tokens, "session-cache-read"),
+      tile("Cache write", fmtInt(data.cache_write_tokens), data.cache_write_tokens, "session-cache-write"),
+      tile("Output", fmtInt(data.output_tokens), data.output_tokens, "session-output"),
+      tile("Cache hit", fmtPct(data.cache_hit_ratio), data.cache_hit_ratio, "session-cache-hit"),
+      tile("Cache breaks", fmtInt(breaks), breaks, "session-cache-breaks"),
+      tile("Saved by cache", fmtCost(data.cache_saved_usd), data.cache_saved_usd, "session-cache-saved"),
+      tile("Cache write premium", fmtCost(data.cache_write_premium_usd), data.cache_write_premium_usd,
+        "session-cache-premium"),
+      tile("Cost", costNodes(data.cost_total, data.unpriced_calls), data.cost_total, "session-cost"),
       tile("Duration", spanText(end - t0), end - t0, "session-duration"),
-      tile("Users", users.join(", ") || DASH, users.join(","), "session-users"),
-    ), data.total > calls.length ? h("p", { class: "muted" }, `Showing the latest ${calls.length} of ${data.total} calls.`) : "");
+    ), h("p", { class: "muted small" }, `Models: ${(data.models || []).join(", ") || DASH}`),
+    data.calls > calls.length ? h("p", { class: "muted" }, `Showing the first ${calls.length} of ${data.calls} turns.`) : "");
     add(clear(chart), lines({
       id: "chart-session-cost", title: "Running cost", format: fmtCost, formatX: offset,
       step: true, width: 1280, height: 200,
       series: [{ name: "running cost", points: [{ x: t0 * 1000, y: 0 }, ...points] }],
-      note: ` · ${calls.length} call${calls.length === 1 ? "" : "s"} over ${spanText(end - t0)}`,
+      note: ` · ${calls.length} turn${calls.length === 1 ? "" : "s"} over ${spanText(end - t0)}` +
+        (data.unpriced_calls ? ` · ${data.unpriced_calls} unpriced, not counted` : ""),
     }));
     add(clear(body), ...rows);
   }

@@ -1,7 +1,8 @@
-// #/usage: spend and tokens by model and by user per day, totals, and latency p50/p95 over time (UTC buckets).
+// #/usage: spend and tokens by model, user and tool per day, totals (unpriced calls counted, never $0), the
+// models that have no price with the config that prices them, and latency p50/p95 over time (UTC buckets).
 
 import { hbars, lines, stackedBars, topSeries } from "./charts.js";
-import { add, api, clear, fmtCost, fmtInt, fmtMs, h, hashFor, num } from "./dom.js";
+import { add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, fmtPct, h, hashFor, num } from "./dom.js";
 import { tile } from "./sessions.js";
 
 const RANGES = [["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["all", "All time"]];
@@ -10,6 +11,7 @@ const NO_USER = "(no user)";
 const DAY_MS = 86400000;
 
 const fmtCompact = (v) => COMPACT.format(v);
+const priced = (rows) => rows.filter((r) => r.cost_total !== null && r.cost_total !== undefined); // unknown is not $0
 const utcDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 const bucketMs = (b) => Date.parse(b.length === 10 ? `${b}T00:00:00Z` : `${b}:00Z`);
 
@@ -52,12 +54,50 @@ function totalsTable(id, label, rows, key) {
           num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
           num(fmtInt(r.input_tokens), r.input_tokens, { "data-col": "tokens-in" }),
           num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
-          num(fmtCost(r.cost_total), r.cost_total, { "data-col": "cost" }));
+          num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total, { "data-col": "cost" }));
       }))),
   );
 }
 
-function render(content, usage, stats) {
+function clientsTable(rows) {
+  return h(
+    "section",
+    { class: "block" },
+    h("h2", {}, "By tool"),
+    h("table", { class: "grid", id: "usage-by-client", "data-testid": "usage-by-client" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Tool"),
+        ["Calls", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
+          .map((c) => h("th", { class: "num" }, c)))),
+      h("tbody", {}, rows.map((r) => h("tr", { "data-testid": "client-usage-row", "data-name": r.client || "" },
+        h("td", {}, r.client ? h("a", { href: hashFor("sessions", null, { client: r.client }) }, r.client) : "(unknown)"),
+        num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
+        num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
+        num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
+        num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
+        num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
+        num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
+        num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+        num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
+          { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }))))),
+  );
+}
+
+function unpricedSection(unpriced) {
+  if (!unpriced.data.length) return "";
+  return h(
+    "section",
+    { class: "block", id: "unpriced-models", "data-testid": "unpriced-models" },
+    h("h2", {}, `Unpriced models · ${fmtInt(unpriced.unpriced_calls)} calls not in any cost`),
+    h("p", { class: "muted" }, "These models have no price in LiteLLM's table or your config. Add the prices " +
+      "to their model_list entries (USD per token) and new calls are priced:"),
+    unpriced.data.map((r) => h("div", { "data-testid": "unpriced-model", "data-model": r.requested_model },
+      h("h3", {}, `${r.requested_model} — ${fmtInt(r.calls)} call${r.calls === 1 ? "" : "s"}, `,
+        `${fmtInt(r.input_tokens)} tokens in, ${fmtInt(r.output_tokens)} out`),
+      h("pre", { class: "snippet" }, r.snippet))),
+  );
+}
+
+function render(content, usage, stats, clients, unpriced) {
   const total = usage.total;
   if (!total.calls) {
     add(clear(content), h("div", { class: "empty", "data-testid": "usage-empty" }, "No calls in this range yet."));
@@ -84,7 +124,8 @@ function render(content, usage, stats) {
       tile("Calls", fmtInt(total.calls), total.calls, "usage-calls"),
       tile("Input tokens", fmtInt(total.input_tokens), total.input_tokens, "usage-input-tokens"),
       tile("Output tokens", fmtInt(total.output_tokens), total.output_tokens, "usage-output-tokens"),
-      tile("Cost", fmtCost(total.cost_total), total.cost_total, "usage-cost")),
+      tile("Cost", costNodes(total.cost_total, total.unpriced_calls), total.cost_total, "usage-cost"),
+      tile("Unpriced calls", fmtInt(total.unpriced_calls), total.unpriced_calls, "usage-unpriced")),
     h("div", { class: "charts" },
       stackedBars({ id: "chart-cost-model-day", title: "Cost per day by model", categories: days, formatCategory: cat,
         series: perDay(usage.by_day_model, "model", "cost_total", days, models), format: fmtCost, note: " · UTC days" }),
@@ -95,15 +136,21 @@ function render(content, usage, stats) {
       stackedBars({ id: "chart-tokens-user-day", title: "Tokens per day by user", categories: days, formatCategory: cat,
         series: perDay(stats.by_day_user, "user", "total_tokens", days, users), format: fmtInt, formatAxis: fmtCompact }),
       hbars({ id: "chart-cost-by-model", title: "Cost by model", format: fmtCost,
-        items: usage.by_model.map((r) => ({ label: r.model || "(unknown)", value: r.cost_total || 0 })) }),
+        items: priced(usage.by_model).map((r) => ({ label: r.model || "(unknown)", value: r.cost_total })) }),
       hbars({ id: "chart-cost-by-user", title: "Cost by user", format: fmtCost,
-        items: usage.by_user.map((r) => ({ label: r.user || NO_USER, value: r.cost_total || 0 })) }),
+        items: priced(usage.by_user).map((r) => ({ label: r.user || NO_USER, value: r.cost_total })) }),
+      hbars({ id: "chart-cost-by-client", title: "Cost by tool", format: fmtCost, note: " · priced calls",
+        items: priced(clients.data).map((r) => ({ label: r.client || "(unknown)", value: r.cost_total })) }),
+      hbars({ id: "chart-calls-by-client", title: "Calls by tool", format: fmtInt,
+        items: clients.data.map((r) => ({ label: r.client || "(unknown)", value: r.calls })) }),
       lines({ id: "chart-latency", title: `Latency p50 / p95 ${per}`, series: latency("duration"), format: fmtMs, formatX, xTicks,
         note: " · successful calls, UTC" }),
       lines({ id: "chart-ttft", title: `Time to first token p50 / p95 ${per}`, series: latency("ttft"), format: fmtMs, formatX, xTicks,
         note: " · successful calls, UTC" })),
     h("div", { class: "io" }, totalsTable("usage-by-model", "model", usage.by_model, "model"),
       totalsTable("usage-by-user", "user", usage.by_user, "user")),
+    clientsTable(clients.data),
+    unpricedSection(unpriced),
   );
 }
 
@@ -124,11 +171,14 @@ export async function usageView(main, ctx) {
     const since = range === "all" ? null : Math.floor(Date.now() / 1000 - Number(range) * 86400);
     const usage = await api("api/usage", { since });
     const bucket = range === "1" || usage.by_day.length <= 2 ? "hour" : "day";
-    const stats = await api("api/stats", { since, bucket });
-    const signature = JSON.stringify([range, usage, stats]);
+    const [stats, clients, unpriced] = await Promise.all([
+      api("api/stats", { since, bucket }), api("api/usage", { since, group_by: "client" }),
+      api("api/unpriced-models", { since }),
+    ]);
+    const signature = JSON.stringify([range, usage, stats, clients, unpriced]);
     if (signature === last || !ctx.alive()) return;
     last = signature;
-    render(content, usage, stats);
+    render(content, usage, stats, clients, unpriced);
   }
   await refresh();
   return refresh;
