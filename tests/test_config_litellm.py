@@ -109,7 +109,12 @@ def test_every_key_not_acted_on_is_named_with_a_reason() -> None:
         ],
         "litellm_settings": {"cache": True, "drop_params": True, "callbacks": ["prometheus", "datadog"]},
         "router_settings": {"routing_strategy": "usage-based-routing-v2", "enable_pre_call_checks": True},
-        "general_settings": {"database_url": "postgresql://u:p@db/x", "alerting": ["slack"], "made_up_thing": 1},
+        "general_settings": {
+            "database_url": "postgresql://u:p@db/x",
+            "database_connection_pool_limit": 10,
+            "alerting": ["slack"],
+            "made_up_thing": 1,
+        },
         "guardrails": [],
     }
     config = parse_config(raw, {}, source="c")
@@ -125,7 +130,7 @@ def test_every_key_not_acted_on_is_named_with_a_reason() -> None:
         "litellm_settings.callbacks[1]": "'datadog' is not supported",
         "router_settings.routing_strategy": "simple-shuffle is used",
         "router_settings.enable_pre_call_checks": "not supported",
-        "general_settings.database_url": "not yet supported",
+        "general_settings.database_connection_pool_limit": "at most 3 PostgreSQL connections",
         "general_settings.alerting": "Prometheus",
         "general_settings.made_up_thing": "not a key",
         "guardrails": "not supported",
@@ -190,6 +195,36 @@ def test_master_key_precedence(environ: dict[str, str], config_key: str | None, 
     assert effective.master_key == expected
     if expected:
         assert expected in effective.secrets()  # redacted from everything the gateway emits
+
+
+@pytest.mark.parametrize(
+    ("environ", "config_url", "expected"),
+    [
+        pytest.param({}, "postgresql://u:pw-file-123@db/x", "postgresql://u:pw-file-123@db/x", id="file"),
+        pytest.param(
+            {"DATABASE_URL": "postgresql://u:pw-env-123@db/y"},
+            "postgresql://u:pw-file-123@db/x",
+            "postgresql://u:pw-env-123@db/y",
+            id="env-wins",
+        ),
+        pytest.param(
+            {"DB": "postgresql://u:pw-ref-123@db/z"}, "os.environ/DB", "postgresql://u:pw-ref-123@db/z", id="ref"
+        ),
+        pytest.param({}, "os.environ/DB", None, id="unset-reference"),
+    ],
+)
+def test_database_url_from_general_settings(environ: dict[str, str], config_url: str, expected: str | None) -> None:
+    raw: dict[str, Any] = {"general_settings": {"database_url": config_url}}
+    settings = load_settings(environ, env_file=None)
+    config = parse_config(raw, settings.environ, source="c")
+    effective = effective_settings(settings, config)
+    assert effective.database_url == expected
+    notes = {note.path: note for note in config.notes}
+    if expected:
+        assert expected.split(":")[2].split("@")[0] in effective.secrets()  # the password is scrubbed everywhere
+        assert "general_settings.database_url" not in notes  # acted on, so not named as ignored
+    else:
+        assert notes["general_settings.database_url"].kind == "unavailable"
 
 
 def test_langfuse_callback_and_message_logging() -> None:

@@ -129,7 +129,6 @@ def test_every_key_family_with_its_variables_set(tmp_path: Path, upstream: FakeU
         "ignored: model_list[0] (gpt-4o).litellm_params.rpm",
         "ignored: model_list[0] (gpt-4o).model_info — mode",
         "ignored: router_settings.redis_host",
-        "ignored: general_settings.database_url — not yet supported",
         "ignored: general_settings.alerting",
         "ignored: guardrails",
         "different: litellm_settings.callbacks[0]",

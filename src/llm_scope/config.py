@@ -245,13 +245,16 @@ def effective_settings(settings: Settings, config: ModelConfig) -> Settings:
     """The process settings with the config's own laid over them.
 
     Master key: LLM_SCOPE_MASTER_KEY wins (an operator can rotate it without editing the file), then
-    `general_settings.master_key`, then LITELLM_MASTER_KEY, LiteLLM Proxy's own fallback.
+    `general_settings.master_key`, then LITELLM_MASTER_KEY, LiteLLM Proxy's own fallback. The shared
+    PostgreSQL: DATABASE_URL wins, then `general_settings.database_url`.
     """
     proxy = config.proxy
     settings = overlay(settings, proxy.environment)
     updates: dict[str, Any] = {}
     if not settings.master_key and (proxy.master_key or settings.litellm_master_key):
         updates["master_key"] = proxy.master_key or settings.litellm_master_key
+    if not settings.database_url and proxy.database_url:
+        updates["database_url"] = proxy.database_url
     if proxy.langfuse:
         updates["langfuse_enabled"] = True
     if proxy.trace_content is False:

@@ -66,7 +66,7 @@ class ProxySettings:
     """What the config asks of the gateway itself, beyond its routes."""
 
     master_key: str | None = field(default=None, repr=False)  # general_settings.master_key, resolved
-    database_url: str | None = field(default=None, repr=False)  # general_settings.database_url: read, not used yet
+    database_url: str | None = field(default=None, repr=False)  # general_settings.database_url (DATABASE_URL wins)
     langfuse: bool = False  # a callback names Langfuse
     trace_content: bool | None = None  # litellm_settings.turn_off_message_logging: true -> False
     environment: dict[str, str] = field(default_factory=dict, repr=False)  # environment_variables, resolved
@@ -140,7 +140,7 @@ def proxy_settings(
     notes = section_notes("general_settings", general, GENERAL_ACTED, GENERAL_REASONS, GENERAL_KNOWN)
     notes += section_notes("litellm_settings", litellm_settings, LITELLM_ACTED, LITELLM_REASONS, LITELLM_KNOWN)
     master_key = _string_setting(general, "master_key", environ, source, notes)
-    database_url = _string_setting(general, "database_url", environ, source, [])
+    database_url = _string_setting(general, "database_url", environ, source, notes)
     langfuse: str | None = None  # the key that names Langfuse
     for key in ("success_callback", "callbacks", "failure_callback"):
         names = litellm_settings.get(key) or []

@@ -69,7 +69,7 @@ NOT_A_FEATURE = "a LiteLLM Proxy setting llm-scope does not have"
 _CACHE = "response caching is not supported"
 _ALERTS = "alerting is not supported; alert on the Prometheus metrics at /metrics instead"
 _HEALTH = "background health checks are not supported; /ready and per-deployment cooldowns instead"
-_DB = "not yet supported: keys and traces live in SQLite under LLM_SCOPE_DATA_DIR"
+_DB = "not used: each worker opens at most 3 PostgreSQL connections (docs/DEPLOYMENT.md, several instances)"
 _REDIS = "set REDIS_URL instead (shared rate limits); LiteLLM's redis_* router keys are not read"
 _SPEND = "LiteLLM's spend tables are not kept; every call is in llm-scope's own trace store"
 
@@ -95,9 +95,8 @@ TOP_LEVEL_REASONS = {
     "worker_registry": NOT_A_FEATURE,
 }
 
-GENERAL_ACTED = frozenset({"master_key"})
+GENERAL_ACTED = frozenset({"master_key", "database_url"})
 GENERAL_REASONS = {
-    "database_url": _DB,
     "database_connection_pool_limit": _DB,
     "database_connection_timeout": _DB,
     "store_model_in_db": "models come from the config file only",
