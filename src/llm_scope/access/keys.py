@@ -101,6 +101,31 @@ class Keys(Protocol):
     def close(self) -> None: ...
 
 
+def new_key(
+    owner: str,
+    *,
+    models: list[str] | None,
+    budget_daily_usd: float | None,
+    budget_monthly_usd: float | None,
+    rpm: int | None,
+    tpm: int | None,
+) -> tuple[VirtualKey, str]:
+    """A fresh key and its plaintext, for any store to keep (by its hash only)."""
+    plaintext = KEY_PREFIX + secrets.token_urlsafe(24)
+    key = VirtualKey(
+        id="key_" + secrets.token_hex(6),
+        owner=owner,
+        hint=plaintext[:10] + "…",
+        models=tuple(models) if models is not None else None,
+        budget_daily_usd=budget_daily_usd,
+        budget_monthly_usd=budget_monthly_usd,
+        rpm=rpm,
+        tpm=tpm,
+        created=time.time(),
+    )
+    return key, plaintext
+
+
 class KeyStore:
     def __init__(self, path: Path, *, cache_ttl: float = 5.0) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,17 +159,13 @@ class KeyStore:
         tpm: int | None = None,
     ) -> tuple[VirtualKey, str]:
         """Returns the key and its plaintext; the plaintext is never stored and cannot be shown again."""
-        plaintext = KEY_PREFIX + secrets.token_urlsafe(24)
-        key = VirtualKey(
-            id="key_" + secrets.token_hex(6),
-            owner=owner,
-            hint=plaintext[:10] + "…",
-            models=tuple(models) if models is not None else None,
+        key, plaintext = new_key(
+            owner,
+            models=models,
             budget_daily_usd=budget_daily_usd,
             budget_monthly_usd=budget_monthly_usd,
             rpm=rpm,
             tpm=tpm,
-            created=time.time(),
         )
         with self._lock:
             self.db.execute(

@@ -14,14 +14,13 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import secrets
 import threading
 import time
 from typing import Any
 
 from ..errors import GatewayError
 from ..postgres import Database, DatabaseError
-from .keys import KEY_PREFIX, VirtualKey, hash_key
+from .keys import KEY_PREFIX, VirtualKey, hash_key, new_key
 
 log = logging.getLogger("llm_scope.access")
 REFRESH_SECONDS = 2.0
@@ -151,17 +150,13 @@ class PostgresKeyStore:
         rpm: int | None = None,
         tpm: int | None = None,
     ) -> tuple[VirtualKey, str]:
-        plaintext = KEY_PREFIX + secrets.token_urlsafe(24)
-        key = VirtualKey(
-            id="key_" + secrets.token_hex(6),
-            owner=owner,
-            hint=plaintext[:10] + "…",
-            models=tuple(models) if models is not None else None,
+        key, plaintext = new_key(
+            owner,
+            models=models,
             budget_daily_usd=budget_daily_usd,
             budget_monthly_usd=budget_monthly_usd,
             rpm=rpm,
             tpm=tpm,
-            created=time.time(),
         )
         digest = hash_key(plaintext)
         self._write(
