@@ -11,7 +11,7 @@ from ..access.key_request import parse_key_request
 from ..access.keys import Keys
 from ..errors import GatewayError, NotFound
 from .auth import KEY_SCOPE
-from .openai import read_json
+from .handlers import read_json
 from .responses import error_response, json_response
 
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from ..accounting.cost import prices_resolver
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import insight, queries
-from ..tracing.remote import RemotePipeline
+from ..tracing.handoff import TraceHandoff
 from .api import trace_filter
 from .responses import RawResponse, error_response, json_response
 
@@ -44,7 +44,7 @@ def _pricing(request: Request) -> insight.Pricing:
 
 
 async def _run(request: Request, query: Callable[..., Any], *args: Any) -> Any:
-    pipeline: RemotePipeline = request.app.state.pipeline
+    pipeline: TraceHandoff = request.app.state.pipeline
     await pipeline.flush()  # read-your-writes: a call just answered is counted
     return await pipeline.read(query, pipeline.store, *args)
 

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import stats
-from ..tracing.remote import RemotePipeline
+from ..tracing.handoff import TraceHandoff
 from .api import read, trace_filter
 from .auth import UI_COOKIE, UI_PATH, ui_token
 from .responses import RawResponse, error_response, json_response
@@ -158,7 +158,7 @@ async def dashboard_stats(request: Request) -> RawResponse:
         f = trace_filter(request)
     except GatewayError as exc:
         return error_response(exc)
-    pipeline: RemotePipeline = request.app.state.pipeline
+    pipeline: TraceHandoff = request.app.state.pipeline
     await pipeline.flush()
     try:
         return json_response(await read(pipeline, stats.dashboard_stats, pipeline.store, f, bucket))

@@ -160,7 +160,7 @@ class Admission:
         self.active -= 1
 
 
-class Front:
+class EntryLayer:
     """The application uvicorn runs. `app` is the Starlette app for everything but the API calls; `state`
     is its state, so the composition root and tests reach the gateway's parts the usual way. With CORS on,
     Starlette's CORS middleware wraps this whole layer, API calls included."""
