@@ -47,6 +47,7 @@ ALLOWED: dict[str, set[str]] = {
         "metrics",
         "access",
         "accounting",
+        "settings",  # the typed app state (http/state.py) holds the effective Settings
         "types",
         "jsoncodec",
         "internals",

@@ -1,7 +1,7 @@
 """The composition root: `create_app(settings)` wires config, providers, gateway, tracing and routes.
 
-No import-time side effects: everything is built here and kept on `app.state`, so tests run several
-gateways side by side in one process.
+No import-time side effects: everything is built here and kept in one typed `AppState` (`app.state`), so
+tests run several gateways side by side in one process.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .http import admin, anthropic, api, handlers, insight, system, ui
 from .http.auth import Auth
 from .http.entry import Admission, EntryLayer
 from .http.handlers import Handlers
+from .http.state import AppState
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
 from .model_config import ModelConfig, effective_settings, load_model_config
 from .postgres import is_postgres_url
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     pipeline = build_pipeline(settings, config, metrics)
     keys = build_keys(settings)
     limits = build_limits(settings)
+    prices_for = prices_resolver(config.price_overrides)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
@@ -102,7 +104,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     gateway = Gateway(
         router,
         providers,
-        ObservedRecorder(metrics, pipeline, limits, prices_resolver(config.price_overrides)),
+        ObservedRecorder(metrics, pipeline, limits, prices_for),
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
         secrets=secrets_of(settings, config),
@@ -146,7 +148,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
         gc.freeze()
-        app.state.started = True
+        state.lifecycle.started = True
         try:
             yield
         finally:
@@ -173,8 +175,23 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         lifespan=lifespan,
     )
     api_handlers = Handlers(gateway, limits, settings.max_body_bytes, metrics.in_flight_streams)
-    app = EntryLayer(
+    state = AppState(
+        settings=settings,
+        gateway=gateway,
+        pipeline=pipeline,
+        keys=keys,
+        limits=limits,
+        metrics=metrics,
+        sync_metrics=sync_metrics,
+        model_list=_model_lister(router),
+        prices_for=prices_for,
+        unavailable=[
+            {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
+        ],
+    )
+    return EntryLayer(
         web,
+        state,
         auth=Auth(settings.master_key, keys),
         handlers={path: api_handlers.for_api(spec) for path, spec in {**handlers.APIS, **anthropic.APIS}.items()},
         in_flight=metrics.in_flight,
@@ -188,22 +205,6 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         else None,
         cors_origins=settings.cors_origin_list,
     )
-    app.state.settings = settings
-    app.state.gateway = gateway
-    app.state.pipeline = pipeline
-    app.state.keys = keys
-    app.state.limits = limits
-    app.state.metrics = metrics
-    app.state.sync_metrics = sync_metrics
-    app.state.model_config = config
-    app.state.started = False
-    app.state.model_list = _model_lister(router)
-    app.state.readiness = lambda: _readiness(app)
-    app.state.unavailable = [
-        {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
-    ]
-    app.state.lag = lambda: _lag(app)
-    return app
 
 
 def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> TraceHandoff:
@@ -343,35 +344,7 @@ async def _every(seconds: float, fn: Any) -> None:
         fn()
 
 
-def _readiness(app: EntryLayer) -> list[str]:
-    problems = []
-    if not app.state.started:
-        problems.append("starting up")
-    if not app.state.pipeline.ready:
-        problems.append("local trace store is not open")
-    elif app.state.started and app.state.pipeline.helper_pid is None:
-        problems.append(
-            "trace helper is not running (it is restarted with backoff; the log says why): calls are still "
-            "served and their traces held"
-        )
-    elif app.state.pipeline.store_failing:
-        problems.append(
-            "local trace store cannot write (disk full, read-only or locked): calls are still served and their "
-            "traces held until it can"
-        )
-    return problems
-
-
-def _lag(app: EntryLayer) -> dict[str, Any]:
-    """What /ready reports beside its verdict: how far shipping to PostgreSQL is behind. Never a reason to
-    be taken out of a load balancer: calls succeed while PostgreSQL is down, and traces wait locally."""
-    if not app.state.settings.database_url:
-        return {}
-    pipeline: TraceHandoff = app.state.pipeline
-    return {"postgres": {"traces_waiting": pipeline.ship_backlog, "ship_failures": pipeline.ship_failures}}
-
-
-def _model_lister(router: Router) -> Any:
+def _model_lister(router: Router) -> Callable[[], list[dict[str, Any]]]:
     cache: list[dict[str, Any]] = []
 
     def model_list() -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from ..tracing.handoff import TraceHandoff
 from ..tracing.storage import TraceStore
 from .handlers import read_json
 from .responses import RawResponse, error_response, json_response
+from .state import state_of
 
 T = TypeVar("T")
 
@@ -80,8 +81,7 @@ async def read(pipeline: TraceHandoff, fn: Callable[..., T], *args: Any) -> T:
 
 
 def _pipeline(request: Request) -> TraceHandoff:
-    pipeline: TraceHandoff = request.app.state.pipeline
-    return pipeline
+    return state_of(request).pipeline
 
 
 def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:

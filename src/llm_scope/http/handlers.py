@@ -29,6 +29,7 @@ from ..providers.base import ApiName
 from .auth import KEY_SCOPE
 from .entry import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
+from .state import state_of
 
 # Codex sends `session_id` (underscore) and, in later versions, `session-id`.
 SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id", "session_id")
@@ -241,7 +242,7 @@ class Handlers:
 
 
 async def list_models(request: Request) -> RawResponse:
-    models = request.app.state.model_list()
+    models = state_of(request).model_list()
     virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
     if virtual is not None and virtual.models is not None:  # a key sees the models it may use
         models = [m for m in models if virtual.allows(m["id"])]
