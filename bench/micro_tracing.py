@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llm_scope.accounting.cost import Prices, lookup_prices, price_table
-from llm_scope.http.front import TraceIds
+from llm_scope.http.entry import TraceIds
 from llm_scope.logs import BatchedStream, CallLines, configure_logging
-from llm_scope.tracing import frames
+from llm_scope.tracing import helper_protocol
 from llm_scope.tracing.otlp import RecordEncoder
 from llm_scope.tracing.records import enrich
 from llm_scope.tracing.store import Store
@@ -119,10 +119,10 @@ def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
             for _ in range(total // batch_size):
                 batch = [make_record() for _ in range(batch_size)]
                 p0 = time.process_time()
-                message = frames.encode(("records", 1, frames.dump_rows(batch)))
+                message = helper_protocol.encode(("records", 1, helper_protocol.dump_rows(batch)))
                 p1 = time.process_time()
                 body = pickle.loads(message[4:])
-                batch = frames.load_rows(body[2])
+                batch = helper_protocol.load_rows(body[2])
                 t0 = time.process_time()
                 for record in batch:
                     enrich(record, prices_for=prices_for, secrets=SECRETS, trace_content=True)

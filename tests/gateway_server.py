@@ -16,7 +16,7 @@ import uvicorn
 import yaml
 
 from llm_scope.app import create_app
-from llm_scope.config import parse_config
+from llm_scope.model_config import parse_config
 from llm_scope.settings import Settings, load_settings
 from tests.fakes.serving import free_port
 

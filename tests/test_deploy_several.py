@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from llm_scope.config import parse_config
+from llm_scope.model_config import parse_config
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker" / "docker-compose.yml"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from llm_scope.config import parse_config, parse_config_file
+from llm_scope.model_config import parse_config, parse_config_file
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.otlp_receiver import start_otlp_receiver
 from tests.fakes.serving import free_port

@@ -1,7 +1,7 @@
 """The composition root: `create_app(settings)` wires config, providers, gateway, tracing and routes.
 
-No import-time side effects: everything is built here and kept on `app.state`, so tests run several
-gateways side by side in one process.
+No import-time side effects: everything is built here and kept in one typed `AppState` (`app.state`), so
+tests run several gateways side by side in one process.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from .access.limits import Limits, MemoryLimits, Windows
 from .access.reconcile import RECONCILE_SECONDS, ReconciledLimits
 from .accounting.clients import KNOWN_CLIENTS
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
-from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import admin, anthropic, api, insight, openai, system, ui
+from .http import admin, anthropic, api, handlers, insight, system, ui
 from .http.auth import Auth
-from .http.front import Admission, Front
-from .http.openai import Handlers
+from .http.entry import Admission, EntryLayer
+from .http.handlers import Handlers
+from .http.state import AppState
 from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
+from .model_config import ModelConfig, effective_settings, load_model_config
 from .postgres import is_postgres_url
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
@@ -41,10 +42,10 @@ from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
-from .tracing.frames import HelperOptions
 from .tracing.genai import parse_headers, service_url
+from .tracing.handoff import TraceHandoff
+from .tracing.helper_protocol import HelperOptions
 from .tracing.otlp import validate_environment
-from .tracing.remote import RemotePipeline
 from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
@@ -60,7 +61,7 @@ class ObservedRecorder:
     def __init__(
         self,
         metrics: Metrics,
-        pipeline: RemotePipeline,
+        pipeline: TraceHandoff,
         limits: Limits,
         prices_for: Callable[[CallRecord], Prices | None],
     ) -> None:
@@ -84,7 +85,7 @@ class ObservedRecorder:
         self.pipeline.submit(record)
 
 
-def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> Front:
+def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> EntryLayer:
     config = model_config or load_model_config(settings)
     settings = effective_settings(settings, config)  # general_settings.master_key, Langfuse callbacks, …
     router = Router(config.deployments, config.aliases, config.hidden_aliases)
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     pipeline = build_pipeline(settings, config, metrics)
     keys = build_keys(settings)
     limits = build_limits(settings)
+    prices_for = prices_resolver(config.price_overrides)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
@@ -102,7 +104,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     gateway = Gateway(
         router,
         providers,
-        ObservedRecorder(metrics, pipeline, limits, prices_resolver(config.price_overrides)),
+        ObservedRecorder(metrics, pipeline, limits, prices_for),
         timeout=settings.upstream_timeout,
         connect_timeout=settings.connect_timeout,
         secrets=secrets_of(settings, config),
@@ -146,7 +148,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         # Everything allocated at start-up is long-lived; keep it out of every future full GC pass.
         gc.collect()
         gc.freeze()
-        app.state.started = True
+        state.lifecycle.started = True
         try:
             yield
         finally:
@@ -164,7 +166,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    routes = [*system.routes, *openai.routes, *api.routes, *insight.routes, *admin.routes, *ui.routes]
+    routes = [*system.routes, *handlers.routes, *api.routes, *insight.routes, *admin.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     web = Starlette(
@@ -172,11 +174,26 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         exception_handlers={404: system.http_exception, 405: system.http_exception},
         lifespan=lifespan,
     )
-    handlers = Handlers(gateway, limits, settings.max_body_bytes, metrics.in_flight_streams)
-    app = Front(
+    api_handlers = Handlers(gateway, limits, settings.max_body_bytes, metrics.in_flight_streams)
+    state = AppState(
+        settings=settings,
+        gateway=gateway,
+        pipeline=pipeline,
+        keys=keys,
+        limits=limits,
+        metrics=metrics,
+        sync_metrics=sync_metrics,
+        model_list=_model_lister(router),
+        prices_for=prices_for,
+        unavailable=[
+            {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
+        ],
+    )
+    return EntryLayer(
         web,
+        state,
         auth=Auth(settings.master_key, keys),
-        handlers={path: handlers.for_api(spec) for path, spec in {**openai.APIS, **anthropic.APIS}.items()},
+        handlers={path: api_handlers.for_api(spec) for path, spec in {**handlers.APIS, **anthropic.APIS}.items()},
         in_flight=metrics.in_flight,
         admission=Admission(
             settings.max_concurrency if settings.max_concurrency > 0 else sys.maxsize,
@@ -188,25 +205,9 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         else None,
         cors_origins=settings.cors_origin_list,
     )
-    app.state.settings = settings
-    app.state.gateway = gateway
-    app.state.pipeline = pipeline
-    app.state.keys = keys
-    app.state.limits = limits
-    app.state.metrics = metrics
-    app.state.sync_metrics = sync_metrics
-    app.state.model_config = config
-    app.state.started = False
-    app.state.model_list = _model_lister(router)
-    app.state.readiness = lambda: _readiness(app)
-    app.state.unavailable = [
-        {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
-    ]
-    app.state.lag = lambda: _lag(app)
-    return app
 
 
-def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> RemotePipeline:
+def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> TraceHandoff:
     langfuse = None
     if settings.langfuse_configured:
         assert settings.langfuse_public_key and settings.langfuse_secret_key
@@ -235,7 +236,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         price_overrides=config.price_overrides,
         database_url=settings.database_url,
     )
-    return RemotePipeline(
+    return TraceHandoff(
         options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow
     )
 
@@ -297,7 +298,7 @@ def build_keys(settings: Settings) -> Keys:
     return KeyStore(settings.data_dir / "keys.db")
 
 
-async def _reconcile(pipeline: RemotePipeline, limits: ReconciledLimits) -> None:
+async def _reconcile(pipeline: TraceHandoff, limits: ReconciledLimits) -> None:
     """Budgets follow every instance's spend: the shared store's per-key sums, every couple of seconds."""
 
     async def spend_since(since: float) -> dict[str, float]:
@@ -308,7 +309,7 @@ async def _reconcile(pipeline: RemotePipeline, limits: ReconciledLimits) -> None
         await asyncio.sleep(RECONCILE_SECONDS)
 
 
-async def _seed_spend(pipeline: RemotePipeline, limits: MemoryLimits) -> None:
+async def _seed_spend(pipeline: TraceHandoff, limits: MemoryLimits) -> None:
     """After a restart, budgets continue from what the local store says each key spent."""
     w = Windows.now()
     now = time.time()
@@ -343,35 +344,7 @@ async def _every(seconds: float, fn: Any) -> None:
         fn()
 
 
-def _readiness(app: Front) -> list[str]:
-    problems = []
-    if not app.state.started:
-        problems.append("starting up")
-    if not app.state.pipeline.ready:
-        problems.append("local trace store is not open")
-    elif app.state.started and app.state.pipeline.helper_pid is None:
-        problems.append(
-            "trace helper is not running (it is restarted with backoff; the log says why): calls are still "
-            "served and their traces held"
-        )
-    elif app.state.pipeline.store_failing:
-        problems.append(
-            "local trace store cannot write (disk full, read-only or locked): calls are still served and their "
-            "traces held until it can"
-        )
-    return problems
-
-
-def _lag(app: Front) -> dict[str, Any]:
-    """What /ready reports beside its verdict: how far shipping to PostgreSQL is behind. Never a reason to
-    be taken out of a load balancer: calls succeed while PostgreSQL is down, and traces wait locally."""
-    if not app.state.settings.database_url:
-        return {}
-    pipeline: RemotePipeline = app.state.pipeline
-    return {"postgres": {"traces_waiting": pipeline.ship_backlog, "ship_failures": pipeline.ship_failures}}
-
-
-def _model_lister(router: Router) -> Any:
+def _model_lister(router: Router) -> Callable[[], list[dict[str, Any]]]:
     cache: list[dict[str, Any]] = []
 
     def model_list() -> list[dict[str, Any]]:

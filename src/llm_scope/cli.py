@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .access.key_request import KeyRequestError, parse_key_request
-from .config import ConfigError, ModelConfig, effective_settings, load_model_config
+from .model_config import ConfigError, ModelConfig, effective_settings, load_model_config
 from .settings import Settings, load_settings
 
 log = logging.getLogger("llm_scope")

@@ -3,7 +3,7 @@
 A LiteLLM user's `config.yaml` carries keys for features llm-scope has, has differently, or lacks. Each
 key we do not act on becomes a `ConfigNote` naming its path, which start-up logs and `check-config`
 prints; a key close to a known one gets a "did you mean" (a typo is the usual reason it is unknown).
-Plain tables, no imports of ours: `config.py` walks the file with them.
+Plain tables, no imports of ours: `model_config.py` walks the file with them.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_scope.config import parse_config
+from llm_scope.model_config import parse_config
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings
@@ -125,14 +125,14 @@ def test_overload_beyond_the_queue_is_503_with_retry_after(tmp_path: Path, upstr
 
 @pytest.mark.parametrize("bad", [{"num_retries": -1}, {"fallbacks": "x"}, {"fallbacks": [{"a": 3}]}])
 def test_invalid_router_settings_fail_at_start(bad: dict[str, Any]) -> None:
-    from llm_scope.config import ConfigError
+    from llm_scope.model_config import ConfigError
 
     with pytest.raises(ConfigError, match="test"):
         parse_config({"model_list": [], "router_settings": bad}, {}, source="test")
 
 
 def test_fallback_to_a_missing_model_fails_at_start() -> None:
-    from llm_scope.config import ConfigError
+    from llm_scope.model_config import ConfigError
 
     with pytest.raises(ConfigError, match="no model_list entry serves"):
         parse_config(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from llm_scope.http.front import Admission
+from llm_scope.http.entry import Admission
 
 
 def test_a_cancelled_waiter_gives_its_place_and_a_handed_slot_back() -> None:

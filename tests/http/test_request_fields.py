@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from llm_scope.http.openai import split_metadata_user
+from llm_scope.http.handlers import split_metadata_user
 from tests.gateway_server import GatewayServer, make_settings
 
 DEVICE = "3f" * 32

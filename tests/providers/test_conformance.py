@@ -19,7 +19,7 @@ import pytest
 from llm_scope.accounting.usage import anthropic_usage, merge, openai_usage
 from llm_scope.errors import GatewayError
 from llm_scope.providers.anthropic_compat import AnthropicCompatProvider
-from llm_scope.providers.base import Api, CallOptions, Provider, UpstreamResponse
+from llm_scope.providers.base import ApiName, CallOptions, Provider, UpstreamResponse
 from llm_scope.providers.litellm_adapter import LiteLLMProvider
 from llm_scope.providers.mock import MockProvider
 from llm_scope.providers.openai_compat import OpenAICompatProvider
@@ -35,7 +35,7 @@ class Kind:
     """One provider kind: how to build it, a deployment on the fake, and how to read its wire format."""
 
     make: Callable[[], Provider]
-    api: Api
+    api: ApiName
     deployment: Callable[[FakeUpstream], Deployment]
     upstream: bool  # False: answers without one (the mock), so upstream failures do not apply
 

@@ -12,7 +12,7 @@ from tests.conftest import upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.polling import wait_until
-from tests.tracing.test_remote import stored_ids
+from tests.tracing.test_handoff import stored_ids
 
 
 def ready(gw: GatewayServer) -> httpx.Response:

@@ -56,7 +56,10 @@ class Windows:
 
 
 @dataclass
-class Usage:
+class KeyUsage:
+    """What one key has used in the current windows (requests this minute, tokens, spend today and this
+    month), against its limits; not a call's token `types.Usage`."""
+
     requests: int = 0
     tokens: int = 0
     spend_day: float = 0.0
@@ -64,7 +67,7 @@ class Usage:
 
 
 class Limits(Protocol):
-    async def usage(self, key_id: str, w: Windows) -> Usage: ...
+    async def usage(self, key_id: str, w: Windows) -> KeyUsage: ...
 
     async def count_request(self, key_id: str, w: Windows) -> None: ...
 
@@ -73,7 +76,7 @@ class Limits(Protocol):
     async def aclose(self) -> None: ...
 
 
-def verdict(key: VirtualKey, used: Usage, w: Windows) -> GatewayError | None:
+def verdict(key: VirtualKey, used: KeyUsage, w: Windows) -> GatewayError | None:
     """Why this key may not make a call now, or None; Retry-After says when it may."""
     if key.budget_daily_usd is not None and used.spend_day >= key.budget_daily_usd:
         return BudgetExceeded(
@@ -122,11 +125,11 @@ class MemoryLimits:
         self._day[key_id] = (day, spend_day)
         self._month[key_id] = (month, spend_month)
 
-    async def usage(self, key_id: str, w: Windows) -> Usage:
+    async def usage(self, key_id: str, w: Windows) -> KeyUsage:
         minute, requests, tokens = self._minute.get(key_id, (w.minute, 0, 0))
         day, spend_day = self._day.get(key_id, (w.day, 0.0))
         month, spend_month = self._month.get(key_id, (w.month, 0.0))
-        return Usage(
+        return KeyUsage(
             requests=requests if minute == w.minute else 0,
             tokens=tokens if minute == w.minute else 0,
             spend_day=spend_day if day == w.day else 0.0,

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from .limits import Limits, Usage, Windows
+from .limits import KeyUsage, Limits, Windows
 
 log = logging.getLogger("llm_scope.access")
 RECONCILE_SECONDS = 2.0
@@ -52,7 +52,7 @@ class ReconciledLimits:
         recent_month = self._since[1].get(key_id, 0.0) + self._asking[1].get(key_id, 0.0)
         return self._day.get(key_id, 0.0) + recent_day, self._month.get(key_id, 0.0) + recent_month
 
-    async def usage(self, key_id: str, w: Windows) -> Usage:
+    async def usage(self, key_id: str, w: Windows) -> KeyUsage:
         used = await self.inner.usage(key_id, w)
         day, month = self._shared(key_id, w.day, w.month)
         used.spend_day = max(used.spend_day, day)

@@ -13,7 +13,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from .limits import Usage, Windows
+from .limits import KeyUsage, Windows
 
 log = logging.getLogger("llm_scope.access")
 PREFIX = "llm-scope"
@@ -40,14 +40,14 @@ class RedisLimits:
             self._last_warning = now
             log.warning("Redis unavailable for limits (%s); allowing calls until it is back", type(exc).__name__)
 
-    async def usage(self, key_id: str, w: Windows) -> Usage:
+    async def usage(self, key_id: str, w: Windows) -> KeyUsage:
         try:
             values = await self.client.mget(self._keys(key_id, w))
         except (RedisError, OSError) as exc:
             self._down(exc)
-            return Usage()
+            return KeyUsage()
         requests, tokens, day, month = (v.decode() if isinstance(v, bytes) else v for v in values)
-        return Usage(
+        return KeyUsage(
             requests=int(requests or 0),
             tokens=int(tokens or 0),
             spend_day=float(day or 0),

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..accounting.redact import redact_text, redact_value
-from ..config import RetryPolicy
 from ..errors import DeploymentUnavailable, GatewayError
+from ..model_config import RetryPolicy
 from ..providers import provider_kind
-from ..providers.base import Api, CallOptions, Provider, UpstreamResponse
+from ..providers.base import ApiName, CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
@@ -90,7 +90,7 @@ class CallContext:
     key_id: str | None = None
     client_version: str | None = None
 
-    def new_record(self, body: dict[str, Any] | None, api: Api = "chat") -> CallRecord:
+    def new_record(self, body: dict[str, Any] | None, api: ApiName = "chat") -> CallRecord:
         body = body or {}
         return CallRecord(
             trace_id=self.trace_id,
@@ -141,7 +141,7 @@ class Gateway:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
 
     def record_failure(
-        self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError, api: Api = "chat"
+        self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError, api: ApiName = "chat"
     ) -> None:
         """Calls rejected before reaching a provider (bad JSON, unknown model) are traced too."""
         record = ctx.new_record(body, api)
@@ -150,7 +150,7 @@ class Gateway:
         self.recorder.submit(record)
 
     async def call(
-        self, ctx: CallContext, api: Api, body: dict[str, Any], headers: dict[str, str] | None = None
+        self, ctx: CallContext, api: ApiName, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Result:
         """Serve one call of any API; `headers` are client headers the upstream must see (anthropic-beta)."""
         record = ctx.new_record(body, api)
@@ -207,7 +207,7 @@ class Gateway:
         return self.balancer.order(ordered) if self.balancer is not None else ordered
 
     async def _attempt(
-        self, record: CallRecord, api: Api, body: dict[str, Any], headers: dict[str, str] | None
+        self, record: CallRecord, api: ApiName, body: dict[str, Any], headers: dict[str, str] | None
     ) -> tuple[UpstreamResponse, float, bool, Deployment]:
         """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
         plan, own = self._plan(record.requested_model)
@@ -255,7 +255,13 @@ class Gateway:
         return options
 
     async def _relay(
-        self, api: Api, record: CallRecord, upstream: UpstreamResponse, tap: Tap, sent: float, deployment: Deployment
+        self,
+        api: ApiName,
+        record: CallRecord,
+        upstream: UpstreamResponse,
+        tap: Tap,
+        sent: float,
+        deployment: Deployment,
     ) -> AsyncIterator[bytes]:
         """Forward chunks as they arrive; an error after the first byte becomes an SSE error event."""
         assert upstream.chunks is not None
@@ -310,7 +316,7 @@ def _fail(record: CallRecord, exc: GatewayError) -> None:
     record.error_message = exc.message
 
 
-def stream_error_event(api: Api, exc: GatewayError) -> bytes:
+def stream_error_event(api: ApiName, exc: GatewayError) -> bytes:
     """An error after the first byte, in the event shape the client's SDK raises on."""
     if api == "messages":
         return b"event: error\ndata: " + json.dumps(exc.anthropic_body()).encode() + b"\n\n"
@@ -320,7 +326,7 @@ def stream_error_event(api: Api, exc: GatewayError) -> bytes:
     return b"data: " + json.dumps(exc.openai_body()).encode() + b"\n\n"
 
 
-def _upstream_body(api: Api, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _upstream_body(api: ApiName, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The body as the upstream should get it, and whether the gateway added usage to a chat stream.
 
     `metadata` is the gateway's (trace metadata) on OpenAI routes unless the client asked OpenAI to store
@@ -340,7 +346,7 @@ def _upstream_body(api: Api, body: dict[str, Any]) -> tuple[dict[str, Any], bool
     return out, True
 
 
-def _input_of(api: Api, body: dict[str, Any]) -> Any:
+def _input_of(api: ApiName, body: dict[str, Any]) -> Any:
     if api == "embeddings":
         return body.get("input")
     if api == "responses":

@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
-from ..config import RetryPolicy
 from ..errors import GatewayError
+from ..model_config import RetryPolicy
 from ..types import Deployment
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504, 529})

@@ -11,12 +11,14 @@ from ..access.key_request import parse_key_request
 from ..access.keys import Keys
 from ..errors import GatewayError, NotFound
 from .auth import KEY_SCOPE
-from .openai import read_json
+from .handlers import read_json
 from .responses import error_response, json_response
+from .state import state_of
 
 
 def _require_master(request: Request) -> Keys:
-    if request.app.state.settings.master_key is None:
+    state = state_of(request)
+    if state.settings.master_key is None:
         raise GatewayError(
             "Key management needs LLM_SCOPE_MASTER_KEY to be set",
             status=403,
@@ -25,8 +27,7 @@ def _require_master(request: Request) -> Keys:
         )
     if request.scope.get(KEY_SCOPE) is not None:
         raise GatewayError("Only the master key can manage keys", status=403, type="permission_error", code="forbidden")
-    store: Keys = request.app.state.keys
-    return store
+    return state.keys
 
 
 async def create_key(request: Request) -> Response:

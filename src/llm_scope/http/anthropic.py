@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvalidRequest
-from .openai import Api
+from .handlers import ApiFamily
 
 FORWARDED = ("anthropic-version", "anthropic-beta")
 
@@ -35,6 +35,8 @@ def _validate(body: Any, *, need_max_tokens: bool) -> dict[str, Any]:
     return body
 
 
-MESSAGES = Api("messages", lambda b: _validate(b, need_max_tokens=True), anthropic=True, forward=FORWARDED)
-COUNT_TOKENS = Api("count_tokens", lambda b: _validate(b, need_max_tokens=False), anthropic=True, forward=FORWARDED)
+MESSAGES = ApiFamily("messages", lambda b: _validate(b, need_max_tokens=True), anthropic=True, forward=FORWARDED)
+COUNT_TOKENS = ApiFamily(
+    "count_tokens", lambda b: _validate(b, need_max_tokens=False), anthropic=True, forward=FORWARDED
+)
 APIS = {"/v1/messages": MESSAGES, "/v1/messages/count_tokens": COUNT_TOKENS}

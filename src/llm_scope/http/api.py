@@ -14,10 +14,11 @@ from starlette.routing import Route
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..postgres import DatabaseError
 from ..tracing import queries
-from ..tracing.remote import RemotePipeline
+from ..tracing.handoff import TraceHandoff
 from ..tracing.storage import TraceStore
-from .openai import read_json
+from .handlers import read_json
 from .responses import RawResponse, error_response, json_response
+from .state import state_of
 
 T = TypeVar("T")
 
@@ -69,7 +70,7 @@ class TraceStoreUnavailable(GatewayError):
     code = "trace_store_unavailable"
 
 
-async def read(pipeline: RemotePipeline, fn: Callable[..., T], *args: Any) -> T:
+async def read(pipeline: TraceHandoff, fn: Callable[..., T], *args: Any) -> T:
     """A read on the store's thread; the shared store being down is a 503 that says so, not a 500."""
     try:
         return await pipeline.read(fn, *args)
@@ -79,9 +80,8 @@ async def read(pipeline: RemotePipeline, fn: Callable[..., T], *args: Any) -> T:
         ) from None
 
 
-def _pipeline(request: Request) -> RemotePipeline:
-    pipeline: RemotePipeline = request.app.state.pipeline
-    return pipeline
+def _pipeline(request: Request) -> TraceHandoff:
+    return state_of(request).pipeline
 
 
 def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callable[[Request], Awaitable[RawResponse]]:
@@ -102,7 +102,7 @@ def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callabl
     return endpoint
 
 
-async def _find(pipeline: RemotePipeline, trace_id: str) -> dict[str, Any] | None:
+async def _find(pipeline: TraceHandoff, trace_id: str) -> dict[str, Any] | None:
     """From the store reads go to; a call of this instance not yet shipped to PostgreSQL (or made while it is
     down) is in the local one."""
     if pipeline.local is pipeline.store:

@@ -15,12 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..accounting.cost import prices_resolver
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import insight, queries
-from ..tracing.remote import RemotePipeline
 from .api import trace_filter
 from .responses import RawResponse, error_response, json_response
+from .state import state_of
 
 
 def _choice(request: Request, name: str, allowed: Any, default: str | None) -> str | None:
@@ -36,15 +35,11 @@ def _format(request: Request) -> str:
 
 def _pricing(request: Request) -> insight.Pricing:
     """The gateway's prices (the config's model_info, then LiteLLM's table), for what the cache saved."""
-    state = request.app.state
-    found: insight.Pricing | None = getattr(state, "insight_pricing", None)
-    if found is None:
-        found = state.insight_pricing = prices_resolver(state.model_config.price_overrides)
-    return found
+    return state_of(request).prices_for
 
 
 async def _run(request: Request, query: Callable[..., Any], *args: Any) -> Any:
-    pipeline: RemotePipeline = request.app.state.pipeline
+    pipeline = state_of(request).pipeline
     await pipeline.flush()  # read-your-writes: a call just answered is counted
     return await pipeline.read(query, pipeline.store, *args)
 

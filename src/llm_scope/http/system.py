@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from ..errors import GatewayError, NotFound
 from .responses import RawResponse, error_response, json_response
+from .state import state_of
 
 
 async def health(request: Request) -> RawResponse:
@@ -17,10 +18,10 @@ async def health(request: Request) -> RawResponse:
 async def ready(request: Request) -> RawResponse:
     """Deployments the config leaves unavailable (an unset `os.environ/NAME`) are listed, but keep the
     gateway ready: the rest of its models serve, as in LiteLLM Proxy."""
-    problems: list[str] = request.app.state.readiness()
-    unavailable: list[dict[str, str]] = request.app.state.unavailable
-    extra = {"unavailable_deployments": unavailable} if unavailable else {}
-    lag = request.app.state.lag() if hasattr(request.app.state, "lag") else {}
+    state = state_of(request)
+    problems = state.readiness()
+    extra = {"unavailable_deployments": state.unavailable} if state.unavailable else {}
+    lag = state.lag()
     if problems:
         return json_response({"status": "not_ready", "reasons": problems, **extra, **lag}, status=503)
     return json_response({"status": "ready", **extra, **lag})
@@ -28,10 +29,11 @@ async def ready(request: Request) -> RawResponse:
 
 async def metrics(request: Request) -> RawResponse:
     """Prometheus text format; never traced or counted as a request."""
-    request.app.state.sync_metrics()
+    state = state_of(request)
+    state.sync_metrics()
     from ..metrics import CONTENT_TYPE
 
-    return RawResponse(200, request.app.state.metrics.render(), {"content-type": CONTENT_TYPE})
+    return RawResponse(200, state.metrics.render(), {"content-type": CONTENT_TYPE})
 
 
 async def http_exception(request: Request, exc: Exception) -> RawResponse:

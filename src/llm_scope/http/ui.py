@@ -23,10 +23,10 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import stats
-from ..tracing.remote import RemotePipeline
 from .api import read, trace_filter
 from .auth import UI_COOKIE, UI_PATH, ui_token
 from .responses import RawResponse, error_response, json_response
+from .state import state_of
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -97,15 +97,14 @@ def load_assets() -> dict[str, Asset]:
 
 
 def _assets(request: Request) -> dict[str, Asset]:
-    state = request.app.state
-    cached: dict[str, Asset] | None = getattr(state, "ui_assets", None)
-    if cached is None:
-        cached = state.ui_assets = load_assets()
+    cached: dict[str, Asset] = state_of(request).ui_assets
+    if not cached:
+        cached.update(load_assets())
     return cached
 
 
 async def page(request: Request) -> Response:
-    settings = request.app.state.settings
+    settings = state_of(request).settings
     if "key" in request.query_params:
         # The master key middleware has already checked the key. Swap it for a cookie and take it out of the
         # address bar (and the browser history); the URL fragment (#/call/…) survives the redirect.
@@ -141,7 +140,7 @@ async def asset(request: Request) -> Response:
 
 
 async def ui_config(request: Request) -> RawResponse:
-    settings = request.app.state.settings
+    settings = state_of(request).settings
     langfuse = settings.langfuse_host.rstrip("/") if settings.langfuse_configured else None
     return json_response(
         {"version": __version__, "langfuse_url": langfuse, "master_key": bool(settings.master_key)},
@@ -158,7 +157,7 @@ async def dashboard_stats(request: Request) -> RawResponse:
         f = trace_filter(request)
     except GatewayError as exc:
         return error_response(exc)
-    pipeline: RemotePipeline = request.app.state.pipeline
+    pipeline = state_of(request).pipeline
     await pipeline.flush()
     try:
         return json_response(await read(pipeline, stats.dashboard_stats, pipeline.store, f, bucket))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import OPENAI_COMPATIBLE
+from ..model_config import OPENAI_COMPATIBLE
 
 ANTHROPIC_COMPATIBLE = frozenset({"anthropic"})
 ANTHROPIC_APIS = frozenset({"messages", "count_tokens"})

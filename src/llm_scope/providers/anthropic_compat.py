@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import Deployment
-from .base import Api, CallOptions, UpstreamResponse
+from .base import ApiName, CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
@@ -28,7 +28,7 @@ class AnthropicCompatProvider:
         await self.http.aclose()
 
     async def call(
-        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
         base = (deployment.api_base or DEFAULT_BASE).rstrip("/")
         if base.endswith("/v1"):

@@ -30,7 +30,7 @@ class UpstreamResponse:
 
 
 # The wire APIs the gateway serves; a provider answers in the format of the API it was called for.
-Api = Literal["chat", "messages", "count_tokens", "responses", "embeddings"]
+ApiName = Literal["chat", "messages", "count_tokens", "responses", "embeddings"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class CallOptions:
 
 class Provider(Protocol):
     async def call(
-        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...

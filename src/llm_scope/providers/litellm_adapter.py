@@ -17,10 +17,10 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
-from ..config import OPENAI_COMPATIBLE
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
+from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import Api, CallOptions, UpstreamResponse
+from .base import ApiName, CallOptions, UpstreamResponse
 
 log = logging.getLogger("llm_scope.providers")
 _litellm: ModuleType | None = None
@@ -61,7 +61,7 @@ class LiteLLMProvider:
         return None
 
     async def call(
-        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
         litellm = await asyncio.to_thread(load_litellm) if _litellm is None else _litellm
         kwargs = {k: v for k, v in body.items() if k not in ("model", "metadata")}

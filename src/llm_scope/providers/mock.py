@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ..types import Deployment
-from .base import Api, CallOptions, UpstreamResponse
+from .base import ApiName, CallOptions, UpstreamResponse
 from .mock_formats import mock_count_tokens, mock_embeddings, mock_messages, mock_responses
 
 
@@ -24,7 +24,7 @@ class MockProvider:
         return None
 
     async def call(
-        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
         if api == "messages":
             return mock_messages(body, _last_user_text(body.get("messages")))

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import jsoncodec
-from ..config import OPENAI_COMPATIBLE
+from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import Api, CallOptions, UpstreamResponse
+from .base import ApiName, CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
@@ -27,7 +27,7 @@ class OpenAICompatProvider:
         await self.http.aclose()
 
     async def call(
-        self, api: Api, deployment: Deployment, body: dict[str, Any], options: CallOptions
+        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
         url, headers = upstream_target(deployment, PATHS[api])
         payload = dict(body)

@@ -1,10 +1,10 @@
 """The trace helper process: prices, scrubs, stores, logs and exports the gateway's call records.
 
-Run by `RemotePipeline` as `python -m llm_scope.tracing.helper`, one per gateway worker. This work used to
+Run by `TraceHandoff` as `python -m llm_scope.tracing.helper`, one per gateway worker. This work used to
 run on threads inside the gateway, where every SQLite write, OTLP encode and export took the GIL from the
 event loop: with one client the hand-offs alone cost the gateway more CPU than the work (measured). Here it
 runs the same `TracePipeline` in its own interpreter, and writes the one log line per call, in batches.
-Messages come in on stdin and answers go out on stdout (see `frames`); logs go to stderr, as the gateway's.
+Messages come in on stdin and answers go out on stdout (see `helper_protocol`); logs go to stderr, as the gateway's.
 
 It answers "done" for a message only once its rows are committed, so the gateway keeps each record until
 then and resends it to a new helper if this one dies. It leaves when the gateway says stop or its stdin
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounting.cost import prices_resolver
 from ..logs import BatchedStream, CallLines, configure_logging
 from ..types import CallRecord
-from . import frames
+from . import helper_protocol
 from .genai import GenAIExporter
 from .langfuse import LangfuseExporter
 from .pipeline import TracePipeline
@@ -85,10 +85,10 @@ async def _pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asyncio
 
 async def serve(in_fd: int, out_fd: int) -> None:
     reader, writer = await _pipes(in_fd, out_fd)
-    first = await frames.read(reader)
+    first = await helper_protocol.read(reader)
     if first is None or first[0] != "init":
         return
-    options: frames.HelperOptions = first[1]
+    options: helper_protocol.HelperOptions = first[1]
     logs = BatchedStream(2)
     configure_logging(options.log_level, options.log_format, logs)
     call_lines = CallLines(options.log_format, logs)
@@ -117,7 +117,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
 
     def send(message: tuple[Any, ...]) -> None:
         if not writer.is_closing():
-            writer.write(frames.encode(message))
+            writer.write(helper_protocol.encode(message))
 
     health = {"store_failing": 0}
 
@@ -142,7 +142,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
     reporter = asyncio.create_task(report())
     deadline = 5.0
     try:
-        while (message := await frames.read(reader)) is not None:
+        while (message := await helper_protocol.read(reader)) is not None:
             kind = message[0]
             if kind == "stop":
                 deadline = message[1]
@@ -150,7 +150,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
             seq, payload = message[1], message[2]
             spent: list[tuple[str, str, float]] = []
             if kind == "records":
-                records = frames.load_rows(payload)
+                records = helper_protocol.load_rows(payload)
                 for record in records:
                     pipeline.submit(record)
                 await _until_done(pipeline.flush, health)  # prices and scrubs them too

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..types import CallRecord
 from .exporting import Exporter, ExportResult, ExportStatus
-from .frames import PipelineStats
+from .helper_protocol import PipelineStats
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")

@@ -25,7 +25,7 @@ from typing import Any
 from ..accounting.cost import Prices
 from ..types import CallRecord
 from .exporting import Exporter
-from .frames import PipelineStats
+from .helper_protocol import PipelineStats
 from .lanes import ExportLane
 from .records import enrich
 from .store import Store

@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeVar
 from ..accounting.cost import prices_resolver
 from ..logs import log_calls
 from ..types import CallRecord
-from . import frames
+from . import helper_protocol
 from .records import enrich
 from .spill import Spill, Taken
 from .storage import TraceStore
@@ -45,10 +45,12 @@ SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is wri
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
 
 
-class RemotePipeline:
+class TraceHandoff:
+    """The gateway's end of the trace helper: records in, batches handed over, the store read (see above)."""
+
     def __init__(
         self,
-        options: frames.HelperOptions,
+        options: helper_protocol.HelperOptions,
         *,
         queue_size: int = 10_000,
         flush_interval: float = 0.2,
@@ -161,11 +163,11 @@ class RemotePipeline:
         return len(self._queue)
 
     @property
-    def stats(self) -> frames.PipelineStats:
+    def stats(self) -> helper_protocol.PipelineStats:
         now = self._helper
         counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
         counters["lost"] += self._lost + self.spill.corrupt
-        return frames.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
+        return helper_protocol.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a read query on this process's store thread, so the event loop never waits on SQLite."""
@@ -289,7 +291,7 @@ class RemotePipeline:
 
     def _dump(self, batch: list[CallRecord]) -> bytes | None:
         try:
-            return frames.dump_rows(batch)
+            return helper_protocol.dump_rows(batch)
         except Exception:  # something in a record pickle cannot take: lose that batch, loudly, not the pipe
             log.exception("trace records could not be encoded for the helper; dropping them")
             self._lose(len(batch), "trace records could not be encoded")
@@ -308,7 +310,7 @@ class RemotePipeline:
         if stdin is None or stdin.is_closing():
             return  # it is exiting: the listener sees that and starts another, which is sent everything unacked
         try:
-            data = frames.encode(message)
+            data = helper_protocol.encode(message)
         except Exception:  # something in a score pickle cannot take: lose that message, loudly, not the pipe
             log.exception("a trace message could not be encoded for the helper; dropping it")
             self._settle(message[1], lost=True)
@@ -331,7 +333,7 @@ class RemotePipeline:
 
     async def _listen(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None
-        while (message := await frames.read(proc.stdout)) is not None:
+        while (message := await helper_protocol.read(proc.stdout)) is not None:
             if message[0] == "done":
                 self._helper = message[2]
                 self._settle(message[1])
@@ -395,7 +397,7 @@ class RemotePipeline:
     async def _write_here(self) -> None:
         """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
         messages = [m for m, _, _ in self._unacked.values()]
-        records = [r for m in messages if m[0] == "records" for r in frames.load_rows(m[2])]
+        records = [r for m in messages if m[0] == "records" for r in helper_protocol.load_rows(m[2])]
         scores = [m[2] for m in messages if m[0] == "score"]
         kinds = self.options.outbox_kinds
         outbox = self.options.langfuse is not None  # scores go to Langfuse only

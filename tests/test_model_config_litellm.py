@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from llm_scope.config import ConfigNote, ModelConfig, effective_settings, parse_config, parse_config_file
 from llm_scope.gateway.resilience import Balancer
 from llm_scope.gateway.routing import Router
 from llm_scope.litellm_keys import KNOWN_PROVIDERS
+from llm_scope.model_config import ConfigNote, ModelConfig, effective_settings, parse_config, parse_config_file
 from llm_scope.settings import load_settings
 from llm_scope.types import Deployment
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llm_scope.config import MOCK_MODELS, ConfigError, load_model_config, parse_config, parse_config_file
+from llm_scope.model_config import MOCK_MODELS, ConfigError, load_model_config, parse_config, parse_config_file
 from llm_scope.settings import load_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from llm_scope.tracing import frames
+from llm_scope.tracing import helper_protocol
 from llm_scope.types import CallRecord, Cost, Usage
 
 
@@ -32,19 +32,21 @@ def full_record() -> CallRecord:
 
 def test_records_survive_the_pipe() -> None:
     record = full_record()
-    sent = frames.encode(("records", 7, frames.dump_rows([record, CallRecord("cd" * 16, "chat_completion", 3.0)])))
+    sent = helper_protocol.encode(
+        ("records", 7, helper_protocol.dump_rows([record, CallRecord("cd" * 16, "chat_completion", 3.0)]))
+    )
 
     async def receive() -> tuple[object, ...] | None:
         reader = asyncio.StreamReader()
         reader.feed_data(sent[:5])  # a frame may arrive in pieces
         reader.feed_data(sent[5:])
         reader.feed_eof()
-        message = await frames.read(reader)
-        assert await frames.read(reader) is None  # then the end of the pipe, not an error
+        message = await helper_protocol.read(reader)
+        assert await helper_protocol.read(reader) is None  # then the end of the pipe, not an error
         return message
 
     message = asyncio.run(receive())
     assert message is not None and message[:2] == ("records", 7)
-    got = frames.load_rows(message[2])  # type: ignore[arg-type]
+    got = helper_protocol.load_rows(message[2])  # type: ignore[arg-type]
     assert got[0] == record and got[1] == CallRecord("cd" * 16, "chat_completion", 3.0)
     assert dataclasses.asdict(got[0]) == dataclasses.asdict(record)

@@ -26,6 +26,7 @@ from ..access.keys import VirtualKey
 from ..errors import GatewayError
 from .auth import KEY_SCOPE, Auth
 from .responses import RawResponse, error_response, send_whole
+from .state import AppState, attach
 
 log = logging.getLogger("llm_scope.http")
 
@@ -160,14 +161,15 @@ class Admission:
         self.active -= 1
 
 
-class Front:
+class EntryLayer:
     """The application uvicorn runs. `app` is the Starlette app for everything but the API calls; `state`
-    is its state, so the composition root and tests reach the gateway's parts the usual way. With CORS on,
+    is the gateway's typed state, attached to `app` too, so its routes and tests reach the same parts. With CORS on,
     Starlette's CORS middleware wraps this whole layer, API calls included."""
 
     def __init__(
         self,
         app: Starlette,
+        state: AppState,
         *,
         auth: Auth,
         handlers: Mapping[str, Handler],
@@ -176,7 +178,8 @@ class Front:
         cors_origins: list[str] | None = None,
     ) -> None:
         self.app = app
-        self.state = app.state
+        self.state = state
+        attach(app, state)
         self._entry: ASGIApp = self._dispatch
         if cors_origins:
             self._entry = CORSMiddleware(

@@ -1,4 +1,4 @@
-"""The front layer every request passes: CORS around API calls, methods, trace ids, body limits."""
+"""The entry layer every request passes: CORS around API calls, methods, trace ids, body limits."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_trace_ids_are_unique_and_match_the_stored_trace(gateway: GatewayServer)
 
 def test_trace_ids_lead_with_the_time_and_end_random() -> None:
     """Time-ordered ids keep the store's id index append-mostly; the random tail keeps them unguessable."""
-    from llm_scope.http.front import TraceIds
+    from llm_scope.http.entry import TraceIds
 
     ids = TraceIds()
     before = time.time_ns() // 1_000_000

@@ -1,7 +1,10 @@
-"""OpenAI-compatible routes: parse, one call into the gateway, serialize.
+"""The API handlers: every API family (chat completions, Messages, count_tokens, Responses, embeddings) is
+served by the one `Handlers.serve`: parse, one call into the gateway, serialize.
 
-The API calls themselves arrive from `front.Front` as an `Incoming` (no Starlette request on that path);
-`/v1/models` and the small JSON bodies of the read/admin API still go through Starlette.
+Each family is an `ApiFamily` row (validation, error shape, forwarded headers): the OpenAI-format ones are in
+`APIS` here, Anthropic's in `anthropic.py`. The calls arrive from `entry.EntryLayer` as an `Incoming` (no
+Starlette request on that path); `/v1/models` and the small JSON bodies of the read/admin API still go
+through Starlette.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from ..access.limits import Limits, admit
 from ..accounting.clients import attribute
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
 from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
-from ..providers.base import Api as ApiName
+from ..providers.base import ApiName
 from .auth import KEY_SCOPE
-from .front import ClientGone, Incoming
+from .entry import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
+from .state import state_of
 
 # Codex sends `session_id` (underscore) and, in later versions, `session-id`.
 SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id", "session_id")
@@ -170,7 +174,7 @@ def validate_input(body: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Api:
+class ApiFamily:
     """One API route family: how to validate its body, which error shape it speaks, what goes upstream."""
 
     api: ApiName
@@ -188,13 +192,13 @@ class Handlers:
         self.max_body_bytes = max_body_bytes
         self.streams = streams  # the in-flight streams gauge
 
-    def for_api(self, spec: Api) -> Callable[[Incoming], Awaitable[ASGIApp]]:
+    def for_api(self, spec: ApiFamily) -> Callable[[Incoming], Awaitable[ASGIApp]]:
         async def handle(incoming: Incoming) -> ASGIApp:
             return await self.serve(incoming, spec)
 
         return handle
 
-    async def serve(self, incoming: Incoming, spec: Api) -> ASGIApp:
+    async def serve(self, incoming: Incoming, spec: ApiFamily) -> ASGIApp:
         """Parse, one call into the gateway, serialize: the same for every API family."""
         gateway = self.gateway
         api = spec.api
@@ -238,16 +242,16 @@ class Handlers:
 
 
 async def list_models(request: Request) -> RawResponse:
-    models = request.app.state.model_list()
+    models = state_of(request).model_list()
     virtual: VirtualKey | None = request.scope.get(KEY_SCOPE)
     if virtual is not None and virtual.models is not None:  # a key sees the models it may use
         models = [m for m in models if virtual.allows(m["id"])]
     return json_response({"object": "list", "data": models})
 
 
-CHAT = Api("chat", validate_chat)
-RESPONSES = Api("responses", validate_input)
-EMBEDDINGS = Api("embeddings", validate_input)
+CHAT = ApiFamily("chat", validate_chat)
+RESPONSES = ApiFamily("responses", validate_input)
+EMBEDDINGS = ApiFamily("embeddings", validate_input)
 APIS = {
     "/v1/chat/completions": CHAT,
     "/chat/completions": CHAT,
