@@ -27,7 +27,7 @@ from .accounting.cost import Prices, compute_cost, models_for_provider, price_ta
 from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import admin, anthropic, api, insight, openai, system, ui
+from .http import admin, anthropic, api, insight, keys as keys_api, openai, system, ui
 from .http.auth import Auth
 from .http.front import Admission, Front
 from .http.openai import Handlers
@@ -164,7 +164,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    routes = [*system.routes, *openai.routes, *api.routes, *insight.routes, *admin.routes, *ui.routes]
+    routes = [*system.routes, *openai.routes, *api.routes, *insight.routes, *admin.routes, *keys_api.routes, *ui.routes]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     web = Starlette(

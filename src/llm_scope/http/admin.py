@@ -15,7 +15,7 @@ from .openai import read_json
 from .responses import error_response, json_response
 
 
-def _require_master(request: Request) -> Keys:
+def require_master(request: Request) -> Keys:
     if request.app.state.settings.master_key is None:
         raise GatewayError(
             "Key management needs LLM_SCOPE_MASTER_KEY to be set",
@@ -31,7 +31,7 @@ def _require_master(request: Request) -> Keys:
 
 async def create_key(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         fields = parse_key_request(await read_json(request, 64 * 1024))
         # On a thread: with DATABASE_URL this is a round trip to PostgreSQL (503 while it is down).
         key, plaintext = await run_in_threadpool(lambda: store.create(**fields))
@@ -42,7 +42,7 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         found = await run_in_threadpool(store.list)
     except GatewayError as exc:
         return error_response(exc)
@@ -51,7 +51,7 @@ async def list_keys(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         if not await run_in_threadpool(store.revoke, request.path_params["key_id"]):
             raise NotFound(f"No active key with id '{request.path_params['key_id']}'")
     except GatewayError as exc:
