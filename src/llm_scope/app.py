@@ -27,7 +27,8 @@ from .accounting.cost import Prices, compute_cost, models_for_provider, price_ta
 from .config import ModelConfig, effective_settings, load_model_config
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import admin, anthropic, api, insight, keys as keys_api, openai, system, ui
+from .http import admin, anthropic, api, insight, openai, system, ui
+from .http import keys as keys_api
 from .http.auth import Auth
 from .http.front import Admission, Front
 from .http.openai import Handlers
@@ -41,6 +42,7 @@ from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
+from .tracing.alerts import BudgetAlerts
 from .tracing.frames import HelperOptions
 from .tracing.genai import parse_headers, service_url
 from .tracing.otlp import validate_environment
@@ -92,6 +94,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     pipeline = build_pipeline(settings, config, metrics)
     keys = build_keys(settings)
     limits = build_limits(settings)
+    alerts = BudgetAlerts(settings.budget_webhook_url, pipeline, keys.list, interval=settings.budget_alert_interval)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
@@ -133,6 +136,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         counters = limits.inner if isinstance(limits, ReconciledLimits) else limits
         if isinstance(counters, MemoryLimits):
             await _seed_spend(pipeline, counters)
+        alerts.start()
         reconciler = None
         if isinstance(limits, ReconciledLimits):
             reconciler = asyncio.create_task(_reconcile(pipeline, limits))
@@ -154,6 +158,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             folder.cancel()
             if reconciler is not None:
                 reconciler.cancel()
+            alerts.stop()
             await gateway.aclose()
             await pipeline.stop()
             await limits.aclose()
@@ -193,6 +198,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     app.state.pipeline = pipeline
     app.state.keys = keys
     app.state.limits = limits
+    app.state.budget_alerts = alerts
     app.state.metrics = metrics
     app.state.sync_metrics = sync_metrics
     app.state.model_config = config
