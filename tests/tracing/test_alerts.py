@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from llm_scope.access.keys import VirtualKey
-from llm_scope.tracing.alerts import crossings, safe_target
+from llm_scope.tracing.alerts import claim, crossings, ensure_table, safe_target, sent, take_due
+from llm_scope.tracing.alerts import settle as settle_row
 from llm_scope.tracing.keyspend import KeySpend, Spend
+from llm_scope.tracing.storage import TraceStore
+from llm_scope.tracing.store import Store
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.serving import free_port
 from tests.fakes.upstream import FakeUpstream
@@ -198,3 +202,39 @@ def test_crossings(budget: VirtualKey, used: KeySpend, expected: list[tuple[str,
 
 def test_logs_show_the_webhook_by_host_only() -> None:
     assert safe_target("https://hooks.slack.com/services/T0/B0/secret") == "https://hooks.slack.com"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TraceStore]:
+    if request.param == "sqlite":
+        found: TraceStore = Store(tmp_path / "t.db")
+    else:
+        from llm_scope.tracing.pgstore import PostgresStore
+
+        found = PostgresStore(request.getfixturevalue("postgres_url"))
+    yield found
+    found.close()
+
+
+def test_the_table_claims_once_leases_and_forgets_old_deliveries(store: TraceStore) -> None:
+    now = time.time()
+    ensure_table(store, now)
+    ensure_table(store, now)  # idempotent
+    first = crossings([key("k", 10, None)], {"k": spend(9.0, 9.0)}, "2026-12-04", "2026-12", now)
+    assert claim(store, first, now) == 1 and claim(store, first, now) == 0  # remembered: never claimed twice
+    (taken,) = take_due(store, now, now + 60)
+    assert taken == (first[0], 0)
+    assert take_due(store, now + 1, now + 61) == []  # leased to the first taker
+    settle_row(store, first[0], None, 1, now + 5)  # failed: due again later
+    assert take_due(store, now + 4, now + 64) == []
+    assert [a.threshold for a, _ in take_due(store, now + 5, now + 65)] == [80]
+    settle_row(store, first[0], now + 6, 2, now + 6)
+    assert take_due(store, now + 1000, now + 1060) == []
+    old = [replace(first[0], period_id="2026-09-01", crossed_at=now - 90 * 86400)]
+    pending = [replace(first[0], period_id="2026-09-02", crossed_at=now - 90 * 86400)]
+    claim(store, old + pending, now)
+    (stale, _), (kept, _) = sorted(take_due(store, now, now + 60), key=lambda x: x[0].period_id)
+    assert (stale.period_id, kept.period_id) == ("2026-09-01", "2026-09-02")
+    settle_row(store, stale, now, 1, now)
+    ensure_table(store, now)  # forgets the delivered one of a window long past, keeps the rest
+    assert sorted(r["period_id"] for r in sent(store)) == ["2026-09-02", "2026-12-04"]

@@ -74,3 +74,10 @@ def test_spend_by_key_today_and_this_month(store: TraceStore) -> None:
     d = spend["key_d"]
     assert d.day == Spend(calls=1, usd=None, unpriced_calls=0)
     assert set(spend) == {"key_a", "key_b", "key_c", "key_d"}
+
+
+def test_last_use_is_left_out_when_not_asked_for(store: TraceStore) -> None:
+    store.write([call(1, "key_a", NOW - 60, 0.25), call(2, "key_b", NOW - 40 * 86400, 1.0)], outbox=False, max_outbox=0)
+    spend = key_spend(store, NOW, last_used=False)
+    assert set(spend) == {"key_a"}  # only keys with calls this month
+    assert spend["key_a"].last_used is None and spend["key_a"].day == Spend(calls=1, usd=0.25, unpriced_calls=0)

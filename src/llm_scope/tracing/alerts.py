@@ -36,6 +36,7 @@ THRESHOLDS = (80, 100)  # percent of a budget
 LEASE_SECONDS = 60.0  # a row being sent is not due again for this long (a sender that died is retried after it)
 MAX_BACKOFF_SECONDS = 300.0
 POST_TIMEOUT_SECONDS = 10.0
+KEEP_SECONDS = 62 * 86400  # delivered alerts are remembered past the month they were for
 _REAL = "DOUBLE PRECISION"  # SQLite reads it as REAL; PostgreSQL's REAL would be single precision
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS budget_alerts (key_id TEXT NOT NULL, period TEXT NOT NULL, "
@@ -122,8 +123,11 @@ def crossings(budgets: Sequence[Budgeted], spend: dict[str, KeySpend], day: str,
 # --- the table (sync: run on the store's thread) --------------------------------------------------------------
 
 
-def ensure_table(store: TraceStore) -> None:
-    store.query(SCHEMA)  # the seam's query runs any statement; this one is idempotent on both engines
+def ensure_table(store: TraceStore, now: float) -> None:
+    """Create the table if need be (the seam's query runs any statement; this one is idempotent on both engines),
+    and forget delivered alerts of windows long past: a few rows per key and day are all it ever holds."""
+    store.query(SCHEMA)
+    store.query("DELETE FROM budget_alerts WHERE delivered IS NOT NULL AND crossed_at < ?", [now - KEEP_SECONDS])
 
 
 def claim(store: TraceStore, alerts: Sequence[Alert], now: float) -> int:
@@ -229,7 +233,7 @@ class BudgetAlerts:
         self.ticks = 0  # finished checks (tests wait on it instead of on the clock)
         self.delivered = 0
         self.failures = 0
-        self._ready = False
+        self._tidy_at = 0.0  # when to (create and) tidy the table next: at the first check, then hourly
         self._last_warning = 0.0
 
     def start(self) -> None:
@@ -254,15 +258,15 @@ class BudgetAlerts:
 
     async def tick(self) -> None:
         read, store = self.pipeline.read, self.pipeline.store
-        if not self._ready:
-            await read(ensure_table, store)
-            self._ready = True
         now = time.time()
+        if now > self._tidy_at:
+            await read(ensure_table, store, now)
+            self._tidy_at = now + 3600
         keys = await asyncio.get_running_loop().run_in_executor(None, self.keys)  # PostgreSQL: a round trip
         budgets = [k for k in keys if k.budget_daily_usd is not None or k.budget_monthly_usd is not None]
         if budgets:
             day, month = window_names(now)
-            found = crossings(budgets, await read(key_spend, store, now), day, month, now)
+            found = crossings(budgets, await read(key_spend, store, now, False), day, month, now)
             if found:
                 await read(claim, store, found, now)
         for alert, attempts in await read(take_due, store, now, now + LEASE_SECONDS):

@@ -59,8 +59,9 @@ def _spend(calls: Any, usd: Any, unpriced: Any) -> Spend:
     )
 
 
-def key_spend(store: TraceStore, at: float | None = None) -> dict[str, KeySpend]:
-    """Every key's spend this UTC day and month, and when it was last used (whenever that was)."""
+def key_spend(store: TraceStore, at: float | None = None, last_used: bool = True) -> dict[str, KeySpend]:
+    """Every key's spend this UTC day and month, and (`last_used`) when it was last used, whenever that was: a
+    second query over every call with a key, which the budget alerts, asking every few seconds, leave out."""
     day_start, month_start = window_starts(time.time() if at is None else at)
     rows = store.query(
         "SELECT key_id, COUNT(*) AS month_calls, SUM(cost_total) AS month_usd, "
@@ -71,9 +72,12 @@ def key_spend(store: TraceStore, at: float | None = None) -> dict[str, KeySpend]
         "FROM traces WHERE key_id IS NOT NULL AND start_time >= ? GROUP BY key_id",
         [day_start, day_start, day_start, month_start],
     )
-    last = store.query(
-        "SELECT key_id, MAX(start_time) AS last_used FROM traces WHERE key_id IS NOT NULL GROUP BY key_id"
-    )
+    if last_used:
+        last = store.query(
+            "SELECT key_id, MAX(start_time) AS last_used FROM traces WHERE key_id IS NOT NULL GROUP BY key_id"
+        )
+    else:
+        last = [{"key_id": row["key_id"], "last_used": None} for row in rows]
     month = {row["key_id"]: row for row in rows}
     out: dict[str, KeySpend] = {}
     for row in last:
