@@ -27,6 +27,7 @@ from .accounting.cost import Prices, compute_cost, models_for_provider, price_ta
 from .gateway.handle import Gateway
 from .gateway.routing import Router
 from .http import admin, anthropic, api, handlers, insight, system, ui
+from .http import keys as keys_api
 from .http.auth import Auth
 from .http.entry import Admission, EntryLayer
 from .http.handlers import Handlers
@@ -42,6 +43,7 @@ from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
+from .tracing.alerts import BudgetAlerts
 from .tracing.genai import parse_headers, service_url
 from .tracing.handoff import TraceHandoff
 from .tracing.helper_protocol import HelperOptions
@@ -94,6 +96,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     keys = build_keys(settings)
     limits = build_limits(settings)
     prices_for = prices_resolver(config.price_overrides)
+    alerts = BudgetAlerts(settings.budget_webhook_url, pipeline, keys.list, interval=settings.budget_alert_interval)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),
@@ -135,6 +138,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         counters = limits.inner if isinstance(limits, ReconciledLimits) else limits
         if isinstance(counters, MemoryLimits):
             await _seed_spend(pipeline, counters)
+        alerts.start()
         reconciler = None
         if isinstance(limits, ReconciledLimits):
             reconciler = asyncio.create_task(_reconcile(pipeline, limits))
@@ -156,6 +160,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
             folder.cancel()
             if reconciler is not None:
                 reconciler.cancel()
+            alerts.stop()
             await gateway.aclose()
             await pipeline.stop()
             await limits.aclose()
@@ -166,7 +171,15 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
                 metrics_server.shutdown()
             mark_worker_dead(os.getpid())
 
-    routes = [*system.routes, *handlers.routes, *api.routes, *insight.routes, *admin.routes, *ui.routes]
+    routes = [
+        *system.routes,
+        *handlers.routes,
+        *api.routes,
+        *insight.routes,
+        *admin.routes,
+        *keys_api.routes,
+        *ui.routes,
+    ]
     if settings.metrics_on_main_port:
         routes.append(system.metrics_route)
     web = Starlette(
@@ -188,6 +201,7 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         unavailable=[
             {"model_name": d.model_name, "reason": d.unavailable} for d in config.deployments if d.unavailable
         ],
+        budget_alerts=alerts,
     )
     return EntryLayer(
         web,

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
         False, validation_alias=_alias("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "otel_capture_content")
     )
 
+    # Budget alerts: a JSON POST (Slack-compatible `text`) when a key crosses 80% and 100% of a budget; spend is
+    # checked every interval seconds, and a failed delivery is retried with backoff from that interval.
+    budget_webhook_url: str | None = Field(
+        None, validation_alias=_alias("LLM_SCOPE_BUDGET_WEBHOOK_URL", "budget_webhook_url")
+    )
+    budget_alert_interval: float = Field(
+        10.0, validation_alias=_alias("LLM_SCOPE_BUDGET_ALERT_INTERVAL", "budget_alert_interval")
+    )
+
     # Metrics
     metrics_port: int = Field(9090, validation_alias=_alias("METRICS_PORT", "metrics_port"))
     # Loopback by default even when the API listens wider: Prometheus in a container sets 0.0.0.0 explicitly.
@@ -165,6 +174,7 @@ class Settings(BaseSettings):
         """Every secret value we hold, so redaction can scrub them from anything we emit."""
         names = [n for n in type(self).model_fields if n.endswith(("_key", "_secret_key", "access_key"))]
         values = [getattr(self, n) for n in names] + [self.master_key, self.google_application_credentials]
+        values.append(self.budget_webhook_url)  # a Slack webhook's URL is its token
         # OTLP headers carry a backend's API key or token: every value, whatever its header's name.
         values += [v.partition("=")[2].strip() for v in self.otel_headers.split(",")]
         for proxy in (self.https_proxy, self.http_proxy):  # http://user:password@proxy:3128

@@ -1,5 +1,5 @@
 """Regenerate the README's dashboard screenshots: `python -m tests.ui.screenshot [docs/dashboard.png]` (and
-docs/sessions.png, docs/session.png beside it).
+docs/sessions.png, docs/session.png and docs/keys.png beside it).
 
 Starts the fake upstream and a gateway on a scratch data dir, loads a week of made-up history through the
 trace pipeline (so the per-day charts have days to show), makes today's calls through the gateway for real
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_scope.types import CallRecord, Usage
+from llm_scope.types import CallRecord, Cost, Usage
 from tests.fakes.upstream import FakeUpstream, start_fake_upstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.ui.browser import TOOLS, chromium, open_view, screenshot
@@ -129,6 +129,54 @@ def today(gw: GatewayServer) -> None:
         )
 
 
+DEMO_MASTER_KEY = "sk-demo-master-key-for-screenshots"
+KEYS = [  # owner, allowed models, daily budget, monthly budget, rpm, tpm, share of the daily budget spent today
+    ("alice", None, 20.0, 300.0, 120, 400_000, 0.35),
+    ("bob", ["gpt-4o", "gpt-4o-mini"], 10.0, 150.0, 60, 200_000, 0.86),
+    ("carol", ["claude-sonnet"], 5.0, 40.0, None, None, 1.04),
+    ("dave", None, None, 100.0, 30, None, 0.5),
+    ("ci-pipeline", ["gpt-4o-mini"], 2.0, None, 600, 1_000_000, 0.12),
+]
+
+
+def keys_demo(upstream: FakeUpstream, out: Path) -> None:
+    """The Keys view: five keys with budgets at different levels, a week of spend each, one unpriced model."""
+    rng = random.Random(3)
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = make_settings(Path(tmp), master_key=DEMO_MASTER_KEY)
+        with GatewayServer(settings, model_config=model_config(demo_models(upstream))) as gw:
+            auth = {"authorization": f"Bearer {DEMO_MASTER_KEY}"}
+            now = time.time()
+            midnight = now - now % 86400
+            n = 0
+            with gw.client() as c:
+                for owner, models, daily, monthly, rpm, tpm, share in KEYS:
+                    body = {"owner": owner, "models": models, "budget_daily_usd": daily,
+                            "budget_monthly_usd": monthly, "rpm": rpm, "tpm": tpm}  # fmt: skip
+                    key = c.post("/admin/keys", headers=auth, json=body).json()
+                    today_usd = (daily or 10.0) * share
+                    for day in range(6, -1, -1):
+                        usd = today_usd if day == 0 else (daily or 10.0) * rng.uniform(0.2, 0.9)
+                        for part in range(8):
+                            n += 1
+                            at = max(midnight - day * 86400, now - day * 86400 - 3600) + part * 60
+                            unpriced = owner == "dave" and part == 0
+                            model = "opus-preview" if unpriced else "gpt-4o"
+                            gw.app.state.pipeline.submit(CallRecord(
+                                trace_id=f"{n:032x}", route="chat_completion", start_time=at, end_time=at + 2,
+                                key_id=key["id"], user_id=owner, requested_model=model,
+                                usage=Usage(input=4000, output=500, total=4500),
+                                cost=None if unpriced else Cost(input=usd / 16, output=usd / 16, total=usd / 8),
+                            ))  # fmt: skip
+            with chromium() as browser:
+                page = browser.new_page(viewport={"width": 1440, "height": 520}, device_scale_factor=1)
+                page.goto(f"{gw.url}/ui?key={DEMO_MASTER_KEY}#/keys")
+                page.wait_for_selector("main#view[data-view='keys'][data-ready='1']")
+                page.wait_for_function("document.querySelectorAll('[data-testid=key-row]').length === 5")
+                screenshot(page, "demo-keys")
+                page.screenshot(path=str(out))
+
+
 def main(out: Path) -> None:
     upstream = start_fake_upstream()
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,9 +204,15 @@ def main(out: Path) -> None:
                 open_view(page, gw, "usage?range=7")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(out))
+    keys_demo(upstream, out.parent / "keys.png")
     upstream.stop()
     print(f"wrote {out}")
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))
+    if sys.argv[1:2] == ["--keys"]:  # only docs/keys.png (or the path given)
+        fake = start_fake_upstream()
+        keys_demo(fake, Path(sys.argv[2] if len(sys.argv) > 2 else "docs/keys.png"))
+        fake.stop()
+    else:
+        main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/dashboard.png"))

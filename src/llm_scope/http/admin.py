@@ -16,7 +16,7 @@ from .responses import error_response, json_response
 from .state import state_of
 
 
-def _require_master(request: Request) -> Keys:
+def require_master(request: Request) -> Keys:
     state = state_of(request)
     if state.settings.master_key is None:
         raise GatewayError(
@@ -32,7 +32,7 @@ def _require_master(request: Request) -> Keys:
 
 async def create_key(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         fields = parse_key_request(await read_json(request, 64 * 1024))
         # On a thread: with DATABASE_URL this is a round trip to PostgreSQL (503 while it is down).
         key, plaintext = await run_in_threadpool(lambda: store.create(**fields))
@@ -43,7 +43,7 @@ async def create_key(request: Request) -> Response:
 
 async def list_keys(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         found = await run_in_threadpool(store.list)
     except GatewayError as exc:
         return error_response(exc)
@@ -52,7 +52,7 @@ async def list_keys(request: Request) -> Response:
 
 async def revoke_key(request: Request) -> Response:
     try:
-        store = _require_master(request)
+        store = require_master(request)
         if not await run_in_threadpool(store.revoke, request.path_params["key_id"]):
             raise NotFound(f"No active key with id '{request.path_params['key_id']}'")
     except GatewayError as exc:

@@ -46,6 +46,7 @@ class AppState:
     model_list: Callable[[], list[dict[str, Any]]]  # /v1/models' entries, built on first use
     prices_for: Pricing  # a call's prices (config model_info, then LiteLLM's table), as budgets use them
     unavailable: list[dict[str, str]]  # deployments the config leaves unavailable, and why
+    budget_alerts: Any = None  # tracing.alerts.BudgetAlerts: what it has sent, for tests and the log
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     ui_assets: dict[str, Any] = field(default_factory=dict)  # the dashboard's files, loaded on first request
 

@@ -1,15 +1,16 @@
-// The dashboard shell: hash routing (#/calls, #/call/<id>, #/sessions, #/session/<id>, #/usage), the header,
+// The dashboard shell: hash routing (#/calls, #/call/<id>, #/sessions, #/session/<id>, #/usage, #/keys), the header,
 // and one poller that refreshes the current view every 2 s while the tab is visible.
 
 import { callsView } from "./calls.js";
 import { callView } from "./detail.js";
 import { add, api, clear, h } from "./dom.js";
+import { keysView } from "./keys.js";
 import { sessionView, sessionsView } from "./sessions.js";
 import { usageView } from "./usage.js";
 
 const POLL_MS = 2000;
-const VIEWS = { calls: callsView, call: callView, sessions: sessionsView, session: sessionView, usage: usageView };
-const NAV = { calls: "calls", call: "calls", sessions: "sessions", session: "sessions", usage: "usage" };
+const VIEWS = { calls: callsView, call: callView, sessions: sessionsView, session: sessionView, usage: usageView, keys: keysView };
+const NAV = { calls: "calls", call: "calls", sessions: "sessions", session: "sessions", usage: "usage", keys: "keys" };
 
 const state = { generation: 0, poll: null, busy: false, config: { version: "", langfuse_url: null } };
 
@@ -94,6 +95,7 @@ function header(config) {
     h("a", { href: "#/calls", "data-view": "calls", "data-testid": "nav-calls" }, "Calls"),
     h("a", { href: "#/sessions", "data-view": "sessions", "data-testid": "nav-sessions" }, "Sessions"),
     h("a", { href: "#/usage", "data-view": "usage", "data-testid": "nav-usage" }, "Usage"),
+    config.master_key ? h("a", { href: "#/keys", "data-view": "keys", "data-testid": "nav-keys" }, "Keys") : null,
   );
   const langfuse = config.langfuse_url
     ? h("a", { href: config.langfuse_url, target: "_blank", rel: "noopener noreferrer", class: "ext" }, "Langfuse ↗")
