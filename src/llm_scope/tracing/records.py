@@ -17,6 +17,7 @@ from ..accounting.cost import Prices, compute_cost
 from ..accounting.redact import may_hold_secrets, redact_text, redact_value
 from ..accounting.usage import usage_known
 from ..types import CallRecord, Cost, Usage
+from .screen import CleanBlocks
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
 _KNOWN = frozenset(_FIELDS)
@@ -89,11 +90,14 @@ def enrich(
     prices_for: Callable[[CallRecord], Prices | None],
     secrets: Sequence[str],
     trace_content: bool,
+    clean: CleanBlocks | None = None,
 ) -> CallRecord:
     """Price the call, drop content when asked to, and scrub secrets from whatever text remains.
 
     Scrubbing walks and copies every message, so it runs only where a cheap screen over the JSON text
-    (which holds every string and key the walk would visit) finds something that could be a secret.
+    (which holds every string and key the walk would visit) finds something that could be a secret. The
+    input is screened a message at a time, and messages found clean before (`clean`, by default this
+    process's memory of them) are not screened again: a coding agent repeats its whole conversation.
     """
     if record.cost is None and record.usage.total:
         record.cost = compute_cost(record.usage, prices_for(record))
@@ -102,15 +106,18 @@ def enrich(
         record.input = record.output = None
     if not record.metadata:
         record.metadata = {}
-    if (record.input is not None or record.output is not None or record.metadata) and _may_hold_secrets(
-        (record.input, record.output, record.metadata), secrets
-    ):
-        record.input = redact_value(record.input, secrets)
+    if record.input is not None:
+        record.input = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets)
+    if (record.output is not None or record.metadata) and _may_hold_secrets((record.output, record.metadata), secrets):
         record.output = redact_value(record.output, secrets)
         record.metadata = redact_value(record.metadata, secrets)
     if record.error_message and may_hold_secrets(record.error_message, secrets):
         record.error_message = redact_text(record.error_message, secrets)
     return record
+
+
+# The trace helper's memory of clean messages, for its life: per process, like an lru_cache, and bounded.
+_CLEAN = CleanBlocks()
 
 
 def _may_hold_secrets(value: Any, secrets: Sequence[str]) -> bool:
