@@ -19,7 +19,18 @@ from tests.fakes.otlp_receiver import OtlpReceiver, start_otlp_receiver
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import fake_reply
 from tests.gateway_server import GatewayServer, make_settings, model_config
-from tests.ui.browser import AGENT, CHROMIUM, TOOLS, api, chat, chromium, extra_models, open_view, screenshot
+from tests.ui.browser import (
+    AGENT,
+    CHROMIUM,
+    TOOLS,
+    api,
+    chat,
+    chromium,
+    extra_models,
+    open_view,
+    screenshot,
+    watched_page,
+)
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -46,13 +57,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with watched_page(browser, 1400, 900) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")

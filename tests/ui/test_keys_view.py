@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_keys_api import MASTER, as_master, chat, models
-from tests.ui.browser import CHROMIUM, chromium, open_view, screenshot
+from tests.ui.browser import CHROMIUM, chromium, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -27,13 +27,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1500, "height": 700})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with watched_page(browser, 1500, 700) as opened:
+        yield opened
 
 
 def make_key(gw: GatewayServer, **fields: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tests.conftest import UPSTREAM_KEY, upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_clients import CLAUDE_CODE, CLAUDE_SESSION, CLINE, CODEX, CODEX_SESSION
-from tests.ui.browser import CHROMIUM, api, chromium, open_view, screenshot
+from tests.ui.browser import CHROMIUM, api, chromium, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -59,13 +59,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
+    with watched_page(browser, 1500, 900) as opened:
+        yield opened
 
 
 def cell(row: Any, col: str) -> Any:
