@@ -1,5 +1,6 @@
 # ruff: noqa: RUF001
-"""Tables, ratios and the budget check, from the raw results `bench.run` collects.
+"""Tables and the report (docs/benchmarks.md), from the raw results `bench.run` collects; the budget check is
+in `bench.budget`, the per-repeat derived numbers in `bench.cells`.
 
 Every derived number is computed within one repeat (added latency against direct-to-mock in the same
 repeat and cell; ratios against LiteLLM Proxy in the same repeat and cell); the summary shows the
@@ -9,79 +10,11 @@ median over repeats, and the per-repeat table shows each one.
 from __future__ import annotations
 
 import os
-import statistics
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-PROXIES_ORDER = ("direct", "passthrough", "llm-scope", "llm-scope-w2", "llm-scope-w3", "llm-scope-w4", "litellm")
-MODE_LABEL = {"nonstream": "non-stream", "stream": "stream", "mixed": "mixed"}
-
-
-def _fmt(v: float | None, digits: int = 2) -> str:
-    if v is None:
-        return "–"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    return f"{v:.{digits}f}"
-
-
-def _median(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def cell_line(c: dict[str, Any]) -> str:
-    parts = [
-        f"{c['target']:<13} {MODE_LABEL[c['mode']]:<10} c={c['c']:<3}",
-        f"{c['rps']:>9.1f} req/s",
-        f"p50 {_fmt(c['p50'])} ms",
-        f"p99 {_fmt(c['p99'])} ms",
-    ]
-    if c["ttft50"] is not None:
-        parts.append(f"ttft {_fmt(c['ttft50'])} ms")
-    if c["cpu_ms"] is not None:
-        parts.append(f"cpu {c['cpu_ms']:.3f} ms/req")
-    if c["peak_rss_mb"] is not None:
-        parts.append(f"rss {c['peak_rss_mb']:.0f} MB")
-    if c.get("export_backlog"):
-        parts.append(f"export backlog {c['export_backlog']} rows, drained in {c['drain_s']:.0f} s")
-    if c.get("export_left"):
-        parts.append(f"({c['export_left']} rows left, their CPU extrapolated)")
-    if c.get("other_cpu_pct", 0) >= 5:
-        parts.append(f"[other work on the machine: {c['other_cpu_pct']:.0f}% CPU]")
-    if c["errors"]:
-        parts.append(f"ERRORS {c['errors']}: {c['error_samples'][:1]}")
-    return "  ".join(parts)
-
-
-# --- derived numbers ---------------------------------------------------------------------------------------
-
-
-def derive(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each cell plus what it adds over direct and its throughput ratio to LiteLLM, same repeat and cell."""
-    index = {(c["repeat"], c["target"], c["mode"], c["c"]): c for c in cells}
-    out = []
-    for c in cells:
-        d = dict(c)
-        base = index.get((c["repeat"], "direct", c["mode"], c["c"]))
-        lite = index.get((c["repeat"], "litellm", c["mode"], c["c"]))
-        for key, src in (("add50", "p50"), ("add99", "p99"), ("ttft_add50", "ttft50"), ("ttft_add99", "ttft99")):
-            d[key] = (
-                c[src] - base[src]
-                if base and c["target"] != "direct" and c[src] is not None and base[src] is not None
-                else None
-            )
-        d["x_litellm"] = c["rps"] / lite["rps"] if lite and lite["rps"] and c["target"] != "litellm" else None
-        out.append(d)
-    return out
-
-
-def targets_of(cells: list[dict[str, Any]]) -> list[str]:
-    names = {c["target"] for c in cells}
-    return [t for t in PROXIES_ORDER if t in names] + sorted(names - set(PROXIES_ORDER))
+from bench.budget import budget, budget_table
+from bench.cells import MODE_LABEL, derive, fmt, median, table, targets_of
 
 
 def summary_rows(derived: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -106,19 +39,11 @@ def summary_rows(derived: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "x_litellm",
             "other_cpu_pct",
         ):
-            row[key] = _median(d.get(key) for d in ds)
+            row[key] = median(d.get(key) for d in ds)
         row["peak_rss_mb"] = max((d["peak_rss_mb"] for d in ds if d["peak_rss_mb"] is not None), default=None)
         row["errors"] = sum(d["errors"] for d in ds)
         rows.append(row)
     return rows
-
-
-def _table(headers: list[str], rows: list[list[str]], align: str | None = None) -> str:
-    align = align or "l" + "r" * (len(headers) - 1)
-    sep = ["---:" if a == "r" else "---" for a in align]
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(sep) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def summary_table(rows: list[dict[str, Any]]) -> str:
@@ -133,20 +58,20 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
                 MODE_LABEL[r["mode"]],
                 r["target"],
                 str(r["c"]),
-                _fmt(r["rps"], 1),
+                fmt(r["rps"], 1),
                 f"{r['x_litellm']:.1f}×" if r["x_litellm"] is not None else "–",
-                _fmt(r["p50"]),
-                _fmt(r["p99"]),
-                _fmt(r["add50"], 3),
-                _fmt(r["add99"], 2),
-                _fmt(r["ttft_add50"], 3),
-                _fmt(r["cpu_ms"], 3),
-                _fmt(r["peak_rss_mb"], 0),
+                fmt(r["p50"]),
+                fmt(r["p99"]),
+                fmt(r["add50"], 3),
+                fmt(r["add99"], 2),
+                fmt(r["ttft_add50"], 3),
+                fmt(r["cpu_ms"], 3),
+                fmt(r["peak_rss_mb"], 0),
                 str(r["errors"]),
-                _fmt(r["other_cpu_pct"], 0),
+                fmt(r["other_cpu_pct"], 0),
             ]
         )
-    return _table(headers, body, "lllrrrrrrrrrrr")
+    return table(headers, body, "lllrrrrrrrrrrr")
 
 
 def repeats_table(derived: list[dict[str, Any]]) -> str:
@@ -166,18 +91,18 @@ def repeats_table(derived: list[dict[str, Any]]) -> str:
             if d is None:
                 row.append("–")
                 continue
-            text = _fmt(d["rps"], 1)
+            text = fmt(d["rps"], 1)
             if d["x_litellm"] is not None:
                 text += f" ({d['x_litellm']:.1f}×)"
             if d["add50"] is not None:
-                text += f" · +{_fmt(d['add50'], 3)}"
+                text += f" · +{fmt(d['add50'], 3)}"
             if d["cpu_ms"] is not None:
-                text += f" · {_fmt(d['cpu_ms'], 3)}"
+                text += f" · {fmt(d['cpu_ms'], 3)}"
             if d["errors"]:
                 text += f" · {d['errors']} err"
             row.append(text)
         body.append(row)
-    return _table(headers, body, "lrl" + "r" * len(repeats))
+    return table(headers, body, "lrl" + "r" * len(repeats))
 
 
 def starts_table(starts: list[dict[str, Any]]) -> str:
@@ -189,166 +114,13 @@ def starts_table(starts: list[dict[str, Any]]) -> str:
             [
                 target,
                 " / ".join(f"{s['cold_start_s']:.2f}" for s in ss),
-                _fmt(_median(s["idle_rss_mb"] for s in ss), 0),
-                _fmt(max((s.get("hwm_mb") or 0 for s in ss), default=None), 0),
+                fmt(median(s["idle_rss_mb"] for s in ss), 0),
+                fmt(max((s.get("hwm_mb") or 0 for s in ss), default=None), 0),
                 str(ss[0]["processes"]) if ss else "–",
             ]
         )
-    return _table(
+    return table(
         ["target", "cold start to ready, s (each repeat)", "idle RSS MB", "peak RSS MB (VmHWM)", "processes"], body
-    )
-
-
-# --- budget ------------------------------------------------------------------------------------------------
-
-
-def budget(data: dict[str, Any], target: str = "llm-scope") -> list[tuple[str, str, str]]:
-    """(line, measured, PASS/MISS/n/a) for each line of the issue's budget, for one worker."""
-    derived = derive(data["cells"])
-    mine = [d for d in derived if d["target"] == target]
-
-    def per_repeat(mode: str, c: int, key: str) -> list[float]:
-        return [
-            d[key]
-            for d in sorted(mine, key=lambda d: d["repeat"])
-            if d["mode"] == mode and d["c"] == c and d[key] is not None
-        ]
-
-    def verdict(ok: bool | None) -> str:
-        return "n/a" if ok is None else ("PASS" if ok else "MISS")
-
-    lines: list[tuple[str, str, str]] = []
-
-    def ratio_line(label: str, mode: str, c: int, need: float) -> None:
-        vals = per_repeat(mode, c, "x_litellm")
-        med = _median(vals)
-        shown = f"{med:.1f}× (repeats: {', '.join(f'{v:.1f}×' for v in vals)})" if vals else "not measured"
-        lines.append((label, shown, verdict(None if med is None else med >= need)))
-
-    def worst_line(label: str, mode: str, key: str, limit: float, unit: str, only: set[int] | None = None) -> None:
-        cs = sorted(c for c in {d["c"] for d in mine if d["mode"] == mode} if only is None or c in only)
-        meds = {c: _median(per_repeat(mode, c, key)) for c in cs}
-        meds = {c: v for c, v in meds.items() if v is not None}
-        if not meds:
-            lines.append((label, "not measured", "n/a"))
-            return
-        worst = max(meds.values())
-        shown = f"{worst:.3f} {unit} worst (" + ", ".join(f"c{c}: {v:.3f}" for c, v in meds.items()) + ")"
-        lines.append((label, shown, verdict(worst <= limit)))
-
-    def at_line(
-        label: str, mode: str, c: int, key: str, limit: float, unit: str, also: Callable[[], str] = str
-    ) -> None:
-        vals = per_repeat(mode, c, key)
-        med = _median(vals)
-        if med is None:
-            lines.append((label, "not measured", "n/a"))
-            return
-        shown = f"{med:.3f} {unit} (repeats: {', '.join(f'{v:.3f}' for v in vals)})" + also()
-        lines.append((label, shown, verdict(med <= limit)))
-
-    ratio_line("non-stream throughput ≥ 20× LiteLLM Proxy at c16", "nonstream", 16, 20)
-    ratio_line("non-stream throughput ≥ 20× LiteLLM Proxy at c64", "nonstream", 64, 20)
-    worst_line(
-        "proxy CPU ≤ 0.3 ms per non-stream request under load (c16, c64)", "nonstream", "cpu_ms", 0.3, "ms", {16, 64}
-    )
-
-    def floor_at_c1() -> str:
-        # The floor moves with this VM's speed from run to run (0.15-0.20 ms seen); the ratio within a repeat
-        # says how much of a miss is the machine.
-        floors = {
-            d["repeat"]: d["cpu_ms"]
-            for d in derived
-            if d["target"] == "passthrough" and d["mode"] == "nonstream" and d["c"] == 1 and d["cpu_ms"]
-        }
-        floor = _median(floors.values())
-        if floor is None:
-            return ""
-        ratios = [
-            d["cpu_ms"] / floors[d["repeat"]]
-            for d in mine
-            if d["mode"] == "nonstream" and d["c"] == 1 and d["cpu_ms"] is not None and d["repeat"] in floors
-        ]
-        ratio = _median(ratios)
-        return f"; the bare passthrough alone: {floor:.3f} ms" + (
-            f" (llm-scope {ratio:.2f}× it, median of the repeats' ratios)" if ratio is not None else ""
-        )
-
-    at_line("proxy CPU ≤ 0.3 ms per non-stream request at c1", "nonstream", 1, "cpu_ms", 0.3, "ms", floor_at_c1)
-    ratio_line("streams/s ≥ 10× LiteLLM Proxy at c64", "stream", 64, 10)
-    worst_line("proxy CPU ≤ 1.5 ms per 20-chunk stream (every concurrency)", "stream", "cpu_ms", 1.5, "ms")
-
-    def ttft_others() -> str:
-        others = []
-        for c in sorted({d["c"] for d in mine if d["mode"] == "stream"} - {1}):
-            v = _median(per_repeat("stream", c, "ttft_add50"))
-            if v is not None:
-                others.append(f"c{c}: {v:.2f} ms")
-        return f"; under load (queueing included) {', '.join(others)}" if others else ""
-
-    at_line("first token added ≤ 1 ms p50 (c1)", "stream", 1, "ttft_add50", 1.0, "ms", ttft_others)
-    at_line("added latency at c1 ≤ 0.5 ms p50 (non-stream)", "nonstream", 1, "add50", 0.5, "ms")
-    starts = [s for s in data["starts"] if s["target"] == target]
-    cold = _median(s["cold_start_s"] for s in starts)
-    each = ", ".join(f"{s['cold_start_s']:.2f}" for s in starts)
-    lines.append(
-        (
-            "cold start to /ready ≤ 1 s",
-            f"{cold:.2f} s (repeats: {each})" if cold else "not measured",
-            verdict(None if cold is None else cold <= 1.0),
-        )
-    )
-    idle = _median(s["idle_rss_mb"] for s in starts)
-    lines.append(
-        (
-            "idle RSS ≤ 100 MB",
-            f"{idle:.0f} MB" if idle else "not measured",
-            verdict(None if idle is None else idle <= 100),
-        )
-    )
-    soak = data.get("soak")
-    if soak:
-        lines.append(
-            (
-                "RSS growth over the soak < 5%",
-                f"{soak['growth_pct']:+.1f}% over {soak['minutes']:g} min "
-                f"({soak['rss_start_mb']:.0f} → {soak['rss_end_mb']:.0f} MB)"
-                + (
-                    f"; but {soak['lost']:,.0f} traces were dropped, so memory is flat because the bounded trace "
-                    "queue was full, not because the gateway kept up"
-                    if soak.get("lost")
-                    else ""
-                ),
-                verdict(soak["growth_pct"] < 5),
-            )
-        )
-    else:
-        lines.append(("RSS growth over the soak < 5%", "soak not run (--soak MINUTES)", "n/a"))
-    traced = [t for t in data.get("tracing", []) if t["target"] == target]
-    if soak and soak.get("stored") is not None:
-        traced.append({"answered": soak["answered"], "stored": soak["stored"], "metrics": {"lost": soak.get("lost")}})
-    if traced:
-        answered = sum(t["answered"] for t in traced)
-        stored = sum(t.get("stored") or 0 for t in traced)
-        lost = sum((t.get("metrics") or {}).get("lost") or 0 for t in traced)
-        lines.append(
-            (
-                "every call traced, none lost (local store = calls answered)",
-                f"{stored:,} stored of {answered:,} answered, {lost:,.0f} counted lost"
-                + (" (cells and soak)" if soak else ""),
-                verdict(stored == answered and lost == 0),
-            )
-        )
-    errors = sum(d["errors"] for d in mine) + (soak["errors"] if soak else 0)
-    lines.append(
-        ("zero errors", f"{errors} errors in {sum(d['count'] for d in mine)} measured calls", verdict(errors == 0))
-    )
-    return lines
-
-
-def budget_table(lines: list[tuple[str, str, str]]) -> str:
-    return _table(
-        ["budget (one worker, everything on)", "measured (median of repeats)", ""], [list(x) for x in lines], "lll"
     )
 
 
@@ -362,7 +134,7 @@ def soak_summary(
     warm = max(10.0, seconds * 0.1) if seconds >= 60 else seconds * 0.2
     after = [s for s in samples if s[0] >= warm] or samples
     start = after[0][1] if after else 0.0
-    end = _median(v for _, v in after[-3:]) or 0.0
+    end = median(v for _, v in after[-3:]) or 0.0
     return {
         "minutes": seconds / 60,
         "concurrency": result["concurrency"],
@@ -454,11 +226,11 @@ def markdown(data: dict[str, Any], *, chart_path: Path | None, md_path: Path) ->
                     str(t.get("outbox", "?")),
                     f"{sink.get('otlp_posts', '?')} ({(sink.get('bytes') or 0) / 1e6:.1f} MB, cumulative)",
                     f"{metrics['series']} series" if metrics.get("status") == 200 else "not served",
-                    _fmt(metrics.get("lost"), 0),
+                    fmt(metrics.get("lost"), 0),
                 ]
             )
         out += [
-            _table(
+            table(
                 [
                     "repeat",
                     "target",
@@ -493,7 +265,7 @@ def markdown(data: dict[str, Any], *, chart_path: Path | None, md_path: Path) ->
             for d in backlog
         ]  # fmt: skip
         out += [
-            _table(
+            table(
                 [
                     "repeat",
                     "target",
@@ -516,18 +288,18 @@ def markdown(data: dict[str, Any], *, chart_path: Path | None, md_path: Path) ->
             "",
             f"{soak['minutes']:g} minutes of mixed traffic (alternating non-stream and stream calls) at concurrency "
             f"{soak['concurrency']} against llm-scope: {soak['calls']:,} calls, {soak['rps']:.0f} req/s, p50 "
-            f"{_fmt(soak['p50'])} ms, p99 {_fmt(soak['p99'])} ms, {soak['errors']} errors, "
-            f"{_fmt(soak['cpu_ms_per_call'], 3)} ms CPU per call. RSS {soak['rss_start_mb']:.1f} MB after warm-up → "
+            f"{fmt(soak['p50'])} ms, p99 {fmt(soak['p99'])} ms, {soak['errors']} errors, "
+            f"{fmt(soak['cpu_ms_per_call'], 3)} ms CPU per call. RSS {soak['rss_start_mb']:.1f} MB after warm-up → "
             f"{soak['rss_end_mb']:.1f} MB at the end ({soak['growth_pct']:+.1f}%), max {soak['rss_max_mb']:.1f} MB. "
             f"Local store: {soak.get('stored', '?'):,} traces for {soak.get('answered', '?'):,} answered calls; "
             f"Langfuse export outbox when the load stopped: {soak.get('export_backlog', '?'):,} rows; "
-            f"trace records lost (`llm_scope_trace_records_lost_total`): {_fmt(soak.get('lost'), 0)}.",
+            f"trace records lost (`llm_scope_trace_records_lost_total`): {fmt(soak.get('lost'), 0)}.",
             "",
         ]
         step = max(1, len(soak["samples"]) // 12)
         pts = soak["samples"][::step]
         out += [
-            _table(
+            table(
                 ["t (s)"] + [f"{t:.0f}" for t, _ in pts],
                 [["RSS MB"] + [f"{v:.1f}" for _, v in pts]],
                 "l" + "r" * len(pts),

@@ -33,6 +33,8 @@ if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import report
+from bench.cells import cell_line
+from bench.probes import loadavg, outbox_rows, scrape_metrics, stored_traces
 from bench.procs import (
     RssSampler,
     Service,
@@ -59,64 +61,6 @@ from bench.targets import (
 )
 
 MB = 1024 * 1024
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
-WATCHED_METRICS = {
-    "llm_scope_trace_records_lost_total": "lost",
-    "llm_scope_trace_queue_depth": "queue",
-    "llm_scope_trace_outbox_backlog": "backlog",
-}
-
-
-def scrape_metrics(*ports_and_key: Any) -> dict[str, Any]:
-    """GET /metrics (main port, then the metrics port); counts series and picks out the trace-health ones."""
-    import http.client
-
-    *ports, key = ports_and_key
-    for port in ports:
-        if not port:
-            continue
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-            conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {key}"})
-            resp = conn.getresponse()
-            body = resp.read()
-            conn.close()
-            if resp.status == 200 and body:
-                lines = [ln for ln in body.decode(errors="replace").splitlines() if ln and ln[0] != "#"]
-                out: dict[str, Any] = {"port": port, "status": 200, "series": len(lines)}
-                for line in lines:
-                    name, _, value = line.partition(" ")
-                    key_name = WATCHED_METRICS.get(name.split("{")[0])
-                    with contextlib.suppress(ValueError):
-                        if key_name:
-                            out[key_name] = out.get(key_name, 0) + float(value.split()[0])
-                return out
-    return {"status": None}
-
-
-def stored_traces(db: Path) -> int | None:
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM traces").fetchone()[0])
-    except sqlite3.Error:
-        return None
-
-
-def outbox_rows(db: Path) -> int | None:
-    """Rows in llm-scope's export outbox: traces stored but not yet acknowledged by Langfuse."""
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2)) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-    except sqlite3.Error:
-        return None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -348,7 +292,7 @@ class Bench:
                     for t in order:
                         cell = self.run_cell(t, mode, c, repeat)
                         self.cells.append(cell)
-                        print("  " + report.cell_line(cell), flush=True)
+                        print("  " + cell_line(cell), flush=True)
                 for t in targets:
                     if t.service is not None:
                         self.record_after(t, repeat)

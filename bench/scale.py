@@ -37,8 +37,8 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/scale.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.probes import outbox_rows, stored_traces
 from bench.procs import Service, cpu_seconds, free_port, http_get, hwm_bytes, machine_busy_seconds, settle, tree
-from bench.run import outbox_rows, stored_traces
 from bench.targets import ROOT, _clean_env, llm_scope_service, project_python
 
 MB = 1024 * 1024

@@ -32,8 +32,8 @@ if __package__ in (None, ""):  # `python bench/session.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.loadgen import Conn, summary_ms
+from bench.probes import stored_traces
 from bench.procs import cpu_seconds, free_port, settle, tree
-from bench.run import stored_traces
 from bench.scale import Cores, parse_cpus, pinned, roles, start_upstreams
 from bench.targets import MODEL, llm_scope_service
 
