@@ -176,13 +176,17 @@ class Metrics:
         )
         self.trace_backlog = Gauge(
             f"{PREFIX}_trace_outbox_backlog",
-            "Traces stored but not yet acknowledged by Langfuse",
+            "Outbox rows not yet acknowledged by their exporter (Langfuse, OTLP): one per exporter per call",
             multiprocess_mode="livemax",
             registry=r,
         )
-        self.trace_exported = Counter(f"{PREFIX}_trace_exported", "Traces acknowledged by Langfuse", registry=r)
+        self.trace_exported = Counter(
+            f"{PREFIX}_trace_exported",
+            "Traces acknowledged by an exporter (Langfuse, OTLP), counted once per exporter",
+            registry=r,
+        )
         self.trace_export_failures = Counter(
-            f"{PREFIX}_trace_export_failures", "Failed export attempts to Langfuse", registry=r
+            f"{PREFIX}_trace_export_failures", "Failed export attempts (Langfuse, OTLP)", registry=r
         )
         self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
         self.trace_spilled = Counter(
