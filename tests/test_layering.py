@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "llm_scope"
 ENVIRON_READERS = {
     "settings.py": "the one reader of settings",
     "cli.py": "passes settings to uvicorn's worker processes",
-    "metrics.py": "prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself; metrics must agree with it",
+    "metrics/serving.py": "prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself; metrics must agree with it",
     "providers/litellm_adapter.py": "LiteLLM reads LITELLM_LOCAL_MODEL_COST_MAP at import; set before importing",
 }
 
@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "model_config": {"settings", "types", "litellm_keys", "config_sections"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
-    "metrics": {"types", "errors", "internals"},
+    "metrics": {"metrics", "types", "errors", "internals"},
     "providers": {"providers", "model_config", "errors", "types", "jsoncodec"},
     # logs: the helper process sets up its own; postgres: the shared store it ships to
     "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
@@ -68,7 +68,8 @@ ALLOWED: dict[str, set[str]] = {
         "access",
         "postgres",
     },
-    "cli": {"app", "model_config", "settings", "metrics", "tracing", "logs", "access"},
+    "store_commands": {"app", "settings", "tracing", "access"},
+    "cli": {"app", "model_config", "settings", "metrics", "tracing", "logs", "access", "store_commands"},
     "__main__": {"cli"},
 }
 
@@ -79,7 +80,7 @@ CONFINED = {
     "pydantic": {"settings.py"},
     "dotenv": {"settings.py"},
     "litellm": {"providers/litellm_adapter.py"},
-    "prometheus_client": {"metrics.py"},
+    "prometheus_client": {"metrics/"},
     # Test-only: tracing/otlp.py writes the OTLP wire format itself, and the tests decode it with these.
     "opentelemetry": set(),
     "google": set(),
@@ -222,7 +223,7 @@ def test_the_checks_bite() -> None:
 
 def test_modules_stay_small() -> None:
     # ~400 is the aim; these few have grown past it and are next to be split by what they do.
-    grown = {"cli.py", "model_config.py", "metrics.py", "tracing/handoff.py", "providers/upstream_http.py"}
+    grown = {"model_config.py", "tracing/handoff.py", "providers/upstream_http.py"}
     limits = {str(p.relative_to(PACKAGE)): 440 if str(p.relative_to(PACKAGE)) in grown else 400 for p in _modules()}
     big = {
         rel: n

@@ -32,7 +32,8 @@ from .http.auth import Auth
 from .http.entry import Admission, EntryLayer
 from .http.handlers import Handlers
 from .http.state import AppState
-from .metrics import Metrics, mark_worker_dead, multiprocess_dir, serve_metrics
+from .metrics import Metrics
+from .metrics.serving import mark_worker_dead, multiprocess_dir, serve_metrics
 from .model_config import ModelConfig, effective_settings, load_model_config
 from .postgres import is_postgres_url
 from .providers.anthropic_compat import AnthropicCompatProvider

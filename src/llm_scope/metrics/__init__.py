@@ -12,11 +12,9 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import os
 import threading
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prometheus_client import (
@@ -27,13 +25,13 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
-    start_http_server,
 )
 
-from .errors import GatewayError
-from .internals import FoldedHistogram as _Folded
-from .internals import fold_observation as _observe
-from .types import CallRecord, Deployment
+from ..errors import GatewayError
+from ..internals import FoldedHistogram as _Folded
+from ..internals import fold_observation as _observe
+from ..types import CallRecord, Deployment
+from .serving import multiprocess_dir
 
 log = logging.getLogger("llm_scope.metrics")
 
@@ -45,10 +43,6 @@ TPS_BUCKETS = (1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 300, 500, 1000)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Model names become label values; past this many distinct ones (wildcard routes take any name), "other".
 MAX_MODEL_LABELS = 200
-
-
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 TOKEN_DIRECTIONS = ("input", "output", "cached", "cache_write", "reasoning")
@@ -390,24 +384,3 @@ class Metrics:
     def render(self) -> bytes:
         self.fold()  # in multiprocess mode the merged view reads files: this worker's calls must be in them
         return generate_latest(self.scrape_registry())
-
-
-def serve_metrics(port: int, host: str, registry: CollectorRegistry | None = None) -> Any:
-    """The separate metrics port; in multiprocess mode the CLI's parent process serves the merged view."""
-    if registry is None:
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
-
-
-def prepare_multiprocess_dir(path: Path) -> None:
-    """Start clean: stale files from a previous run would add old counts to new ones."""
-    path.mkdir(parents=True, exist_ok=True)
-    for child in path.glob("*.db"):
-        child.unlink()
-
-
-def mark_worker_dead(pid: int) -> None:
-    if multiprocess_dir():
-        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
