@@ -29,7 +29,8 @@ ALLOWED: dict[str, set[str]] = {
     "litellm_keys": set(),
     "config_sections": {"litellm_keys"},
     "postgres": set(),
-    "model_config": {"settings", "types", "litellm_keys", "config_sections"},
+    "retry_policy": set(),
+    "model_config": {"settings", "types", "litellm_keys", "config_sections", "retry_policy"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
     "metrics": {"metrics", "types", "errors", "internals"},
@@ -223,7 +224,7 @@ def test_the_checks_bite() -> None:
 
 def test_modules_stay_small() -> None:
     # ~400 is the aim; these few have grown past it and are next to be split by what they do.
-    grown = {"model_config.py", "tracing/handoff.py", "providers/upstream_http.py"}
+    grown = {"tracing/handoff.py"}
     limits = {str(p.relative_to(PACKAGE)): 440 if str(p.relative_to(PACKAGE)) in grown else 400 for p in _modules()}
     big = {
         rel: n

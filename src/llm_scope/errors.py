@@ -6,6 +6,7 @@ single boundary that sees them (providers), so handlers only ever serialize.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -133,3 +134,35 @@ OPENAI_TYPES_BY_STATUS = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+def upstream_status_error(status: int, raw: bytes, host: str, retry_after: str | None) -> GatewayError:
+    """Keep the upstream's own message; 4xx keep their status, 5xx become 502."""
+    message = _error_message(raw) or f"upstream {host} answered HTTP {status}"
+    retry = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    if status >= 500:
+        return UpstreamError(f"upstream {host} failed with HTTP {status}: {message}", retry_after=retry)
+    code = "rate_limit_exceeded" if status == 429 else f"upstream_{status}"
+    return GatewayError(
+        message,
+        status=status,
+        type=OPENAI_TYPES_BY_STATUS.get(status, "invalid_request_error"),
+        code=code,
+        retry_after=retry,
+    )
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return raw[:500].decode("utf-8", "replace").strip()
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    return raw[:500].decode("utf-8", "replace").strip()

@@ -10,7 +10,6 @@ server side. Every transport failure becomes a `GatewayError` here, the one boun
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import time
 import zlib
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import httptools
 
-from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
+from ..errors import GatewayError, UpstreamError, UpstreamTimeout, upstream_status_error
 from .base import CallOptions, UpstreamResponse, pick_response_headers
 from .egress import Egress, Target, describe_tls_error, open_tunnel
 
@@ -376,35 +375,3 @@ def _decoder(encoding: str | None) -> zlib._Decompress | None:
     if encoding == "deflate":
         return zlib.decompressobj()
     raise UpstreamError(f"upstream answered with unsupported Content-Encoding {encoding!r}")
-
-
-def upstream_status_error(status: int, raw: bytes, host: str, retry_after: str | None) -> GatewayError:
-    """Keep the upstream's own message; 4xx keep their status, 5xx become 502."""
-    message = _error_message(raw) or f"upstream {host} answered HTTP {status}"
-    retry = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-    if status >= 500:
-        return UpstreamError(f"upstream {host} failed with HTTP {status}: {message}", retry_after=retry)
-    code = "rate_limit_exceeded" if status == 429 else f"upstream_{status}"
-    return GatewayError(
-        message,
-        status=status,
-        type=OPENAI_TYPES_BY_STATUS.get(status, "invalid_request_error"),
-        code=code,
-        retry_after=retry,
-    )
-
-
-def _error_message(raw: bytes) -> str:
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        return raw[:500].decode("utf-8", "replace").strip()
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return str(err["message"])
-        if isinstance(err, str):
-            return err
-        if isinstance(data.get("message"), str):
-            return str(data["message"])
-    return raw[:500].decode("utf-8", "replace").strip()
