@@ -97,7 +97,13 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     keys = build_keys(settings)
     limits = build_limits(settings)
     prices_for = prices_resolver(config.price_overrides)
-    alerts = BudgetAlerts(settings.budget_webhook_url, pipeline, keys.list, interval=settings.budget_alert_interval)
+    alerts = BudgetAlerts(
+        settings.budget_webhook_url,
+        pipeline,
+        keys.list,
+        interval=settings.budget_alert_interval,
+        observe=metrics.budget_alert,
+    )
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
         "openai": OpenAICompatProvider(http),

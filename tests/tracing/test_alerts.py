@@ -4,6 +4,7 @@ them when it is back; no secret is in a body. And the crossings themselves, tabl
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -105,6 +106,10 @@ def test_crossing_80_then_100_percent_sends_those_two_alerts_once(
         assert "used up" in second["text"]
         settle(gw)
         assert len(webhook.bodies) == 2  # once each, however many checks see the spend past them
+        metrics = gw.client().get("/metrics", headers={"Authorization": f"Bearer {MASTER}"}).text
+        for threshold in (80, 100):
+            assert f'llm_scope_budget_alerts_total{{outcome="delivered",threshold="{threshold}"}} 1.0' in metrics
+        assert 'outcome="failed"' not in metrics
 
         secrets = [MASTER, key["key"], key["hint"].rstrip("…"), UPSTREAM_KEY, PATH]
         for raw in webhook.raw:
@@ -139,6 +144,11 @@ def test_a_webhook_that_is_down_gets_the_alerts_when_it_is_back(
             assert {b["period"] for b in hook.bodies} == {"month"}
             assert all(b["key_id"] == key["id"] and b["owner"] == "bob" for b in hook.bodies)
             assert len(hook.bodies) == 2
+            metrics = gw.client().get("/metrics", headers={"Authorization": f"Bearer {MASTER}"}).text
+            failed = re.findall(
+                r'^llm_scope_budget_alerts_total\{outcome="failed",threshold="\d+"\} (\S+)$', metrics, re.M
+            )
+            assert sum(float(n) for n in failed) == alerts.failures >= 4
         finally:
             hook.stop()
     assert PATH not in caplog.text  # the webhook's secret path is never logged, only its host

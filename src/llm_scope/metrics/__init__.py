@@ -201,6 +201,12 @@ class Metrics:
         self.trace_ship_failures = Counter(
             f"{PREFIX}_trace_ship_failures", "Failed attempts to ship traces to PostgreSQL", registry=r
         )
+        self.budget_alerts = Counter(
+            f"{PREFIX}_budget_alerts",
+            "Budget alert webhooks by threshold (80, 100 percent) and outcome (delivered, failed: retried later)",
+            ["threshold", "outcome"],
+            registry=r,
+        )
         self.overload_rejections = Counter(
             f"{PREFIX}_overload_rejections",
             "API calls refused with 503 because the gateway was at capacity",
@@ -327,6 +333,9 @@ class Metrics:
         """Every failed attempt, retried or not, counts against its deployment."""
         kind = "timeout" if exc.status == 504 else "rate_limited" if exc.status == 429 else "error"
         self.upstream_failures.labels(deployment.model_name, deployment.provider, kind).inc()
+
+    def budget_alert(self, threshold: int, delivered: bool) -> None:
+        self.budget_alerts.labels(str(threshold), "delivered" if delivered else "failed").inc()
 
     def add_cost(self, spent: Iterable[tuple[str, str, float]]) -> None:
         """USD by (model, provider), as the trace helper priced a batch of calls."""

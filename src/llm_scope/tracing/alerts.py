@@ -221,14 +221,18 @@ class BudgetAlerts:
         keys: Callable[[], Sequence[Budgeted]],
         *,
         interval: float = 10.0,
+        observe: Callable[[int, bool], None] | None = None,
     ) -> None:
-        """Off (start does nothing) without a URL; a URL that is not http(s) stops start-up here."""
+        """Off (start does nothing) without a URL; a URL that is not http(s) stops start-up here.
+
+        `observe(threshold, delivered)` hears every delivery attempt (the budget-alerts metric)."""
         if url is not None and not url.startswith(("http://", "https://")):
             raise ValueError("LLM_SCOPE_BUDGET_WEBHOOK_URL must be an http(s) URL")
         self.url = url
         self.pipeline = pipeline
         self.keys = keys
         self.interval = interval
+        self.observe = observe
         self._task: asyncio.Task[None] | None = None
         self.ticks = 0  # finished checks (tests wait on it instead of on the clock)
         self.delivered = 0
@@ -277,6 +281,8 @@ class BudgetAlerts:
         body = json.dumps(alert.body()).encode()
         problem = await asyncio.get_running_loop().run_in_executor(None, post_json, self.url, body)
         now = time.time()
+        if self.observe is not None:
+            self.observe(alert.threshold, problem is None)
         if problem is None:
             self.delivered += 1
             await self.pipeline.read(settle, self.pipeline.store, alert, now, attempts + 1, now)
