@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 KEY_PREFIX = "sk-ls-"
 
@@ -81,16 +81,7 @@ class Keys(Protocol):
         """Why a key may be unknown here though it exists (the shared store unreachable), or None."""
         ...
 
-    def create(
-        self,
-        owner: str,
-        *,
-        models: list[str] | None = None,
-        budget_daily_usd: float | None = None,
-        budget_monthly_usd: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-    ) -> tuple[VirtualKey, str]: ...
+    def create(self, owner: str, **limits: Unpack[KeyLimits]) -> tuple[VirtualKey, str]: ...
 
     def list(self, *, include_revoked: bool = False) -> list[VirtualKey]: ...
 
@@ -101,29 +92,42 @@ class Keys(Protocol):
     def close(self) -> None: ...
 
 
-def new_key(
-    owner: str,
-    *,
-    models: list[str] | None,
-    budget_daily_usd: float | None,
-    budget_monthly_usd: float | None,
-    rpm: int | None,
-    tpm: int | None,
-) -> tuple[VirtualKey, str]:
+class KeyLimits(TypedDict, total=False):
+    """What a key may do, as `create` takes it (each unset one is no limit)."""
+
+    models: list[str] | None
+    budget_daily_usd: float | None
+    budget_monthly_usd: float | None
+    rpm: int | None
+    tpm: int | None
+
+
+def new_key(owner: str, **limits: Unpack[KeyLimits]) -> tuple[VirtualKey, str]:
     """A fresh key and its plaintext, for any store to keep (by its hash only)."""
+    models = limits.get("models")
     plaintext = KEY_PREFIX + secrets.token_urlsafe(24)
     key = VirtualKey(
         id="key_" + secrets.token_hex(6),
         owner=owner,
         hint=plaintext[:10] + "…",
         models=tuple(models) if models is not None else None,
-        budget_daily_usd=budget_daily_usd,
-        budget_monthly_usd=budget_monthly_usd,
-        rpm=rpm,
-        tpm=tpm,
+        budget_daily_usd=limits.get("budget_daily_usd"),
+        budget_monthly_usd=limits.get("budget_monthly_usd"),
+        rpm=limits.get("rpm"),
+        tpm=limits.get("tpm"),
         created=time.time(),
     )
     return key, plaintext
+
+
+INSERT_COLUMNS = "id, hash, hint, owner, models, budget_daily_usd, budget_monthly_usd, rpm, tpm, created"
+
+
+def row_values(key: VirtualKey, digest: str) -> tuple[Any, ...]:
+    """A new key's row in INSERT_COLUMNS order, the same in SQLite and PostgreSQL (only the hash is stored)."""
+    models = json.dumps(list(key.models)) if key.models is not None else None
+    return (key.id, digest, key.hint, key.owner, models, key.budget_daily_usd, key.budget_monthly_usd, key.rpm,
+            key.tpm, key.created)  # fmt: skip
 
 
 class KeyStore:
@@ -148,41 +152,13 @@ class KeyStore:
         with self._lock:
             self.db.close()
 
-    def create(
-        self,
-        owner: str,
-        *,
-        models: list[str] | None = None,
-        budget_daily_usd: float | None = None,
-        budget_monthly_usd: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-    ) -> tuple[VirtualKey, str]:
+    def create(self, owner: str, **limits: Unpack[KeyLimits]) -> tuple[VirtualKey, str]:
         """Returns the key and its plaintext; the plaintext is never stored and cannot be shown again."""
-        key, plaintext = new_key(
-            owner,
-            models=models,
-            budget_daily_usd=budget_daily_usd,
-            budget_monthly_usd=budget_monthly_usd,
-            rpm=rpm,
-            tpm=tpm,
-        )
+        key, plaintext = new_key(owner, **limits)
         with self._lock:
             self.db.execute(
-                "INSERT INTO virtual_keys (id, hash, hint, owner, models, budget_daily_usd, budget_monthly_usd, rpm,"
-                " tpm, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key.id,
-                    hash_key(plaintext),
-                    key.hint,
-                    owner,
-                    json.dumps(models) if models is not None else None,
-                    budget_daily_usd,
-                    budget_monthly_usd,
-                    rpm,
-                    tpm,
-                    key.created,
-                ),
+                f"INSERT INTO virtual_keys ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row_values(key, hash_key(plaintext)),
             )
         return key, plaintext
 

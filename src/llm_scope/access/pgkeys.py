@@ -16,11 +16,11 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Unpack
 
 from ..errors import GatewayError
 from ..postgres import Database, DatabaseError
-from .keys import KEY_PREFIX, VirtualKey, hash_key, new_key
+from .keys import INSERT_COLUMNS, KEY_PREFIX, KeyLimits, VirtualKey, hash_key, new_key, row_values
 
 log = logging.getLogger("llm_scope.access")
 REFRESH_SECONDS = 2.0
@@ -140,40 +140,12 @@ class PostgresKeyStore:
 
     # --- management (admin API and CLI, never a request path) ------------------------------------------
 
-    def create(
-        self,
-        owner: str,
-        *,
-        models: list[str] | None = None,
-        budget_daily_usd: float | None = None,
-        budget_monthly_usd: float | None = None,
-        rpm: int | None = None,
-        tpm: int | None = None,
-    ) -> tuple[VirtualKey, str]:
-        key, plaintext = new_key(
-            owner,
-            models=models,
-            budget_daily_usd=budget_daily_usd,
-            budget_monthly_usd=budget_monthly_usd,
-            rpm=rpm,
-            tpm=tpm,
-        )
+    def create(self, owner: str, **limits: Unpack[KeyLimits]) -> tuple[VirtualKey, str]:
+        key, plaintext = new_key(owner, **limits)
         digest = hash_key(plaintext)
         self._write(
-            "INSERT INTO virtual_keys (id, hash, hint, owner, models, budget_daily_usd, budget_monthly_usd, rpm,"
-            f" tpm, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOW})",
-            [
-                key.id,
-                digest,
-                key.hint,
-                owner,
-                json.dumps(models) if models is not None else None,
-                budget_daily_usd,
-                budget_monthly_usd,
-                rpm,
-                tpm,
-                key.created,
-            ],
+            f"INSERT INTO virtual_keys ({INSERT_COLUMNS}, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {_NOW})",
+            [*row_values(key, digest)],
         )
         self._remember(digest, key)
         return key, plaintext
