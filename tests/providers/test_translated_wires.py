@@ -31,12 +31,9 @@ AWS = {
 }
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeBedrock, FakeGemini]]:
-    aws, google = bedrock.start_fake_bedrock(slow_seconds=3.0), gemini.start_fake_gemini(slow_seconds=3.0)
-    yield aws, google
-    aws.stop()
-    google.stop()
+@pytest.fixture
+def fakes(bedrock_fake: FakeBedrock, gemini_fake: FakeGemini) -> tuple[FakeBedrock, FakeGemini]:
+    return bedrock_fake, gemini_fake
 
 
 def models(aws: FakeBedrock, google: FakeGemini) -> list[dict[str, Any]]:
@@ -57,9 +54,11 @@ def models(aws: FakeBedrock, google: FakeGemini) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def gateway(fakes: tuple[FakeBedrock, FakeGemini], tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+def gateway(
+    bedrock_fake: FakeBedrock, gemini_fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayServer]:
     tmp: Path = tmp_path_factory.mktemp("translated")
-    config = model_config(models(*fakes), environ={})
+    config = model_config(models(bedrock_fake, gemini_fake), environ={})
     with GatewayServer(make_settings(tmp), model_config=config) as server:
         yield server
 
