@@ -12,7 +12,8 @@ Answers follow ``tests/fakes/wire.py``: the reply is ``fake_reply(last user text
 FAKE_CACHED_TOKENS, ``cacheWriteInputTokens`` = FAKE_CACHE_CREATION_TOKENS and ``outputTokens`` = the reply's
 word count; the Anthropic answers carry ``wire.anthropic_usage`` and, on a stream's last event,
 ``amazon-bedrock-invocationMetrics`` with the same numbers. The FAKE_* tokens of ``upstream.py`` apply
-(FAKE_ERROR_<status> answers that status with its Bedrock exception name).
+(FAKE_ERROR_<status> answers that status with its Bedrock exception name), and ``BEDROCK_STREAM_THROTTLED``
+makes a stream end, after its first two events, in a ``throttlingException`` exception message.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ ACCESS_KEY = "AKIAFAKEBEDROCK00001"
 SECRET_KEY = "fake-bedrock-secret-key-0123456789abcdefgh"
 REGION = "us-west-2"
 EVENTSTREAM = "application/vnd.amazon.eventstream"
+STREAM_THROTTLED = "BEDROCK_STREAM_THROTTLED"
+THROTTLED_FRAME = aws.exception(
+    "throttlingException", b'{"message": "Too many tokens, please wait before trying again."}'
+)
 # Bedrock's exception names by HTTP status (the InvokeModel / Converse API references).
 ERRORS: dict[int, str] = {
     400: "ValidationException",
@@ -149,7 +154,10 @@ class FakeBedrock(FakeUpstream):
                 {"output": {"message": message}, "stopReason": _STOP[answer.finish], "usage": usage,
                  "metrics": {"latencyMs": 42}}
             )  # fmt: skip
-        return await self._eventstream(request, converse_frames(answer, self._chunks(beh)), beh)
+        frames = converse_frames(answer, self._chunks(beh))
+        if STREAM_THROTTLED in converse_user_text(body):
+            frames = [*frames[:2], THROTTLED_FRAME]
+        return await self._eventstream(request, frames, beh)
 
     # ------------------------------------------------------------------------------------ Anthropic invoke
 
@@ -172,7 +180,10 @@ class FakeBedrock(FakeUpstream):
                 "X-Amzn-Bedrock-Output-Token-Count": str(usage["output_tokens"]),
             }
             return web.json_response(wire.anthropic_message(rid, model, answer), headers=headers)
-        return await self._eventstream(request, invoke_frames(rid, model, answer, self._chunks(beh)), beh)
+        frames = invoke_frames(rid, model, answer, self._chunks(beh))
+        if STREAM_THROTTLED in wire.last_user_text(body.get("messages")):
+            frames = [*frames[:2], THROTTLED_FRAME]
+        return await self._eventstream(request, frames, beh)
 
 
 def converse_frames(answer: wire.Answer, n_chunks: int) -> list[bytes]:

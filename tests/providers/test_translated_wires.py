@@ -254,3 +254,25 @@ def test_vertex_needs_google_auth_which_the_runtime_set_leaves_out(
     assert r.status_code == 502 and "google.auth" in r.json()["error"]["message"]
     assert "Traceback" not in r.text and "github.com" not in r.text
     assert not [req for req in gemini_fake.requests if b"vertex please" in req.body]
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_a_throttling_exception_mid_stream_ends_the_stream_in_an_error_event(gateway: GatewayServer, api: str) -> None:
+    """ConverseStream reports throttling after it has started as an eventstream exception message: the client
+    keeps the text it got and then reads a rate-limit error event in its own format; the call is an error."""
+    r = call(gateway, api, "bedrock-converse", f"{bedrock.STREAM_THROTTLED} now", True)
+    assert r.status_code == 200
+    events = sse_events(r.text)
+    name, data = events[-1]
+    error = json.loads(data)
+    if api == "chat":
+        assert name is None and error["error"]["type"] == "rate_limit_error"
+        text = "".join(c["delta"].get("content") or "" for _, d in events[:-1] for c in json.loads(d)["choices"])
+    else:
+        assert name == "error" and error == {"type": "error", "error": error["error"]}
+        assert error["error"]["type"] == "rate_limit_error"
+        text = "".join(json.loads(d)["delta"].get("text", "") for n, d in events if n == "content_block_delta")
+    assert "throttlingException" in error["error"]["message"] and "Traceback" not in r.text
+    assert text and fake_reply(f"{bedrock.STREAM_THROTTLED} now").startswith(text)
+    trace = trace_of(gateway, r)
+    assert trace["error_type"] is not None and trace["cost_total"] is None
