@@ -180,6 +180,7 @@ _LITELLM_ERROR_NAME = re.compile(r"litellm\.(\w+):")
 
 
 def _error_event_failure(event: bytes) -> GatewayError:
+    """The Messages translation's `error` event as the exception it stood for."""
     try:
         error = json.loads(event.partition(b"data: ")[2])["error"]
         kind, message = str(error.get("type", "")), clean_message(str(error.get("message", "")))
@@ -191,12 +192,7 @@ def _error_event_failure(event: bytes) -> GatewayError:
     )
     if status == 504:
         return UpstreamTimeout(f"upstream timed out: {message}")
-    if status >= 500:
-        return UpstreamError(f"upstream failed with HTTP {status}: {message}")
-    code = "rate_limit_exceeded" if status == 429 else f"upstream_{status}"
-    return GatewayError(
-        message, status=status, type=OPENAI_TYPES_BY_STATUS.get(status, "invalid_request_error"), code=code
-    )
+    return _by_status(status, message)
 
 
 def _json(data: Any) -> UpstreamResponse:
@@ -299,6 +295,10 @@ def translate_error(exc: BaseException) -> GatewayError:
         return UpstreamTimeout(f"upstream timed out: {message}")
     if name == "APIConnectionError" or not isinstance(status, int):
         return UpstreamError(f"upstream failed: {message}")
+    return _by_status(status, message)
+
+
+def _by_status(status: int, message: str) -> GatewayError:
     if status >= 500:
         return UpstreamError(f"upstream failed with HTTP {status}: {message}")
     code = "rate_limit_exceeded" if status == 429 else f"upstream_{status}"
