@@ -9,6 +9,7 @@ token buckets, and its cost is those buckets at the price table's rates, compute
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,12 @@ def test_a_throttling_exception_mid_stream_ends_the_stream_in_an_error_event(gat
     assert text and fake_reply(f"{bedrock.STREAM_THROTTLED} now").startswith(text)
     trace = trace_of(gateway, r)
     assert trace["error_type"] is not None and trace["cost_total"] is None
+
+
+def test_no_aws_secret_in_the_logs_even_at_debug(gateway: GatewayServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Bedrock's secret is a litellm_param, not an api_key: the failure log's redaction must cover it too."""
+    caplog.set_level(logging.DEBUG)
+    for api, text, stream in (("chat", "FAKE_ERROR_400 x", False), ("messages", f"{bedrock.STREAM_THROTTLED} y", True)):
+        call(gateway, api, "bedrock-converse", text, stream)
+    assert "fake bedrock says 400" in caplog.text  # the failures were logged, with LiteLLM's story
+    assert bedrock.SECRET_KEY not in caplog.text
