@@ -26,6 +26,8 @@ from llm_scope.providers.openai_compat import OpenAICompatProvider
 from llm_scope.providers.upstream_http import UpstreamHTTP
 from llm_scope.types import Deployment, Usage
 from tests.conftest import UPSTREAM_KEY
+from tests.fakes.bedrock import ACCESS_KEY, REGION, SECRET_KEY
+from tests.fakes.gemini import GEMINI_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS, fake_reply
 
@@ -38,6 +40,7 @@ class Kind:
     api: ApiName
     deployment: Callable[[FakeUpstream], Deployment]
     upstream: bool  # False: answers without one (the mock), so upstream failures do not apply
+    fake: str = "upstream"  # the fixture of the fake it talks to (tests/providers/conftest.py for the others)
 
     def body(self, text: str, *, stream: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"model": "x", "max_tokens": 200, "messages": [{"role": "user", "content": text}]}
@@ -66,6 +69,18 @@ class Kind:
                 text += "".join((c.get("delta") or {}).get("content") or "" for c in obj.get("choices") or [])
                 usage = merge(usage, openai_usage(obj.get("usage")))
         return text, usage
+
+
+HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
+AWS = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY, "aws_region_name": REGION}
+
+
+def _bedrock(route: str) -> Callable[[FakeUpstream], Deployment]:
+    return lambda up: Deployment("m", "bedrock", f"{route}/{HAIKU}", api_base=up.url, params=AWS)
+
+
+def _gemini(up: FakeUpstream) -> Deployment:
+    return Deployment("m", "gemini", "gemini-2.5-flash", api_base=up.url + "/v1beta", api_key=GEMINI_KEY)
 
 
 def _http() -> UpstreamHTTP:
@@ -98,14 +113,28 @@ KINDS: dict[str, Kind] = {
         True,
     ),
     "mock": Kind(MockProvider, "chat", lambda up: Deployment("m", "mock", "mock-gpt"), False),
+    # LiteLLM's translation to providers that speak neither format, against fakes of their own wire.
+    "litellm_adapter-bedrock-converse": Kind(LiteLLMProvider, "chat", _bedrock("converse"), True, "bedrock_fake"),
+    "litellm_adapter-bedrock-invoke-messages": Kind(
+        LiteLLMProvider, "messages", _bedrock("invoke"), True, "bedrock_fake"
+    ),
+    "litellm_adapter-gemini": Kind(LiteLLMProvider, "chat", _gemini, True, "gemini_fake"),
+    "litellm_adapter-gemini-messages": Kind(LiteLLMProvider, "messages", _gemini, True, "gemini_fake"),
 }
 OPTIONS = CallOptions(timeout=10.0, connect_timeout=5.0)
 
 
 @pytest.fixture(params=sorted(KINDS))
-def kind(request: pytest.FixtureRequest, upstream: FakeUpstream) -> Kind:
-    upstream.reset()
+def kind(request: pytest.FixtureRequest) -> Kind:
     return KINDS[request.param]
+
+
+@pytest.fixture
+def upstream(request: pytest.FixtureRequest, kind: Kind) -> FakeUpstream:
+    """The fake this kind talks to, fresh: the shared OpenAI/Anthropic one, or Bedrock's or Gemini's."""
+    fake: FakeUpstream = request.getfixturevalue(kind.fake)
+    fake.reset()
+    return fake
 
 
 def run(kind: Kind, upstream: FakeUpstream, job: Callable[[Provider, Deployment], Awaitable[Any]]) -> Any:

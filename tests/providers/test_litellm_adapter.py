@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from llm_scope.providers.litellm_adapter import _clean_error_event, clean_message
+from llm_scope.providers.litellm_adapter import _clean_error_event, _error_event_failure, clean_message
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS, fake_reply
@@ -102,3 +102,26 @@ def test_litellm_error_events_mid_stream_are_cleaned_too() -> None:
     payload = json.loads(cleaned.partition(b"data: ")[2])
     assert payload["error"] == {"type": "api_error", "message": "litellm.APIConnectionError: No module named 'mcp'"}
     assert _clean_error_event(b"event: error\ndata: {not json\n\n") == b"event: error\ndata: {not json\n\n"
+
+
+@pytest.mark.parametrize(
+    ("kind", "message", "status"),
+    [
+        ("rate_limit_error", "litellm.RateLimitError: slow down", 429),
+        ("authentication_error", "bad key", 401),
+        ("invalid_request_error", "bad body", 400),
+        ("timeout_error", "too slow", 504),
+        ("overloaded_error", "busy", 502),  # a 5xx upstream is the gateway's 502, as everywhere
+        ("api_error", "litellm.AuthenticationError: VertexException - API key not valid", 401),
+        ("api_error", "litellm.MidStreamFallbackError: litellm.RateLimitError: x", 429),
+        ("api_error", "litellm.ServiceUnavailableError: down", 502),
+        ("api_error", "something else", 502),
+    ],
+)
+def test_an_error_event_read_before_answering_keeps_its_status(kind: str, message: str, status: int) -> None:
+    """LiteLLM's Messages translation reports a refusal as an `error` event; read before the first byte, it
+    becomes the status the upstream meant (its type, else the LiteLLM exception it names)."""
+    event = f"event: error\ndata: {json.dumps({'type': 'error', 'error': {'type': kind, 'message': message}})}\n\n"
+    error = _error_event_failure(event.encode())
+    assert error.status == status and error.message
+    assert _error_event_failure(b"event: error\ndata: {not json\n\n").status == 502

@@ -8,12 +8,13 @@ so the gateway's stream tap sees one format whatever the provider.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import re
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import ModuleType
 from typing import Any
 
@@ -82,7 +83,7 @@ class LiteLLMProvider:
             if api == "chat":
                 result = await litellm.acompletion(model=model, max_retries=0, **kwargs)
             elif api == "messages":
-                result = await litellm.anthropic.messages.acreate(model=model, **kwargs)
+                result = await _messages(litellm, model, stream, kwargs)
             elif api == "count_tokens":
                 count = litellm.token_counter(model=model, messages=_as_openai_messages(body))
                 return _json({"input_tokens": count})
@@ -95,7 +96,103 @@ class LiteLLMProvider:
         if not stream:
             return _json(result if isinstance(result, dict) else json.loads(result.model_dump_json(exclude_none=True)))
         events = _anthropic_sse(result, deployment) if api == "messages" else _sse(result, deployment, api == "chat")
-        return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=events)
+        head = await _head(events)
+        return UpstreamResponse(
+            headers={"content-type": "text/event-stream"}, chunks=_chain(head, events), close=events.aclose
+        )
+
+
+async def _messages(litellm: ModuleType, model: str, stream: bool, kwargs: dict[str, Any]) -> Any:
+    """LiteLLM streams Messages natively (Bedrock /invoke, Vertex Claude, …) only with its proxy package's imports
+    (fastapi, soundfile, …), which the runtime set leaves out: there the stream fails on its first read with
+    "No module named 'fastapi'". Where that import fails, streams take LiteLLM's chat translation to the same
+    provider instead (Anthropic SSE rebuilt from chat chunks, usage included); whole answers stay native."""
+    if stream and not _native_messages_streams():
+        from litellm.llms.anthropic.pass_through.adapters.handler import (
+            LiteLLMMessagesToCompletionTransformationHandler as Adapter,
+        )
+
+        return await Adapter.async_anthropic_messages_handler(model=model, **kwargs)
+    return await litellm.anthropic.messages.acreate(model=model, **kwargs)
+
+
+@functools.cache
+def _native_messages_streams() -> bool:
+    try:
+        import litellm.llms.anthropic.pass_through.messages.streaming_iterator  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def _head(events: AsyncGenerator[bytes, None]) -> list[bytes]:
+    """Read a stream's first event (past a Messages stream's `message_start`) before answering.
+
+    LiteLLM sends some streamed requests (Gemini's, Vertex's) only when its stream is first read, so without
+    this an upstream's refusal would reach the client as a 200 whose body is an error event, with no chance for
+    the gateway to retry or fall back. A refusal read here raises with its status instead. The chat and
+    Responses streams raise it; the Messages translation turns it into an `error` event, mapped back here."""
+    head: list[bytes] = []
+    try:
+        async for chunk in events:
+            head.append(chunk)
+            if not chunk.startswith(b"event: message_start"):
+                break
+    except BaseException:
+        await events.aclose()
+        raise
+    if head and head[-1].startswith(b"event: error"):
+        await events.aclose()
+        raise _error_event_failure(head[-1])
+    return head
+
+
+async def _chain(head: list[bytes], events: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield chunk
+    async for chunk in events:
+        yield chunk
+
+
+# An Anthropic error type's status; `api_error` says nothing, so LiteLLM's exception name decides there.
+_STATUS_BY_ANTHROPIC_TYPE = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "timeout_error": 504,
+    "overloaded_error": 503,
+}
+_STATUS_BY_LITELLM_ERROR = {
+    "BadRequestError": 400,
+    "ContextWindowExceededError": 400,
+    "AuthenticationError": 401,
+    "PermissionDeniedError": 403,
+    "NotFoundError": 404,
+    "RateLimitError": 429,
+    "Timeout": 504,
+    "ServiceUnavailableError": 503,
+    "InternalServerError": 500,
+}
+_LITELLM_ERROR_NAME = re.compile(r"litellm\.(\w+):")
+
+
+def _error_event_failure(event: bytes) -> GatewayError:
+    """The Messages translation's `error` event as the exception it stood for."""
+    try:
+        error = json.loads(event.partition(b"data: ")[2])["error"]
+        kind, message = str(error.get("type", "")), clean_message(str(error.get("message", "")))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return UpstreamError("upstream failed: an unreadable error event")
+    status = _STATUS_BY_ANTHROPIC_TYPE.get(kind) or next(
+        (_STATUS_BY_LITELLM_ERROR[n] for n in _LITELLM_ERROR_NAME.findall(message) if n in _STATUS_BY_LITELLM_ERROR),
+        502,
+    )
+    if status == 504:
+        return UpstreamTimeout(f"upstream timed out: {message}")
+    return _by_status(status, message)
 
 
 def _json(data: Any) -> UpstreamResponse:
@@ -111,7 +208,7 @@ def _as_openai_messages(body: dict[str, Any]) -> list[dict[str, Any]]:
     return messages
 
 
-async def _sse(stream: Any, deployment: Deployment, done: bool) -> AsyncIterator[bytes]:
+async def _sse(stream: Any, deployment: Deployment, done: bool) -> AsyncGenerator[bytes, None]:
     """Chat chunks (and Responses events) as OpenAI sends them; chat streams end with [DONE]."""
     try:
         async for chunk in stream:
@@ -124,7 +221,7 @@ async def _sse(stream: Any, deployment: Deployment, done: bool) -> AsyncIterator
         yield b"data: [DONE]\n\n"
 
 
-async def _anthropic_sse(stream: Any, deployment: Deployment) -> AsyncIterator[bytes]:
+async def _anthropic_sse(stream: Any, deployment: Deployment) -> AsyncGenerator[bytes, None]:
     """LiteLLM yields Anthropic events either already encoded or as dicts."""
     try:
         async for chunk in stream:
@@ -198,6 +295,10 @@ def translate_error(exc: BaseException) -> GatewayError:
         return UpstreamTimeout(f"upstream timed out: {message}")
     if name == "APIConnectionError" or not isinstance(status, int):
         return UpstreamError(f"upstream failed: {message}")
+    return _by_status(status, message)
+
+
+def _by_status(status: int, message: str) -> GatewayError:
     if status >= 500:
         return UpstreamError(f"upstream failed with HTTP {status}: {message}")
     code = "rate_limit_exceeded" if status == 429 else f"upstream_{status}"
