@@ -9,6 +9,7 @@ slice's worth waits, without the tick.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -77,3 +78,25 @@ def test_records_go_to_the_helper_once_a_slice_waits_not_only_at_the_tick(tmp_pa
     unsent, stored = asyncio.run(_hand_over(tmp_path / "llm-scope.db"))
     assert unsent == [*range(1, SEND_AT), 0]
     assert stored == SEND_AT
+
+
+async def _helper_priority(db: Path, nice: int) -> tuple[int, int]:
+    options = HelperOptions(
+        store_path=db, langfuse=None, secrets=(), trace_content=True, max_outbox=1000, retention_days=30, nice=nice
+    )
+    handoff = TraceHandoff(options)
+    await handoff.start()
+    handoff.submit(call(1))
+    await handoff.flush()  # answered: the helper has read its options and set its priority
+    pid = handoff.helper_pid
+    assert pid is not None
+    priority = os.getpriority(os.PRIO_PROCESS, pid)
+    await handoff.stop()
+    return priority, os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def test_the_helper_runs_below_the_workers_priority_by_the_nice_it_is_given(tmp_path: Path) -> None:
+    helper, worker = asyncio.run(_helper_priority(tmp_path / "a.db", 7))
+    assert helper == min(19, worker + 7)
+    helper, worker = asyncio.run(_helper_priority(tmp_path / "b.db", 0))
+    assert helper == worker
