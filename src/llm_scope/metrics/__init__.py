@@ -243,11 +243,8 @@ class Metrics:
         self._calls.append(record)
 
     def fold(self, most: int | None = None) -> bool:
-        """Write queued calls into the metrics: all of them, or at most `most`; returns whether some are left.
-
-        The app's ticker folds a slice at a time and lets the loop run between slices: folding a quarter
-        second of calls at once (~3.7 µs each) stalled the loop for over a millisecond at c1, which a
-        request arriving meanwhile waited out (the tail at concurrency 1, docs/scaling.md)."""
+        """Queued calls into the metrics, all or at most `most` (whether some are left): the app's ticker folds
+        slices, as a quarter second's calls at once stalled the loop a millisecond at c1 (docs/scaling.md)."""
         with self._fold_lock:
             calls = self._calls
             counts: dict[Any, float] = {}
