@@ -1,11 +1,10 @@
 """The gateway's side of tracing: queue records, hand them to the helper process, read the store.
 
-`submit` is a deque append on the request path. Every `flush_interval`, or as soon as `SEND_AT` records
-wait, the queue goes to the helper as one message; each record stays here until the helper says its rows
-are committed, so a helper that dies is restarted and given them again (trace ids are the store's keys and
-span ids are stable, so a resent record is neither stored nor exported twice). Reads (dashboard, API,
-budgets) run on this process's own SQLite connection, on a thread. If the helper cannot take them at
-shutdown, what it still owes is written here.
+`submit` is a deque append on the request path. Every `flush_interval` the queue goes to the helper as one
+message; each record stays here until the helper says its rows are committed, so a helper that dies is
+restarted and given them again (trace ids are the store's keys and span ids are stable, so a resent record
+is neither stored nor exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite
+connection, on a thread. If the helper cannot take them at shutdown, what it still owes is written here.
 
 At most `queue_size` records (plus one batch) are held in memory. When the helper falls behind (all cores
 busy), the `overflow` policy decides: "spill" (the default) appends each batch it has no room for to a
@@ -43,9 +42,6 @@ log = logging.getLogger("llm_scope.tracing")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
-# Records are handed over once this many wait, not only at the tick: packing a fifth of a second of calls
-# at once (~3.4 µs each) stalled the loop for a millisecond at c1, and a request arriving meanwhile waited.
-SEND_AT = 64
 
 
 class TraceHandoff(HandoffReads):
@@ -105,10 +101,8 @@ class TraceHandoff(HandoffReads):
         queue = self._queue
         queue.append(record)
         self._submitted += 1
-        if len(queue) >= SEND_AT or (
-            len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size and self._spills
-        ):
-            self._send_queued()  # a slice now, not a stall at the tick; or what has no room, to disk
+        if len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size and self._spills:
+            self._send_queued()  # what the helper has no room for goes to disk now, not at the next tick
 
     def behind(self) -> bool:
         """Whether the records in memory are at the bound: under "backpressure" new calls are refused."""
