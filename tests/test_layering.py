@@ -223,8 +223,8 @@ def test_the_checks_bite() -> None:
 
 
 def test_modules_stay_small() -> None:
-    # ~400 is the aim; these few have grown past it and are next to be split by what they do.
-    grown = {"tracing/handoff.py"}
+    # ~400 is the aim; a module that grows past it goes in `grown` (440) until it is split by what it does.
+    grown: set[str] = set()  # none at present
     limits = {str(p.relative_to(PACKAGE)): 440 if str(p.relative_to(PACKAGE)) in grown else 400 for p in _modules()}
     big = {
         rel: n

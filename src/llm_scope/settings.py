@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     trace_overflow: Literal["spill", "backpressure"] = Field(
         "spill", validation_alias=_alias("LLM_SCOPE_TRACE_OVERFLOW", "trace_overflow")
     )
+    # The trace helpers' CPU priority below the workers' (nice, 0-19): on a core they share, a helper's batch
+    # then does not preempt a request (the c1 tail, docs/scaling.md); at saturation more is spilled instead.
+    helper_nice: int = Field(0, ge=0, le=19, validation_alias=_alias("LLM_SCOPE_HELPER_NICE", "helper_nice"))
     environment: str = Field("default", validation_alias=_alias("LLM_SCOPE_ENVIRONMENT", "environment"))
     langfuse_enabled: bool = Field(True, validation_alias=_alias("LANGFUSE_ENABLED", "langfuse_enabled"))
     langfuse_public_key: str | None = Field(None, validation_alias=_alias("LANGFUSE_PUBLIC_KEY", "langfuse_public_key"))

@@ -46,6 +46,22 @@ def test_price_table_is_loaded_once_and_clean(table: dict[str, Prices]) -> None:
     assert all(isinstance(v, dict) for v in table.values())
 
 
+def test_price_table_keeps_every_rate_of_litellms_file_and_only_what_pricing_reads(table: dict[str, Prices]) -> None:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("litellm")
+    assert spec is not None and spec.submodule_search_locations
+    raw = json.loads(
+        (Path(spec.submodule_search_locations[0]) / "model_prices_and_context_window_backup.json").read_text()
+    )
+    for name, prices in table.items():
+        wanted = {f: v for f, v in raw[name].items() if "cost" in f or f in ("litellm_provider", "mode")}
+        assert prices == wanted, name
+    assert "max_input_tokens" in raw["gpt-4o"] and "max_input_tokens" not in table["gpt-4o"]
+
+
 @pytest.mark.parametrize(("provider", "model"), PRICED)
 def test_priced_models_have_positive_rates(table: dict[str, Prices], provider: str, model: str) -> None:
     prices = lookup_prices(model, provider, table)

@@ -242,12 +242,16 @@ class Metrics:
         """
         self._calls.append(record)
 
-    def fold(self) -> None:
+    def fold(self, most: int | None = None) -> bool:
+        """Queued calls into the metrics, all or at most `most` (whether some are left): the app's ticker folds
+        slices, as a quarter second's calls at once stalled the loop a millisecond at c1 (docs/scaling.md)."""
         with self._fold_lock:
             calls = self._calls
             counts: dict[Any, float] = {}
             folded: dict[Any, _Folded] = {}
-            while calls:
+            left = len(calls) if most is None else min(most, len(calls))
+            while left > 0:
+                left -= 1
                 try:
                     record = calls.popleft()
                 except IndexError:
@@ -260,6 +264,7 @@ class Metrics:
                 child.inc(amount)
             for histogram in folded.values():
                 histogram.write()
+            return bool(calls)
 
     def _fold_call(self, record: CallRecord, counts: dict[Any, float], folded: dict[Any, _Folded]) -> None:
         if record.provider:  # resolved to a configured deployment

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Final, Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Final, Protocol
 
 from ..types import CallRecord
+
+if TYPE_CHECKING:  # imported where a session is made: only the trace helper posts, and aiohttp is ~9 MB a worker
+    import aiohttp
 
 _log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ class HttpPoster:
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ExportResult:
+        import aiohttp
+
         try:
             async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 text = await resp.text(errors="replace")  # read fully so the connection goes back to the pool
@@ -156,6 +159,8 @@ class HttpPoster:
             await session.close()
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         return self._session

@@ -26,26 +26,25 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from ..accounting.cost import prices_resolver
 from ..logs import log_calls
 from ..types import CallRecord
 from . import helper_protocol
+from .handoff_reads import COUNTERS, HandoffReads
 from .records import enrich
 from .spill import Spill, Taken
 from .storage import TraceStore
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
-T = TypeVar("T")
-_COUNTERS = ("written", "exported", "export_failures", "rejected", "lost")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
 
 
-class TraceHandoff:
+class TraceHandoff(HandoffReads):
     """The gateway's end of the trace helper: records in, batches handed over, the store read (see above)."""
 
     def __init__(
@@ -108,70 +107,6 @@ class TraceHandoff:
     def behind(self) -> bool:
         """Whether the records in memory are at the bound: under "backpressure" new calls are refused."""
         return len(self._queue) + self._unacked_records >= self.queue_size
-
-    # --- what the rest of the gateway reads --------------------------------------------------------------
-
-    @property
-    def store(self) -> TraceStore:
-        if self._store is None:
-            raise RuntimeError("trace pipeline not started")
-        return self._store
-
-    @property
-    def local(self) -> Store:
-        """This instance's own SQLite store (the same as `store` unless DATABASE_URL is set)."""
-        if self._local is None:
-            raise RuntimeError("trace pipeline not started")
-        return self._local
-
-    @property
-    def ship_backlog(self) -> int:
-        """Calls stored here and not yet shipped to PostgreSQL (0 without DATABASE_URL)."""
-        return self._helper.get("ship_backlog", 0)
-
-    @property
-    def ship_failures(self) -> int:
-        """Failed shipping attempts of the running helper."""
-        return self._helper.get("ship_failures", 0)
-
-    @property
-    def ready(self) -> bool:
-        return self._store is not None and not self._stopping
-
-    @property
-    def queue_depth(self) -> int:
-        """Records held in memory only: queued here, or sent and not yet committed by the helper."""
-        return len(self._queue) + self._unacked_records
-
-    @property
-    def helper_pid(self) -> int | None:
-        proc = self._proc
-        return proc.pid if proc is not None and proc.returncode is None else None
-
-    @property
-    def held_records(self) -> int:
-        return self._helper.get("held_records", 0)
-
-    @property
-    def store_failing(self) -> bool:
-        """The helper cannot write to the local store (a full disk, a read-only or locked file) and retries."""
-        return bool(self._helper.get("store_failing"))
-
-    @property
-    def unsent(self) -> int:
-        """Records queued in this process, not yet handed to the helper (tests wait for 0)."""
-        return len(self._queue)
-
-    @property
-    def stats(self) -> helper_protocol.PipelineStats:
-        now = self._helper
-        counters = {name: self._before[name] + now.get(name, 0) for name in _COUNTERS}
-        counters["lost"] += self._lost + self.spill.corrupt
-        return helper_protocol.PipelineStats(submitted=self._submitted, backlog=now.get("backlog", 0), **counters)
-
-    async def read(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a read query on this process's store thread, so the event loop never waits on SQLite."""
-        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -347,7 +282,7 @@ class TraceHandoff:
             elif message[0] == "stats":
                 self._helper = message[1]
         code = await proc.wait()
-        self._before.update({name: self._helper.get(name, 0) for name in _COUNTERS})
+        self._before.update({name: self._helper.get(name, 0) for name in COUNTERS})
         self._helper = {}
         if self._stopping:
             return

@@ -89,6 +89,8 @@ async def serve(in_fd: int, out_fd: int) -> None:
     if first is None or first[0] != "init":
         return
     options: helper_protocol.HelperOptions = first[1]
+    if options.nice:
+        os.nice(options.nice)  # lower only: an unprivileged process may always do that
     logs = BatchedStream(2)
     configure_logging(options.log_level, options.log_format, logs)
     call_lines = CallLines(options.log_format, logs)

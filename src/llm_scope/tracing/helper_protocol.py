@@ -53,6 +53,7 @@ class HelperOptions:
     price_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model_info
     otel: dict[str, Any] | None = None  # GenAIExporter's keyword arguments; None: no OpenTelemetry export
     database_url: str | None = None  # PostgreSQL the helper ships the local store to (see shipping)
+    nice: int = 0  # added to the helper's nice value at start (LLM_SCOPE_HELPER_NICE)
 
     @property
     def outbox_kinds(self) -> tuple[str, ...]:

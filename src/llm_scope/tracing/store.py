@@ -23,6 +23,7 @@ from ..types import CallRecord
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .records import record_from_dict, record_to_json, summary_values
 from .storage import SQLITE
+from .writelock import WriteLock
 
 MIGRATIONS: list[str] = [
     """
@@ -144,6 +145,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._writes = WriteLock(path)  # writers queue in the kernel, not in SQLite's sleeping busy handler
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
@@ -155,7 +157,7 @@ class Store:
 
     def _migrate(self) -> None:
         """Apply pending migrations in one IMMEDIATE transaction, so workers starting together don't race."""
-        with self._lock:
+        with self._lock, self._writes.held():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -171,6 +173,7 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+            self._writes.close()
 
     # --- writes ----------------------------------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class Store:
         for record in records:
             params.extend(summary_values(record))
             params.append(record_to_json(record))
-        with self._lock:
+        with self._lock, self._writes.held():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 start = 0
@@ -234,7 +237,7 @@ class Store:
         return int(excess)
 
     def add_score(self, score: dict[str, Any], *, outbox_payload: str | None) -> None:
-        with self._lock:
+        with self._lock, self._writes.held():
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.execute(
@@ -306,7 +309,7 @@ class Store:
         if not unique:
             return
         low, high = min(unique), max(unique)
-        with self._lock:
+        with self._lock, self._writes.held():
             if high - low + 1 == len(unique):
                 self.db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (low, high))
             else:
@@ -315,7 +318,7 @@ class Store:
                 )
 
     def mark_attempt(self, ids: Iterable[int]) -> None:
-        with self._lock:
+        with self._lock, self._writes.held():
             self.db.execute(
                 "UPDATE outbox SET attempts = attempts + 1 WHERE id IN (SELECT value FROM json_each(?))",
                 (json.dumps(list(ids)),),
@@ -330,7 +333,7 @@ class Store:
         """The newest row of each table is kept whatever its age: SQLite would give its rowid to the next row,
         and the shipper's cursor (rowids only grow) would take that row for shipped."""
         cutoff = time.time() - retention_days * 86400
-        with self._lock:
+        with self._lock, self._writes.held():
             cur = self.db.execute(
                 "DELETE FROM traces WHERE start_time < ? AND rowid < (SELECT MAX(rowid) FROM traces)", (cutoff,)
             )
@@ -358,7 +361,7 @@ class Store:
         return [tuple(r) for r in trace_rows], [tuple(r) for r in score_rows]
 
     def mark_shipped(self, target: str, traces: int, scores: int) -> None:
-        with self._lock:
+        with self._lock, self._writes.held():
             self.db.execute(
                 "INSERT INTO shipping (target, traces, scores) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE"
                 " SET traces = MAX(traces, excluded.traces), scores = MAX(scores, excluded.scores)",
