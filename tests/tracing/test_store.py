@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from llm_scope.tracing import blobs
 from llm_scope.tracing.records import record_from_json, record_to_json, summary_row
 from llm_scope.tracing.store import SUMMARY_COLUMNS, Store
 from llm_scope.types import CallRecord, Cost, Usage
@@ -140,10 +141,16 @@ def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: St
             except ValueError:
                 batch = json.dumps([[None if isinstance(v, float) and not math.isfinite(v) else v for v in values]])
             old.execute(_OLD_INSERT, (batch,))
-        columns = ", ".join(f"{c}, typeof({c})" for c in _OLD_COLUMNS)
+        columns = ", ".join(f"{c}, typeof({c})" for c in SUMMARY_COLUMNS)
         expected = old.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
+        expected_records = [row[0] for row in old.execute("SELECT record FROM traces ORDER BY trace_id")]
     got = store.db.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
     assert [tuple(row) for row in got] == expected
+    # The record's input is kept as blocks now; put back, the record is what the JSON path stored.
+    rows = store.query("SELECT record, input_refs FROM traces ORDER BY trace_id")
+    assert [json.dumps(blobs.record_of(store, row)) for row in rows] == [
+        json.dumps(json.loads(text)) for text in expected_records
+    ]
 
 
 def test_integers_beyond_64_bits_and_nan_survive_write_and_pending(store: Store) -> None:
@@ -204,7 +211,8 @@ def test_pending_and_acknowledge_run_one_statement_each_however_big_the_batch(st
     finally:
         store.db.set_trace_callback(None)
     assert len(rows) == 300 and store.backlog() == 0
-    assert len(statements) == 2 and "group_concat" in statements[0]  # the whole batch comes back as one row
+    # The whole batch comes back as one row, its inputs' blocks as another (up to 500 blocks a statement).
+    assert len(statements) == 3 and "group_concat" in statements[0] and "FROM blobs" in statements[1]
 
 
 def test_an_older_sqlite_with_fewer_parameters_takes_smaller_statements(
