@@ -21,8 +21,9 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from ..types import CallRecord
+from .blocks import BlockTexts
 from .exporting import ExportResult, ExportStatus, HttpPoster, gzipped_chunks
-from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, usage_details
+from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, input_json, usage_details
 from .protowire import AttrValue, attribute, length_delimited, text, varint
 
 SEMCONV_VERSION: Final = "1.41.0"
@@ -80,6 +81,7 @@ class GenAIEncoder:
         self.resource_field = length_delimited(b"\x0a", attributes)
         self.scope_field = length_delimited(b"\x0a", scope) + length_delimited(b"\x1a", SCHEMA_URL.encode())
         self._content = content
+        self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
 
     def request(self, records: Sequence[CallRecord]) -> bytes:
         """One ExportTraceServiceRequest (raises on a record that cannot be encoded)."""
@@ -115,7 +117,7 @@ class GenAIEncoder:
             attrs.append(attribute("llm_scope.client", record.client))
         if self._content:
             if record.input is not None:
-                attrs.append(attribute("gen_ai.input.messages", _content(record.input)))
+                attrs.append(attribute("gen_ai.input.messages", input_json(self._inputs, record.input)))
             if record.output is not None:
                 attrs.append(attribute("gen_ai.output.messages", _content(record.output)))
         if record.is_error:
