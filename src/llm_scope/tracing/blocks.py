@@ -10,7 +10,7 @@ The shape: a list is a list of blocks; a dict is, for each value, a list of bloc
 block; anything else is one block. Refs mirror it: ["k1", "k2"], {"messages": ["k1"], "system": "k3"}, "k4".
 
 A block's key is the sha256 of its pickle (the digest `screen` already takes of every clean block, so a call
-is hashed once), urlsafe base64: equal pickles are equal values, so one key names one value and one JSON
+is hashed once), base64: equal pickles are equal values, so one key names one value and one JSON
 text; equal values pickled differently only take two rows. Keys are taken of scrubbed blocks only: a block
 that held a secret gets the key of what is left after scrubbing, never of the secret.
 """
@@ -18,7 +18,7 @@ that held a secret gets the key of what is left after scrubbing, never of the se
 from __future__ import annotations
 
 import pickle
-from base64 import urlsafe_b64encode
+from binascii import b2a_base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
@@ -30,7 +30,9 @@ Refs = Any  # str | list[str] | dict[str, str | list[str]], mirroring the input 
 
 
 def key_of(digest: bytes) -> str:
-    return urlsafe_b64encode(digest)[:43].decode()  # 32 bytes in 43 characters: the padding carries nothing
+    # 32 bytes in 43 characters (the padding carries nothing): base64.b64encode's Python wrapper would cost
+    # a sixth of enrich on a coding agent's call (~35 blocks).
+    return b2a_base64(digest, newline=False)[:43].decode()
 
 
 def block_digest(block: Any) -> bytes:
