@@ -157,12 +157,19 @@ class BlockTexts:
         self.size = 0
         self.hits = 0
         self._texts: OrderedDict[str, str] = OrderedDict()
+        self._used: list[tuple[str, str]] = []  # (key, text) of the last input joined: `splice` reads them
 
     def __len__(self) -> int:
         return len(self._texts)
 
+    def take_used(self) -> list[tuple[str, str]]:
+        """The blocks of the input joined last (none once taken), in order."""
+        used, self._used = self._used, []
+        return used
+
     def input_json(self, value: Any, sep: str = ", ", colon: str = ": ") -> str:
         """encode(value), from cached pieces where the value carries refs (a BlockList / BlockDict)."""
+        self._used = []  # this input's alone: bounded, and read right after the record is encoded
         refs = getattr(value, "refs", None)
         if refs is None:
             return self.encode(value)
@@ -178,6 +185,7 @@ class BlockTexts:
             text = self.encode(block)
             self.size += len(text)
         texts[key] = text
+        self._used.append((key, text))
         while self.size > self.budget and len(texts) > 1:
             self.size -= len(texts.popitem(last=False)[1])
         return text

@@ -59,6 +59,7 @@ from .protowire import (
     text,
     varint,
 )
+from .splice import Fragments, input_pieces
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -140,11 +141,16 @@ class RecordEncoder:
         if release:
             self._environment += attribute("langfuse.release", release)
         self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
+        self._fragments = Fragments()  # ... and compressed a block at a time, once (see splice)
         # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
         self._route: Callable[[Any, Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
+
+    def input_pieces(self) -> list[tuple[bytes, bytes]]:
+        """The last record's large input blocks, compressed, for `exporting.gzipped_chunks` to splice in."""
+        return input_pieces(self._inputs, self._fragments)
 
     def request(self, records: Sequence[bytes]) -> bytes:
         """One ExportTraceServiceRequest around records already encoded by `record`."""
