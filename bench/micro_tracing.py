@@ -8,21 +8,25 @@ CPU µs per record (time.process_time), after a gc.freeze() as at start-up. Also
 (the gateway's pack + pickle, the helper's unpickle + unpack) and the Langfuse export's encoding (OTLP
 spans, then gzip), the HTTP round trip excepted. Each run uses a fresh database; the best of `--repeat`
 runs is reported, since the machine may be busy with other work. `--prompt-kb 150` makes each call carry a
-coding agent's conversation (a 150 KB prompt) instead of one short sentence.
+150 KB prompt (the same one every call) instead of one short sentence; `--session 150` makes the calls
+bench.session's coding-agent conversations (growing to 150 KB, ~35 messages, each call mostly the last one's
+messages again).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import gzip
+import itertools
+import json
 import logging
 import os
 import pickle
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from llm_scope.accounting.cost import Prices, lookup_prices, price_table
 from llm_scope.http.entry import TraceIds
@@ -30,6 +34,7 @@ from llm_scope.logs import BatchedStream, CallLines, configure_logging
 from llm_scope.tracing import helper_protocol
 from llm_scope.tracing.otlp import RecordEncoder
 from llm_scope.tracing.records import enrich
+from llm_scope.tracing.splice import gzip_spliced
 from llm_scope.tracing.store import Store
 from llm_scope.types import CallRecord, Usage
 
@@ -54,6 +59,17 @@ TRACE_IDS = TraceIds()  # ids as the gateway mints them: their order decides how
 
 
 PROMPT = ["Say hello in one short sentence."]
+SESSION: list[Iterator[list[Any]]] = []  # with --session: a coding agent's calls, turn after turn
+
+
+def session_inputs(kb: float) -> Iterator[list[Any]]:
+    """Each call's messages as bench.session sends them: conversations growing to `kb`, one after another,
+    parsed afresh for each call as the helper gets them (nothing shared between calls but equal values)."""
+    from bench.session import conversation
+
+    for n in itertools.count():
+        for body in conversation(f"micro-{n}", kb):
+            yield json.loads(body)["messages"]
 
 
 def make_record() -> CallRecord:
@@ -68,7 +84,7 @@ def make_record() -> CallRecord:
         resolved_model="gpt-4o-mini",
         provider="openai",
         model_parameters={"max_tokens": 32},
-        input=[{"role": "user", "content": PROMPT[0]}],
+        input=next(SESSION[0]) if SESSION else [{"role": "user", "content": PROMPT[0]}],
         output={"role": "assistant", "content": "Hello! How can I help?"},
         usage=Usage(input=12, output=9, total=21),
         upstream_latency=0.33,
@@ -144,9 +160,12 @@ def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
                 t5 = time.process_time()
                 json_lines(batch)
                 t6 = time.process_time()
-                spans = [encoder.record(record) for record in batch]
+                spans, pieces = [], []
+                for record in batch:  # as exporting.gzipped_chunks does
+                    spans.append(encoder.record(record))
+                    pieces += encoder.input_pieces()
                 t7 = time.process_time()
-                gzip.compress(encoder.request(spans), compresslevel=1, mtime=0)
+                gzip_spliced(encoder.request(spans), pieces)
                 t8 = time.process_time()
                 times = (p1 - p0, t0 - p1, t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
                 for step, seconds in zip(STEPS, times, strict=True):
@@ -163,7 +182,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best per step is reported")
     parser.add_argument("--stored", type=int, default=0, help="traces already in the store before measuring")
     parser.add_argument("--prompt-kb", type=float, default=0, help="a prompt of this many KB (default: one sentence)")
+    parser.add_argument("--session", type=float, default=0, help="bench.session's calls, conversations to this KB")
     args = parser.parse_args()
+    if args.session:
+        SESSION.append(session_inputs(args.session))
     if args.prompt_kb:
         PROMPT[0] = ("You are a coding agent. Here is the file you asked for:\n" * 64)[:1024] * int(args.prompt_kb)
     root = logging.getLogger()

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from llm_scope.postgres import Database, DatabaseError
+from llm_scope.tracing import queries
 from llm_scope.tracing.pgstore import MIGRATIONS, PostgresStore
 from llm_scope.tracing.shipping import Shipper
 from llm_scope.tracing.store import Store
@@ -40,6 +41,8 @@ def test_ships_each_row_once_even_when_sent_again(
         pass
     assert shipper.stats.ship_backlog == 0 and local.ship_backlog(remote.name) == 0
     assert counts(postgres_cluster, postgres_url) == (5, 5, pytest.approx(0.009))
+    for call in batch():  # inputs travel as refs with their blocks, and read back whole
+        assert (found := queries.get_trace(remote, call.trace_id)) is not None and found["input"] == call.input
     assert shipper.ship_batch() == 0
     # The helper died after PostgreSQL committed and before the cursor moved: the same rows go again.
     local.db.execute("DELETE FROM shipping")

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from llm_scope.tracing import blobs, queries
 from llm_scope.tracing.records import record_from_json, record_to_json, summary_row
-from llm_scope.tracing.store import SUMMARY_COLUMNS, Store
+from llm_scope.tracing.store import MIGRATIONS, SUMMARY_COLUMNS, Store
 from llm_scope.types import CallRecord, Cost, Usage
 
 # The write path before rows were bound as parameters: one JSON array per batch, a json_extract per column.
@@ -140,10 +141,16 @@ def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: St
             except ValueError:
                 batch = json.dumps([[None if isinstance(v, float) and not math.isfinite(v) else v for v in values]])
             old.execute(_OLD_INSERT, (batch,))
-        columns = ", ".join(f"{c}, typeof({c})" for c in _OLD_COLUMNS)
+        columns = ", ".join(f"{c}, typeof({c})" for c in SUMMARY_COLUMNS)
         expected = old.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
+        expected_records = [row[0] for row in old.execute("SELECT record FROM traces ORDER BY trace_id")]
     got = store.db.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
     assert [tuple(row) for row in got] == expected
+    # The record's input is kept as blocks now; put back, the record is what the JSON path stored.
+    rows = store.query("SELECT record, input_refs FROM traces ORDER BY trace_id")
+    assert [json.dumps(blobs.record_of(store, row)) for row in rows] == [
+        json.dumps(json.loads(text)) for text in expected_records
+    ]
 
 
 def test_integers_beyond_64_bits_and_nan_survive_write_and_pending(store: Store) -> None:
@@ -204,7 +211,8 @@ def test_pending_and_acknowledge_run_one_statement_each_however_big_the_batch(st
     finally:
         store.db.set_trace_callback(None)
     assert len(rows) == 300 and store.backlog() == 0
-    assert len(statements) == 2 and "group_concat" in statements[0]  # the whole batch comes back as one row
+    # The whole batch comes back as one row, its inputs' blocks as another (up to 500 blocks a statement).
+    assert len(statements) == 3 and "group_concat" in statements[0] and "FROM blobs" in statements[1]
 
 
 def test_an_older_sqlite_with_fewer_parameters_takes_smaller_statements(
@@ -254,3 +262,30 @@ def test_records_the_caller_still_holds_come_back_as_those_objects(store: Store)
     assert rows[2][2] == old_decode(other) and rows[2][2] is not other
     assert rows[3][2] == score
     assert [ident for ident, _, _ in rows] == [ident for ident, _, _ in store.pending(10)]
+
+
+def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path: Path) -> None:
+    """Rows written before inputs were kept as blocks keep their input inline: read as before, after the
+    migration, beside rows written now; and the exporter's read-back gets both whole."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        for number, script in enumerate(MIGRATIONS[:5], start=1):  # the schema before blocks
+            old.executescript(script + f";PRAGMA user_version={number};")
+        row = summary_row(inline := make(1))
+        row["record"] = record_to_json(inline)
+        old.execute(_OLD_INSERT, (json.dumps([[row[c] for c in _OLD_COLUMNS]]),))
+        old.execute(
+            "INSERT INTO outbox (kind, trace_id, payload, created) VALUES ('trace', ?, NULL, 0)", (row["trace_id"],)
+        )
+    store = Store(path)
+    try:
+        store.write([now := make(2)], outbox=True, max_outbox=10)
+        assert [r["input_refs"] is None for r in store.query("SELECT input_refs FROM traces ORDER BY trace_id")] == [
+            True,
+            False,
+        ]
+        for call in (inline, now):
+            assert (found := queries.get_trace(store, call.trace_id)) is not None and found["input"] == call.input
+        assert [item.input for _, _, item in drain(store)] == [inline.input, now.input]
+    finally:
+        store.close()

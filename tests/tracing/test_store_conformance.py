@@ -6,6 +6,7 @@ and budgets rely on checked exactly, including that a batch written twice change
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from llm_scope.tracing import queries, stats
+from llm_scope.tracing import blocks, queries, stats
 from llm_scope.tracing.pgstore import PostgresStore
 from llm_scope.tracing.queries import TraceFilter
-from llm_scope.tracing.records import summary_row
+from llm_scope.tracing.records import enrich, record_to_json, summary_row
+from llm_scope.tracing.screen import CleanBlocks
 from llm_scope.tracing.storage import TraceStore
 from llm_scope.tracing.store import Store
 from llm_scope.types import CallRecord, Cost, Usage
@@ -173,3 +175,95 @@ def test_prune_removes_old_calls(any_store: TraceStore) -> None:
     )
     assert any_store.prune(30) == 2
     assert ids(queries.list_traces(any_store, TraceFilter())) == ["3"]
+
+
+# --- inputs kept as blocks: each distinct one stored once, every read puts the input back exactly ---------
+
+SYSTEM = {"role": "system", "content": "You are a coding agent. " * 200}
+TOOLS = [{"name": f"tool_{i}", "description": "Reads a file. " * 20} for i in range(3)]
+
+
+def turns(session: str, count: int, *, at: float = DAY, start: int = 100) -> list[CallRecord]:
+    """A coding agent's calls: each sends the system prompt, the tools and the whole conversation again."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": f"{session}: fix the test"}]
+    calls = []
+    for n in range(count):
+        body = {"system": SYSTEM["content"], "messages": list(history), "tools": TOOLS, "max_tokens": 64}
+        messages = [SYSTEM, *history] if n % 2 else body  # the Chat and the Messages shapes
+        calls.append(record(start + n, at=at, session_id=session, input=messages))
+        history += [{"role": "assistant", "content": f"turn {n} ☕"}, {"role": "user", "content": f"result {n} " * 9}]
+    return calls
+
+
+def blob_bodies(store: TraceStore) -> dict[str, str]:
+    return {row["digest"]: row["body"] for row in store.query("SELECT digest, body FROM blobs")}
+
+
+def as_served(store: TraceStore, trace_id: str) -> str:
+    """What /api/traces/{id} serves for the call, as bytes (the read API dumps get_trace's dict)."""
+    return json.dumps(queries.get_trace(store, trace_id), ensure_ascii=False)
+
+
+def test_the_same_blocks_in_many_calls_are_stored_once(any_store: TraceStore) -> None:
+    calls = turns("s1", 8)
+    any_store.write(calls, outbox=False, max_outbox=100)
+    any_store.write(calls[-2:], outbox=False, max_outbox=100)  # written again: nothing more
+    distinct = {json.dumps(block, sort_keys=True) for call in calls for block in blocks.blocks(call.input)}
+    assert len(blob_bodies(any_store)) == len(distinct) < sum(len(list(blocks.blocks(c.input))) for c in calls) / 3
+    for call in calls:
+        found = queries.get_trace(any_store, call.trace_id)
+        assert found is not None and found["input"] == call.input
+
+
+def test_reads_serve_the_same_bytes_as_a_row_stored_whole(any_store: TraceStore) -> None:
+    """A row written before blocks (its input inline, input_refs NULL) and one written now read the same."""
+    calls = [*turns("s1", 4), record(9, input="a plain prompt ☕"), record(10, input=None)]
+    any_store.write(calls, outbox=False, max_outbox=100)
+    served = [as_served(any_store, call.trace_id) for call in calls]
+    for call in calls:  # the same calls as an older version stored them: whole, in the record column
+        sql = "UPDATE traces SET record = ?, input_refs = NULL WHERE trace_id = ?"
+        any_store.db.execute(sql, [record_to_json(call), call.trace_id])  # type: ignore[attr-defined]
+    assert [as_served(any_store, call.trace_id) for call in calls] == served
+    assert json.loads(served[0])["input"] == calls[0].input
+
+
+def test_blocks_are_shared_across_sessions(any_store: TraceStore) -> None:
+    any_store.write([*turns("s1", 3), *turns("s2", 3, start=200)], outbox=False, max_outbox=100)
+    system = [body for body in blob_bodies(any_store).values() if "You are a coding agent" in body]
+    # Both sessions' system prompt, once as Messages' "system" string and once as a Chat system message.
+    assert sorted(body[:2] for body in system) == ['"Y', '{"']
+
+
+def test_a_scrubbed_block_is_stored_scrubbed_under_its_own_key(any_store: TraceStore) -> None:
+    secret = "sk-proj-" + "A1b2C3d4" * 5
+    leaky = {"role": "user", "content": f"my key is {secret}"}
+    calls = [record(1, input=[SYSTEM, leaky]), record(2, input=[SYSTEM, dict(leaky)])]
+    for call in calls:
+        enrich(call, prices_for=lambda _: None, secrets=(secret,), trace_content=True, clean=CleanBlocks())
+    any_store.write(calls, outbox=False, max_outbox=100)
+    stored = blob_bodies(any_store)
+    assert len(stored) == 2 and not any(secret in body for body in stored.values())
+    assert blocks.key_of(blocks.block_digest(leaky)) not in stored  # no key of the unscrubbed block
+    found = queries.get_trace(any_store, calls[0].trace_id)
+    assert found is not None and found["input"][1]["content"] != leaky["content"]
+    assert found["input"] == calls[0].input
+
+
+def test_retention_deletes_the_blocks_only_old_calls_used(any_store: TraceStore) -> None:
+    now = time.time()
+    old = turns("old", 3, at=now - 40 * 86400)
+    any_store.write(old, outbox=False, max_outbox=100)
+    # Forty days pass: the blocks were written then, and the writer's memory of them is long gone.
+    any_store.db.execute("UPDATE blobs SET seen = seen - ?", [40 * 86400])  # type: ignore[attr-defined]
+    later = Store(any_store.path) if isinstance(any_store, Store) else any_store
+    recent = record(50, at=now - 60, input=[SYSTEM, {"role": "user", "content": "a new session"}])
+    later.write([recent], outbox=False, max_outbox=100)  # shares the system prompt with the old calls
+    before = len(blob_bodies(any_store))
+    assert later.prune(30) == 3
+    assert len(blob_bodies(any_store)) < before
+    kept = [r["trace_id"] for r in queries.list_traces(any_store, TraceFilter())["data"]]
+    for trace_id in kept:  # every call kept reads whole
+        call = next(c for c in [*old, recent] if c.trace_id == trace_id)
+        assert (found := queries.get_trace(any_store, trace_id)) is not None and found["input"] == call.input
+    if later is not any_store:
+        later.close()

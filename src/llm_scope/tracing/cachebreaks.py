@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from . import blobs
 from .store import Store
 
 MIN_WARM = 1024  # cached tokens a turn must have read to count as warm (Anthropic's smallest cacheable prefix)
@@ -102,13 +103,22 @@ def explain(store: Store, calls: list[dict[str, Any]]) -> None:
     inputs: dict[str, Any] = {}
     if pairs:
         ids = sorted({c["trace_id"] for pair in pairs for c in pair})
+        records: dict[str, dict[str, Any]] = {}
+        refs: dict[str, Any] = {}
         for row in store.query(
-            f"SELECT trace_id, record FROM traces WHERE trace_id IN ({','.join('?' * len(ids))})", ids
+            f"SELECT trace_id, record, input_refs FROM traces WHERE trace_id IN ({','.join('?' * len(ids))})", ids
         ):
             try:
-                inputs[row["trace_id"]] = json.loads(row["record"]).get("input")
-            except (ValueError, AttributeError):
+                record = json.loads(row["record"])
+                if row["input_refs"] is not None:
+                    refs[row["trace_id"]] = json.loads(row["input_refs"])
+            except ValueError:
                 continue
+            if isinstance(record, dict):
+                records[row["trace_id"]] = record
+        split = [k for k in refs if k in records]
+        blobs.fill_inputs(store, [records[k] for k in split], [refs[k] for k in split])  # inputs kept as blocks
+        inputs = {k: record.get("input") for k, record in records.items()}
     for call, warm in zip(calls, warm_of, strict=True):
         call["cache_break"] = warm is not None
         if warm is not None:

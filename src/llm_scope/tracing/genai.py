@@ -21,9 +21,11 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from ..types import CallRecord
+from .blocks import BlockTexts
 from .exporting import ExportResult, ExportStatus, HttpPoster, gzipped_chunks
-from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, usage_details
+from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, input_json, usage_details
 from .protowire import AttrValue, attribute, length_delimited, text, varint
+from .splice import Fragments, input_pieces
 
 SEMCONV_VERSION: Final = "1.41.0"
 SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
@@ -80,6 +82,12 @@ class GenAIEncoder:
         self.resource_field = length_delimited(b"\x0a", attributes)
         self.scope_field = length_delimited(b"\x0a", scope) + length_delimited(b"\x1a", SCHEMA_URL.encode())
         self._content = content
+        self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
+        self._fragments = Fragments()  # ... and compressed a block at a time, once (see splice)
+
+    def input_pieces(self) -> list[tuple[bytes, bytes]]:
+        """The last record's large input blocks, compressed, for `exporting.gzipped_chunks` to splice in."""
+        return input_pieces(self._inputs, self._fragments)
 
     def request(self, records: Sequence[CallRecord]) -> bytes:
         """One ExportTraceServiceRequest (raises on a record that cannot be encoded)."""
@@ -115,7 +123,7 @@ class GenAIEncoder:
             attrs.append(attribute("llm_scope.client", record.client))
         if self._content:
             if record.input is not None:
-                attrs.append(attribute("gen_ai.input.messages", _content(record.input)))
+                attrs.append(attribute("gen_ai.input.messages", input_json(self._inputs, record.input)))
             if record.output is not None:
                 attrs.append(attribute("gen_ai.output.messages", _content(record.output)))
         if record.is_error:
@@ -242,7 +250,12 @@ class GenAIExporter:
     async def export(self, records: Sequence[CallRecord]) -> ExportResult:
         result = ExportResult(ExportStatus.OK)
         bodies = gzipped_chunks(
-            records, self._encoder.record, self._request, max_bytes=self._max_request_bytes, label="otlp"
+            records,
+            self._encoder.record,
+            self._request,
+            max_bytes=self._max_request_bytes,
+            label="otlp",
+            pieces=self._encoder.input_pieces,
         )
         for body in bodies:
             result = await self._poster.post(self._url, body, self._headers)

@@ -125,5 +125,10 @@ class LangfuseExporter:
     def _encode(self, records: Sequence[CallRecord]) -> list[bytes]:
         """Gzipped requests of at most `max_request_bytes` each."""
         return gzipped_chunks(
-            records, self._encoder.record, self._encoder.request, max_bytes=self._max_request_bytes, label="langfuse"
+            records,
+            self._encoder.record,
+            self._encoder.request,
+            max_bytes=self._max_request_bytes,
+            label="langfuse",
+            pieces=self._encoder.input_pieces,
         )

@@ -43,6 +43,7 @@ from llm_scope.types import CallRecord
 
 from .. import internals
 from ..accounting.usage import refused_before_answer, usage_known
+from .blocks import BlockTexts
 from .protowire import (
     INT64_MAX,
     INT64_MIN,
@@ -58,6 +59,7 @@ from .protowire import (
     text,
     varint,
 )
+from .splice import Fragments, input_pieces
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -138,11 +140,17 @@ class RecordEncoder:
         self._environment = attribute("langfuse.environment", environment)
         if release:
             self._environment += attribute("langfuse.release", release)
+        self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
+        self._fragments = Fragments()  # ... and compressed a block at a time, once (see splice)
         # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
         self._route: Callable[[Any, Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
+
+    def input_pieces(self) -> list[tuple[bytes, bytes]]:
+        """The last record's large input blocks, compressed, for `exporting.gzipped_chunks` to splice in."""
+        return input_pieces(self._inputs, self._fragments)
 
     def request(self, records: Sequence[bytes]) -> bytes:
         """One ExportTraceServiceRequest around records already encoded by `record`."""
@@ -192,7 +200,7 @@ class RecordEncoder:
         if record.model_parameters:
             attrs.append(string_attribute(_KEY_MODEL_PARAMETERS, text(_json(record.model_parameters))))
         if record.input is not None:
-            attrs.append(string_attribute(_KEY_INPUT, text(_json(record.input))))
+            attrs.append(string_attribute(_KEY_INPUT, text(input_json(self._inputs, record.input))))
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
         if (usage := usage_details(record)) is not None:
@@ -337,6 +345,11 @@ def _json(value: Any) -> str:
     if isinstance(value, str):
         return value
     return _dumps(value)
+
+
+def input_json(cache: BlockTexts, value: Any) -> str:
+    """_json(value), joined from the blocks' cached JSON where the input carries its blocks' keys."""
+    return value if isinstance(value, str) else cache.input_json(value)
 
 
 def _metadata_value(value: Any) -> AttrValue | None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..postgres import Database
 from ..types import CallRecord
-from .records import SUMMARY_COLUMNS, record_to_json, summary_values
+from . import blobs
+from .records import SUMMARY_COLUMNS, summary_values
 from .storage import POSTGRES
 
 _REAL = "DOUBLE PRECISION"
@@ -46,12 +47,13 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (key_id, day)
     );
     """,
+    blobs.POSTGRES_MIGRATION,  # each distinct input block once; rows before it keep their input inline
 ]
 
-_COLUMNS = [*SUMMARY_COLUMNS, "record"]
+_COLUMNS = [*SUMMARY_COLUMNS, "record", "input_refs"]
 _TEXT = frozenset(
     ("trace_id", "route", "user_id", "session_id", "client", "requested_model", "resolved_model", "provider")
-) | {"error_type", "key_id", "record"}
+) | {"error_type", "key_id", "record", "input_refs"}
 _INT = {
     "status_code",
     "stream",
@@ -64,7 +66,7 @@ _INT = {
 }
 _KINDS = tuple("text" if c in _TEXT else "int" if c in _INT else "real" for c in _COLUMNS)
 _INT64 = range(-(2**63), 2**63)
-_ROWS_PER_STATEMENT = 500  # 27 parameters a row, well under PostgreSQL's 65,535
+_ROWS_PER_STATEMENT = 500  # 28 parameters a row, well under PostgreSQL's 65,535
 _DAY = "(to_timestamp(start_time) AT TIME ZONE 'UTC')::date"
 
 
@@ -120,15 +122,22 @@ class PostgresStore:
 
     def write(self, records: Sequence[CallRecord], *, outbox: bool = False, max_outbox: int = 0) -> int:
         """Store records as they are; there is no outbox here (each instance's local store keeps its own)."""
-        return self.write_rows([(*summary_values(record), record_to_json(record)) for record in records])
+        pending: dict[str, str] = {}
+        rows = [(*summary_values(record), *blobs.stored_row(record, pending)) for record in records]
+        return self.write_rows(rows, pending)
 
-    def write_rows(self, rows: Sequence[Sequence[Any]]) -> int:
-        """Rows in SUMMARY_COLUMNS order and then the record's JSON; returns how many were new."""
-        statements = []
+    def write_rows(self, rows: Sequence[Sequence[Any]], blocks: Mapping[str, str] | None = None) -> int:
+        """Rows in SUMMARY_COLUMNS order, then the record's JSON and its input's refs, and the blocks the refs
+        name (key -> JSON), all in one transaction; returns how many rows were new. Every block is upserted,
+        whatever this process sent before: see `blobs` on why that keeps them from the sweep."""
+        statements: list[tuple[str, list[Any]]] = [
+            (blobs.upsert_sql(size), values) for size, values in blobs.blob_params(blocks or {}, time.time())
+        ]
+        upserts = len(statements)  # the traces' statements count the new rows
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start : start + _ROWS_PER_STATEMENT]
             statements.append((_insert_sql(len(chunk)), [v for row in chunk for v in clean_row(row)]))
-        return sum(self.db.transaction(statements))
+        return sum(self.db.transaction(statements)[upserts:])
 
     def write_scores(self, rows: Sequence[Sequence[Any]]) -> None:
         """Score rows (id, trace_id, name, value, data_type, comment, created); a known id is replaced."""
@@ -175,6 +184,7 @@ class PostgresStore:
             if count < 10000:
                 break
         self.db.execute("DELETE FROM scores WHERE created < ?", [cutoff])
+        self.db.execute(blobs.SWEEP)  # the blocks no kept call can refer to (see blobs)
         # Spend is kept for the budgets' month whatever the retention.
         self.db.execute("DELETE FROM key_spend WHERE day < ?::date", [_day_text(min(cutoff, time.time() - 62 * 86400))])
         return deleted

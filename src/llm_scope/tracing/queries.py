@@ -5,10 +5,10 @@ Filters arrive as plain values; every value is bound as a SQL parameter, never f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import blobs
 from .records import SUMMARY_COLUMNS
 from .storage import TraceStore
 
@@ -71,11 +71,13 @@ def list_traces(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
 
 
 def get_trace(store: TraceStore, trace_id: str) -> dict[str, Any] | None:
-    rows = store.query(f"SELECT {','.join(SUMMARY_COLUMNS)}, record FROM traces WHERE trace_id = ?", [trace_id])
+    rows = store.query(
+        f"SELECT {','.join(SUMMARY_COLUMNS)}, record, input_refs FROM traces WHERE trace_id = ?", [trace_id]
+    )
     if not rows:
         return None
     row = rows[0]
-    record = json.loads(row.pop("record"))
+    record = blobs.record_of(store, row)  # the input put back from its stored blocks
     row.update(
         {
             k: record.get(k)

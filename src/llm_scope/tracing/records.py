@@ -17,6 +17,7 @@ from ..accounting.cost import Prices, compute_cost
 from ..accounting.redact import may_hold_secrets, redact_text, redact_value
 from ..accounting.usage import usage_known
 from ..types import CallRecord, Cost, Usage
+from .blocks import with_refs
 from .screen import CleanBlocks
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CallRecord))
@@ -45,9 +46,13 @@ def _with_extras(values: dict[str, Any], obj: Any, extras: tuple[str, ...]) -> d
     return values
 
 
-def record_to_json(record: CallRecord) -> str:
-    """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower)."""
+def record_to_json(record: CallRecord, *, with_input: bool = True) -> str:
+    """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower).
+
+    Without the input, "input" is null: the store keeps the input apart, as blocks (see `blobs`)."""
     data = dict(zip(_FIELDS, _record_values(record), strict=True))
+    if not with_input:
+        data["input"] = None
     usage = record.usage
     data["usage"] = _with_extras(dict(zip(_USAGE_FIELDS, _usage_values(usage), strict=True)), usage, _USAGE_EXTRA)
     cost = record.cost
@@ -107,7 +112,9 @@ def enrich(
     if not record.metadata:
         record.metadata = {}
     if record.input is not None:
-        record.input = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets)
+        digests: list[bytes | None] = []
+        scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests)
+        record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
     if (record.output is not None or record.metadata) and _may_hold_secrets((record.output, record.metadata), secrets):
         record.output = redact_value(record.output, secrets)
         record.metadata = redact_value(record.metadata, secrets)

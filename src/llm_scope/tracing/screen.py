@@ -45,16 +45,21 @@ class CleanBlocks:
         self.hits = 0  # blocks passed on a remembered digest: read by tests and benchmarks
         self._secrets: tuple[str, ...] = ()
         self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._out: list[bytes | None] | None = None
 
     def __len__(self) -> int:
         return len(self._digests)
 
-    def scrub_input(self, value: Any, secrets: tuple[str, ...]) -> Any:
+    def scrub_input(self, value: Any, secrets: tuple[str, ...], digests: list[bytes | None] | None = None) -> Any:
         """redact_value(value, secrets), or `value` itself where that changes nothing (no copy is made).
 
         A list is screened element by element, and so is each list in a dict (the Messages API's
-        {"messages": [...], "system": ..., "tools": [...]}); anything else is one block.
+        {"messages": [...], "system": ..., "tools": [...]}); anything else is one block. `digests`, when
+        given, gets each block's digest in that order where the block came through unchanged (None where
+        it was scrubbed or not hashed): `blocks.with_refs` keys the stored blocks by them, hashing nothing
+        twice.
         """
+        self._out = digests
         if secrets != self._secrets:
             self._digests.clear()  # a verdict holds only for the secrets it was reached under
             self._secrets = secrets
@@ -84,12 +89,19 @@ class CleanBlocks:
         return items if copied is None else copied
 
     def _scrub_block(self, block: Any, secrets: tuple[str, ...]) -> Any:
+        out = self._out
         if block is None or isinstance(block, bool | int | float):
+            if out is not None:
+                out.append(None)
             return block  # redact_value leaves these as they are
         try:
             digest = sha256(pickle.dumps(block, 5)).digest()
         except Exception:  # something pickle refuses: scrub it, and remember nothing
+            if out is not None:
+                out.append(None)
             return redact_value(block, secrets)
+        if out is not None:
+            out.append(digest)
         digests = self._digests
         if digests.pop(digest, False) is None:  # remembered: put back as the most recently used
             digests[digest] = None
@@ -102,6 +114,8 @@ class CleanBlocks:
         if text is None or may_hold_secrets(text, secrets):
             scrubbed = redact_value(block, secrets)
             if scrubbed != block:
+                if out is not None:
+                    out[-1] = None  # the key is taken of what is stored: the scrubbed block
                 return scrubbed
             # A false alarm ("task-list" has the "sk-" marker): scrubbing changed nothing, so remember it.
         digests[digest] = None

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from ..postgres import DatabaseError
+from . import blobs
+from .blocks import flat
 from .pgstore import PostgresStore
 from .store import Store
 
@@ -34,6 +38,10 @@ class ShipStats:
     shipped: int = 0  # rows sent and committed (new or already there)
     ship_failures: int = 0
     ship_backlog: int = 0  # local rows not yet in PostgreSQL
+
+
+def flat_keys(refs: list[Any]) -> set[str]:
+    return {key for r in refs for key in flat(r)}
 
 
 class Shipper:
@@ -81,7 +89,8 @@ class Shipper:
         """Copy the oldest unshipped rows, then move the cursor past them; returns how many rows moved."""
         traces, scores = self.local.unshipped(self.target, self.batch_size)
         if traces:
-            self.remote.write_rows([row[1:] for row in traces])
+            refs = [json.loads(row[-1]) for row in traces if row[-1] is not None]  # the rows' input blocks
+            self.remote.write_rows([row[1:] for row in traces], blobs.bodies(self.local, flat_keys(refs)))
         if scores:
             self.remote.write_scores([row[1:] for row in scores])
         if traces or scores:

@@ -20,8 +20,10 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
+from . import blobs
 from .records import SUMMARY_COLUMNS as _SUMMARY
-from .records import record_from_dict, record_to_json, summary_values
+from .records import record_from_dict, summary_values
+from .shipcursor import ShippingCursor
 from .storage import SQLITE
 from .writelock import WriteLock
 
@@ -73,11 +75,12 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_kind ON outbox(kind, id);
     """,
+    blobs.SQLITE_MIGRATION,  # each distinct input block once; rows before it keep their input inline
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
-_COLUMNS = len(SUMMARY_COLUMNS) + 1  # and the record's JSON
-_INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({','.join(SUMMARY_COLUMNS)},record) VALUES "
+_COLUMNS = len(SUMMARY_COLUMNS) + 2  # and the record's JSON, and its input's refs
+_INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({','.join(SUMMARY_COLUMNS)},record,input_refs) VALUES "
 _ROW = "(" + ",".join("?" * _COLUMNS) + ")"
 # Rows are bound into multi-row INSERTs of these sizes (largest first, as SQLite's limit on parameters
 # allows), so a batch of any size takes a few statements SQLite has compiled before (compiling one costs
@@ -101,7 +104,8 @@ def _pending_sql(kinds: int) -> str:
         "SELECT '[' || group_concat(item) || ']' FROM ("
         "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
         " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
-        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' ELSE t.record END || ']' AS item"
+        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' WHEN t.input_refs IS NULL THEN t.record"
+        " ELSE '[' || t.record || ',' || t.input_refs || ']' END || ']' AS item"
         f" FROM ({' UNION ALL '.join([each] * kinds)}) o"
         " LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
     )
@@ -134,11 +138,7 @@ def _built(kind: str, item: Any) -> Any:
     return record_from_dict(item) if kind != "score" and item is not None else item
 
 
-def _decoded(kind: str, payload: str | None) -> Any:
-    return None if payload is None else _built(kind, json.loads(payload))
-
-
-class Store:
+class Store(ShippingCursor):
     dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
@@ -153,6 +153,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _COLUMNS  # 999 before SQLite 3.32
         self._chunks = tuple(size for size in _CHUNKS if size <= most)
+        self._blocks = blobs.BlockWriter()
         self._migrate()
 
     def _migrate(self) -> None:
@@ -191,12 +192,17 @@ class Store:
         if not records:
             return 0
         params: list[Any] = []
+        pending: dict[str, str] = {}  # the blocks to write: new, or not written by this process lately
+        now = time.time()
+        skip = self._blocks.trusted(now)
         for record in records:
             params.extend(summary_values(record))
-            params.append(record_to_json(record))
+            params.extend(blobs.stored_row(record, pending, skip))
         with self._lock, self._writes.held():
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                for size, values in blobs.blob_params(pending, now):
+                    self.db.execute(blobs.upsert_sql(size), values)
                 start = 0
                 for size in self._chunks:
                     while len(records) - start >= size:
@@ -213,6 +219,7 @@ class Store:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self._blocks.wrote(pending, now)
         return dropped
 
     def _insert(self, rows: int, params: list[Any]) -> None:
@@ -288,6 +295,11 @@ class Store:
         # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
+        split = [item for item in items if isinstance(item[3], list)]  # [record, its input's refs]
+        if split:
+            blobs.fill_inputs(self, [item[3][0] for item in split], [item[3][1] for item in split])
+            for item in split:
+                item[3] = item[3][0]
         return [
             (ident, kind, known[trace_id] if known and item == _KNOWN and kind != "score" else _built(kind, item))
             for ident, kind, trace_id, item in items
@@ -296,12 +308,15 @@ class Store:
     def _pending_rows(self, limit: int, kinds: Sequence[str]) -> list[tuple[int, str, Any]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.id, o.kind, COALESCE(o.payload, t.record) FROM outbox o "
+                "SELECT o.id, o.kind, COALESCE(o.payload, t.record), t.input_refs FROM outbox o "
                 "LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
                 " WHERE o.kind IN (SELECT value FROM json_each(?)) ORDER BY o.id LIMIT ?",
                 (json.dumps(list(kinds)), limit),
             ).fetchall()
-        return [(ident, kind, _decoded(kind, payload)) for ident, kind, payload in rows]
+        items = [[ident, kind, None if payload is None else json.loads(payload)] for ident, kind, payload, _ in rows]
+        split = [(item[2], json.loads(row[3])) for item, row in zip(items, rows, strict=True) if row[3] is not None]
+        blobs.fill_inputs(self, [record for record, _ in split], [refs for _, refs in split])
+        return [(ident, kind, None if item is None else _built(kind, item)) for ident, kind, item in items]
 
     def acknowledge(self, ids: Iterable[int]) -> None:
         """Delivered ids are usually one unbroken run of the oldest rows: then a range delete does it."""
@@ -340,46 +355,8 @@ class Store:
             self.db.execute(
                 "DELETE FROM scores WHERE created < ? AND rowid < (SELECT MAX(rowid) FROM scores)", (cutoff,)
             )
-            return cur.rowcount
-
-    # --- shipping to a shared store: rows past a cursor, by rowid (INSERT OR REPLACE gives a new one) ---------
-
-    def unshipped(self, target: str, limit: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The oldest trace rows (rowid, summary columns…, record) and score rows (rowid, id, trace_id, name,
-        value, data_type, comment, created) not yet shipped to `target`."""
-        with self._lock:
-            traces, scores = self._cursor(target)
-            trace_rows = self.db.execute(
-                f"SELECT rowid, {','.join(SUMMARY_COLUMNS)}, record FROM traces WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (traces, limit),
-            ).fetchall()
-            score_rows = self.db.execute(
-                "SELECT rowid, id, trace_id, name, value, data_type, comment, created FROM scores WHERE rowid > ?"
-                " ORDER BY rowid LIMIT ?",
-                (scores, limit),
-            ).fetchall()
-        return [tuple(r) for r in trace_rows], [tuple(r) for r in score_rows]
-
-    def mark_shipped(self, target: str, traces: int, scores: int) -> None:
-        with self._lock, self._writes.held():
-            self.db.execute(
-                "INSERT INTO shipping (target, traces, scores) VALUES (?, ?, ?) ON CONFLICT (target) DO UPDATE"
-                " SET traces = MAX(traces, excluded.traces), scores = MAX(scores, excluded.scores)",
-                (target, traces, scores),
-            )
-
-    def ship_backlog(self, target: str) -> int:
-        """Rows not yet shipped: a rowid range count, cheap while the shipper keeps up."""
-        with self._lock:
-            traces, scores = self._cursor(target)
-            return int(
-                self.db.execute("SELECT COUNT(*) FROM traces WHERE rowid > ?", (traces,)).fetchone()[0]
-                + self.db.execute("SELECT COUNT(*) FROM scores WHERE rowid > ?", (scores,)).fetchone()[0]
-            )
-
-    def _cursor(self, target: str) -> tuple[int, int]:
-        row = self.db.execute("SELECT traces, scores FROM shipping WHERE target = ?", (target,)).fetchone()
-        return (row[0], row[1]) if row else (0, 0)
+            self.db.execute(blobs.SWEEP)  # the blocks no kept call can refer to (see blobs)
+            return int(cur.rowcount)
 
     # --- reads -----------------------------------------------------------------------------------------
 

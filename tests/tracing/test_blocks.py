@@ -1,0 +1,84 @@
+"""An input as blocks with keys: joined back, it is exactly the whole input's JSON, for the store and exporters.
+
+Generated inputs in the shapes the APIs send (a list of messages; Anthropic's dict of messages, system and
+tools; a plain string), through the same encoders the store and the exporters use, compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_scope import jsoncodec
+from llm_scope.tracing import blocks
+from llm_scope.tracing.blocks import BlockList, BlockTexts, with_refs
+from llm_scope.tracing.genai import GenAIEncoder
+from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json, input_json
+from llm_scope.tracing.screen import CleanBlocks
+from llm_scope.types import CallRecord
+
+SECRET = "sk-proj-" + "Q9w8E7r6" * 5
+text = st.lists(st.sampled_from(["a", "é", "☕", "\n", '"', "\\", "sk-", "\x00", " "]), max_size=8).map("".join)
+# Finite floats: an input holding both an integer past 64 bits and an infinity (non-standard JSON a client
+# would have to send) is stored with the infinity as null in its block but as Infinity when stored whole.
+leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | text
+    | st.just(SECRET)
+)
+value = st.recursive(leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3))
+block = st.dictionaries(st.sampled_from(["role", "content", "name", "tool_calls"]), value, max_size=4) | value
+inputs = (
+    st.lists(block, max_size=6)
+    | st.fixed_dictionaries(
+        {"messages": st.lists(block, max_size=5)}, optional={"system": block, "tools": st.lists(block, max_size=3)}
+    )
+    | text
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(inputs)
+def test_blocks_join_to_the_whole_inputs_json(raw: Any) -> None:
+    carried = with_refs(copy.deepcopy(raw))
+    assert carried == raw
+    cache = BlockTexts(_dumps, budget=64)  # a tiny budget: blocks drop out and come back
+    for _ in range(2):  # encoded, then from the cache
+        assert input_json(cache, carried) == _json(raw)  # the exporters' text of the input
+    refs = blocks.refs_of(carried)
+    stored = {key: jsoncodec.dumps_str(b) for key, b in zip(blocks.flat(refs), blocks.blocks(carried), strict=True)}
+    assert json.loads(blocks.assemble(refs, stored.__getitem__)) == json.loads(jsoncodec.dumps_str(raw))
+
+
+@settings(max_examples=200, deadline=None)
+@given(inputs)
+def test_the_screens_digests_are_the_keys_of_the_blocks_as_stored(raw: Any) -> None:
+    """Reusing the screen's hashes gives the keys hashing the scrubbed blocks anew gives; none of a secret."""
+    digests: list[bytes | None] = []
+    scrubbed = CleanBlocks().scrub_input(copy.deepcopy(raw), (SECRET,), digests)
+    carried = with_refs(scrubbed, digests)
+    assert blocks.refs_of(carried) == blocks.refs_of(copy.deepcopy(scrubbed))
+    raw_keys = {blocks.key_of(blocks.block_digest(b)) for b in blocks.blocks(raw) if SECRET in json.dumps(b)}
+    assert not raw_keys & set(blocks.flat(blocks.refs_of(carried)))
+
+
+def test_spans_of_an_input_with_keys_are_the_spans_of_the_plain_input() -> None:
+    messages = [{"role": "system", "content": "Be brief. é ☕ " * 50}, {"role": "user", "content": "hi"}]
+    anthropic = {"system": "Be brief.", "messages": messages[1:], "tools": [{"name": "read", "x": 1.5}]}
+    for raw in (messages, anthropic):
+        plain = CallRecord(trace_id="ab" * 16, route="chat_completion", start_time=1.0, end_time=2.0, input=raw)
+        keyed = copy.copy(plain)
+        keyed.input = with_refs(copy.deepcopy(raw))
+        assert isinstance(keyed.input, BlockList) == isinstance(raw, list)
+        langfuse = RecordEncoder(environment="default", release="1")
+        genai = GenAIEncoder(service_name="s", version="1", content=True)
+        for _ in range(2):  # the second time from the encoders' caches
+            assert langfuse.record(keyed) == RecordEncoder(environment="default", release="1").record(plain)
+            assert genai.record(keyed) == GenAIEncoder(service_name="s", version="1", content=True).record(plain)

@@ -1,0 +1,46 @@
+"""Spliced gzip: kept pieces of compressed blocks in a stream around them decode to the request, exactly.
+
+Any gzip decoder must give back the request byte for byte, whichever pieces are spliced in, found or not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_scope.tracing.blocks import BlockTexts, with_refs
+from llm_scope.tracing.otlp import _dumps
+from llm_scope.tracing.splice import SMALLEST, Fragments, gzip_spliced, input_pieces
+
+chunk = st.binary(max_size=300) | st.text(alphabet="ab☕\n", max_size=200).map(str.encode)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(chunk, max_size=8), st.lists(st.integers(0, 9), max_size=6), st.binary(min_size=1, max_size=20))
+def test_any_splice_decodes_to_the_data(parts: list[bytes], chosen: list[int], absent: bytes) -> None:
+    data = b"".join(parts)
+    pieces = []
+    for i in chosen:  # pieces in any order, repeated, or not in the data at all
+        raw = parts[i] if i < len(parts) else absent + b"\x00not there"
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)
+        pieces.append((raw, compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)))
+    body = gzip_spliced(data, pieces)
+    assert gzip.decompress(body) == data
+    assert zlib.decompressobj(31).decompress(body) == data  # as a stream decoder reads it
+
+
+def test_large_blocks_are_compressed_once_and_spliced_in() -> None:
+    texts, fragments = BlockTexts(_dumps), Fragments()
+    big = {"role": "tool", "content": "def f():\n    return 1 ☕\n" * (SMALLEST // 10)}
+    for n in range(3):
+        messages = with_refs([{"role": "user", "content": f"turn {n}"}, big, {**big, "name": str(n)}])
+        joined = texts.input_json(messages)
+        pieces = input_pieces(texts, fragments)
+        assert [raw for raw, _ in pieces] == [_dumps(big).encode(), _dumps(messages[2]).encode()]  # small: inline
+        assert texts.take_used() == [] and input_pieces(texts, fragments) == []  # taken once
+        data = b"span head " + joined.encode() + b" span tail"
+        assert gzip.decompress(gzip_spliced(data, pieces)) == data
+    assert fragments.hits == 2 and len(fragments) == 4  # `big` compressed once
