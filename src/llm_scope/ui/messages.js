@@ -14,6 +14,7 @@ const PREVIEW_LINES = 8;
 const PREVIEW_CHARS = 600;
 const FOLDED_ROLES = new Set(["system", "developer", "instructions"]);
 const encoder = new TextEncoder();
+let whole = false; // while a folded message the user opened is built: its text shown whole, not folded again
 
 export function fmtSize(textValue) {
   const bytes = encoder.encode(textValue).length;
@@ -40,7 +41,7 @@ function preview(value) {
 
 /** A block of text (or JSON) that folds when long: its first lines, and a toggle that builds the rest. */
 function collapsible(tag, attrs, value) {
-  if (!isLong(value)) return h(tag, attrs, value);
+  if (whole || !isLong(value)) return h(tag, attrs, value);
   const body = h(tag, { ...attrs, class: `${attrs.class} collapsed`, "data-collapsed": "1" }, preview(value));
   const label = `show all (${fmtSize(value)})`;
   const toggle = h("button", { type: "button", class: "link small", "data-testid": "show-all" }, label);
@@ -154,7 +155,14 @@ export function message(m, fallbackRole = "message") {
   if (FOLDED_ROLES.has(role)) {
     return lazyDetails({ class: "folded-msg", "data-testid": "folded-message", "data-role": role },
       `${role === "instructions" ? "Instructions" : `${role[0].toUpperCase()}${role.slice(1)} prompt`} (${sizeOf(m.content)})`,
-      () => block(m, role));
+      () => {
+        whole = true;
+        try {
+          return block(m, role);
+        } finally {
+          whole = false;
+        }
+      });
   }
   return block(m, fallbackRole);
 }
