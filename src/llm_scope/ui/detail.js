@@ -68,7 +68,7 @@ function scoresTable(scores) {
     "section",
     { class: "block", "data-testid": "scores" },
     h("h2", {}, "Scores"),
-    h("table", { class: "grid" },
+    h("table", { class: "grid", id: "scores-table" },
       h("thead", {}, h("tr", {}, ["Name", "Value", "Type", "Comment"].map((c) => h("th", {}, c)))),
       h("tbody", {}, scores.map((sc) => h("tr", { "data-testid": "score-row" },
         h("td", {}, sc.name), h("td", {}, sc.value), h("td", { class: "muted" }, sc.data_type), h("td", {}, sc.comment || ""))))),
