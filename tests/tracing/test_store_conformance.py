@@ -204,3 +204,4 @@ def test_cost_by_bucket_and_rejected_calls_grouped(any_store: TraceStore) -> Non
     assert {r["model"] for r in usage["by_day_model"]} == {"gpt-4o-mini", "local", "(rejected)"}
     rejected = queries.list_traces(any_store, TraceFilter(status="rejected"))
     assert sorted(r["requested_model"] for r in rejected["data"]) == ["gpt4-typo", "gtp-4o"]
+    assert queries.list_traces(any_store, TraceFilter(model="(rejected)"))["data"] == rejected["data"]

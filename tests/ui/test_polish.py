@@ -144,6 +144,7 @@ def test_every_table_exports_csv_with_cost_by_bucket(gw: GatewayServer, page: Pa
     by_model = {r["Model"]: r for r in rows}
     assert "(rejected)" in by_model and not set(TYPOS) & set(by_model)
     assert by_model["(rejected)"]["Calls"] == "2" and by_model["(rejected)"]["Cost"] == ""  # unknown, never 0
+    assert {r["Cost: unpriced calls"] for r in rows} == {"0"}  # every model here is priced
     claude = next(r for m, r in by_model.items() if m.startswith("claude"))
     expected = next(r for r in usage["by_model"] if r["model"].startswith("claude"))
     assert (
@@ -172,6 +173,10 @@ def test_rejected_names_are_one_row_linking_to_the_calls(gw: GatewayServer, page
     expect(page.get_by_test_id("filter-status")).to_have_value("rejected")
     suggestions = page.locator("#model-options option").evaluate_all("els => els.map(e => e.value)")
     assert "(rejected)" not in suggestions
+    page.locator("#calls-body [data-col='model']").first.click()
+    page.wait_for_selector("main#view[data-view='call'][data-ready='1']")
+    expect(page.get_by_test_id("detail-rejected")).to_contain_text("rejected before any upstream was asked")
+    expect(page.get_by_test_id("cost-total")).to_have_text("— (not billed)")
 
 
 def test_long_prompts_fold_and_build_only_when_opened(gw: GatewayServer, page: Page) -> None:

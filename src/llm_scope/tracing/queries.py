@@ -73,7 +73,9 @@ class TraceFilter:
         if self.client is not None:
             clauses.append("client = ?")
             params.append(self.client)
-        if self.model is not None:
+        if self.model == REJECTED_NAME:  # the one row model lists show for them
+            clauses.append(REJECTED)
+        elif self.model is not None:
             clauses.append("(resolved_model = ? OR requested_model = ?)")
             params += [self.model, self.model]
         if self.status == "ok":

@@ -79,11 +79,18 @@ function csvCell(value) {
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-/** The table as CSV text: header labels, then each row's exact values. */
+/** The table as CSV text: header labels, then each row's exact values. A cost column whose cells count
+ * unpriced calls beside the dollars ("$X + N unpriced") gets a column of those counts next to it, so the CSV
+ * never reads as if the priced calls were all. */
 export function tableCsv(table) {
   const heads = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
-  const lines = [heads.map(csvCell).join(",")];
-  for (const row of rowsOf(table)) lines.push([...row.cells].map((td) => csvCell(cellValue(td))).join(","));
+  const rows = rowsOf(table);
+  const counted = heads.map((_, i) => rows.some((r) => r.cells[i]?.hasAttribute("data-unpriced")));
+  const lines = [heads.flatMap((head, i) => (counted[i] ? [head, `${head}: unpriced calls`] : [head])).map(csvCell).join(",")];
+  for (const row of rows) {
+    const cells = [...row.cells].flatMap((td, i) => (counted[i] ? [cellValue(td), td.dataset.unpriced || "0"] : [cellValue(td)]));
+    lines.push(cells.map(csvCell).join(","));
+  }
   return lines.join("\n") + "\n";
 }
 
