@@ -189,6 +189,8 @@ def test_long_prompts_fold_and_build_only_when_opened(gw: GatewayServer, page: P
     assert "Rule: keep modules small" not in view.inner_text()  # folded: not even built
     folded = view.locator("[data-collapsed='1']")
     expect(folded).to_have_count(40)  # each 3.5 KB turn shows its first lines
+    head = folded.first.inner_text()
+    assert head.startswith("turn 0\ndef handler") and head.count("def handler") == 4  # its first 8 lines
     shown = len(view.inner_text())
     assert shown < 40_000, shown  # of a conversation of ~160 KB
     first = view.get_by_test_id("long-text").first

@@ -28,15 +28,14 @@ function isLong(value) {
   return false;
 }
 
+/** The first PREVIEW_LINES lines, at most PREVIEW_CHARS characters. */
 function preview(value) {
-  let cut = Math.min(value.length, PREVIEW_CHARS);
   let at = -1;
-  for (let n = 0; n < PREVIEW_LINES; n++) {
-    at = value.indexOf("\n", at + 1);
-    if (at < 0) break;
-    cut = Math.min(cut, at);
+  for (let n = 0; n < PREVIEW_LINES && at < value.length; n++) {
+    const next = value.indexOf("\n", at + 1);
+    at = next < 0 ? value.length : next;
   }
-  return value.slice(0, cut) + " …";
+  return value.slice(0, Math.min(at, PREVIEW_CHARS)) + " …";
 }
 
 /** A block of text (or JSON) that folds when long: its first lines, and a toggle that builds the rest. */
