@@ -17,7 +17,7 @@ from tests.conftest import upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_clients import CLAUDE_CODE
-from tests.ui.browser import CHROMIUM, TOOLS, api, chat, chromium, open_view, watched_page
+from tests.ui.browser import CHROMIUM, TOOLS, api, chat, chromium, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -82,6 +82,7 @@ def test_calls_show_route_error_whole_session_ids_and_rejected_names(gw: Gateway
     refused = page.locator("tr[data-trace-id]", has=page.locator("[data-col='user']", has_text="carol"))
     expect(refused.locator("[data-col='error']")).to_have_text("upstream_400")
     expect(page.get_by_test_id("rejected-tag")).to_have_count(2)
+    screenshot(page, "polish-calls")
     page.get_by_test_id("filter-status").select_option("rejected")
     expect(page.get_by_test_id("call-row")).to_have_count(2)
     models = sorted(
@@ -167,6 +168,7 @@ def test_rejected_names_are_one_row_linking_to_the_calls(gw: GatewayServer, page
         assert "(rejected)" not in text and not any(t in text for t in TYPOS), chart
     total = page.get_by_test_id("model-usage-total")
     expect(total.locator("[data-col='cost']")).to_contain_text("$")
+    screenshot(page, "polish-usage")
     page.get_by_test_id("rejected-link").click()
     page.wait_for_selector("main#view[data-view='calls'][data-ready='1']")
     expect(page.get_by_test_id("call-row")).to_have_count(2)
@@ -199,6 +201,7 @@ def test_long_prompts_fold_and_build_only_when_opened(gw: GatewayServer, page: P
     expect(first.locator("[data-collapsed='0']")).to_contain_text(FILE.strip().splitlines()[-1])
     assert first.locator("[data-collapsed='0']").inner_text().count("def handler") == 70
     expect(first.get_by_test_id("show-all")).to_have_text("show less")
+    screenshot(page, "polish-detail", full_page=False)
     system.locator("summary").click()
     expect(system).to_contain_text("Rule: keep modules small")
     expect(view).to_contain_text("the last question")  # short messages stay whole
