@@ -74,7 +74,7 @@ def column(page: Page, col: str) -> list[str]:
 
 def test_calls_show_route_error_whole_session_ids_and_rejected_names(gw: GatewayServer, page: Page) -> None:
     open_view(page, gw, "calls")
-    expect(page.get_by_test_id("call-row")).to_have_count(7)
+    expect(page.get_by_test_id("call-row")).to_have_count(api(gw, "/api/traces")["total"])
     row = page.locator("tr[data-trace-id]", has=page.locator("[data-col='session']", has_text=SESSION)).first
     expect(row.locator("[data-col='session']")).to_have_text(SESSION)  # whole, not cut
     expect(row.locator("[data-col='route']")).to_have_text("chat_completion")
@@ -106,12 +106,14 @@ def test_date_range_picker_filters_calls_and_usage(gw: GatewayServer, page: Page
     expect(page.get_by_test_id("calls-count")).to_have_text("0 calls match")
     assert "from=2020-01-01" in page.evaluate("location.hash")
     page.get_by_test_id("calls-range").select_option("1")
-    expect(page.get_by_test_id("calls-count")).to_have_text("7 calls match")
+    expect(page.get_by_test_id("calls-count")).to_have_text(f"{api(gw, '/api/traces')['total']} calls match")
     open_view(page, gw, "usage?from=2020-01-01&to=2020-01-31")
     expect(page.get_by_test_id("usage-range")).to_have_value("custom")
     expect(page.get_by_test_id("usage-empty")).to_be_visible()
     page.get_by_test_id("usage-range").select_option("7")
-    expect(page.get_by_test_id("usage-calls")).to_contain_text("7")
+    expect(page.get_by_test_id("usage-calls")).to_have_attribute(
+        "data-value", str(api(gw, "/api/usage")["total"]["calls"])
+    )
 
 
 def test_tables_sort_by_header_and_keep_the_order_on_refresh(gw: GatewayServer, page: Page) -> None:
@@ -125,8 +127,9 @@ def test_tables_sort_by_header_and_keep_the_order_on_refresh(gw: GatewayServer, 
     expect(header).to_have_attribute("data-sort", "asc")
     known = [float(v) for v in column(page, "tokens-in") if v]
     assert known == sorted(known)
+    before = page.get_by_test_id("call-row").count()
     assert chat(gw, "one more", user="dave").status_code == 200  # the poller re-renders the rows
-    expect(page.get_by_test_id("call-row")).to_have_count(8)
+    expect(page.get_by_test_id("call-row")).to_have_count(before + 1)
     known = [float(v) for v in column(page, "tokens-in") if v]
     assert known == sorted(known)
     page.locator("#calls-table th", has_text="User").click()

@@ -111,6 +111,8 @@ function enhance(table) {
     th.classList.add("sortable");
     th.title = th.title || "Sort";
     th.addEventListener("click", () => onHeaderClick(table, th));
+    th.tabIndex = 0;
+    th.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), onHeaderClick(table, th)));
   }
   markHeaders(table);
   applySort(table);
