@@ -267,3 +267,33 @@ def test_retention_deletes_the_blocks_only_old_calls_used(any_store: TraceStore)
         assert (found := queries.get_trace(any_store, trace_id)) is not None and found["input"] == call.input
     if later is not any_store:
         later.close()
+def test_cost_by_bucket_and_rejected_calls_grouped(any_store: TraceStore) -> None:
+    """Disjoint cost buckets add up to what was billed; an unpriced call is in none (NULL, never $0); calls
+    refused before a deployment was chosen are one "(rejected)" model, found again with status=rejected."""
+    parts = Cost(input=0.01, output=0.02, total=0.03, cache_read=0.002, cache_write=0.003, reasoning=0.005)
+    refused = {"resolved_model": "", "provider": "", "status_code": 404, "error_type": "not_found_error"}
+    any_store.write(
+        [
+            record(1, cost=parts, usage=Usage(input=100, output=50, total=150, cache_read=40, cache_write=20)),
+            record(2, requested_model="gtp-4o", cost=None, usage=Usage(), output=None, **refused),
+            record(3, requested_model="gpt4-typo", cost=None, usage=Usage(), output=None, **refused),
+            record(4, resolved_model="local", requested_model="local", cost=None),  # unpriced
+        ],
+        outbox=False,
+        max_outbox=10,
+    )
+    row = queries.list_traces(any_store, TraceFilter(limit=10))["data"][-1]
+    stored = (row["cost_cache_read"], row["cost_cache_write"], row["cost_reasoning"])
+    assert stored == pytest.approx((0.002, 0.003, 0.005))
+    usage = queries.usage(any_store, TraceFilter())
+    by_model = {r["model"]: r for r in usage["by_model"]}
+    assert set(by_model) == {"gpt-4o-mini", "local", "(rejected)"} and by_model["(rejected)"]["calls"] == 2
+    priced = by_model["gpt-4o-mini"]
+    buckets = [priced[name] for name in queries.COST_BUCKET_NAMES]
+    assert buckets == pytest.approx([0.005, 0.002, 0.003, 0.015, 0.005]) and sum(buckets) == pytest.approx(0.03)
+    assert all(by_model["local"][name] is None for name in queries.COST_BUCKET_NAMES)
+    assert usage["total"]["cost_fresh_input"] == pytest.approx(0.005) and usage["total"]["unpriced_calls"] == 1
+    assert {r["model"] for r in usage["by_day_model"]} == {"gpt-4o-mini", "local", "(rejected)"}
+    rejected = queries.list_traces(any_store, TraceFilter(status="rejected"))
+    assert sorted(r["requested_model"] for r in rejected["data"]) == ["gpt4-typo", "gtp-4o"]
+    assert queries.list_traces(any_store, TraceFilter(model="(rejected)"))["data"] == rejected["data"]

@@ -154,8 +154,9 @@ def test_detail_shows_tool_call_usage_cost_and_timing(seeded: Seeded, page: Page
     expect(call.get_by_test_id("tool-name")).to_have_text("get_weather")
     assert call.get_by_test_id("tool-args").inner_text().strip() == '{\n  "city": "Paris"\n}'  # pretty-printed
     for testid, value in [
-        ("cost-input", t["cost_input"]),
-        ("cost-output", t["cost_output"]),
+        ("cost-input", t["cost_input"] - t["cost_cache_read"] - t["cost_cache_write"]),  # fresh input
+        ("cost-cache-read", t["cost_cache_read"]),
+        ("cost-output", t["cost_output"] - t["cost_reasoning"]),
         ("cost-total", t["cost_total"]),
         ("usage-input", t["usage"]["input"]),
         ("usage-output", t["usage"]["output"]),

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import GatewayError, InvalidRequest, NotFound
@@ -16,6 +18,7 @@ from ..postgres import DatabaseError
 from ..tracing import queries
 from ..tracing.handoff import TraceHandoff
 from ..tracing.storage import TraceStore
+from .csvout import csv_response
 from .handlers import read_json
 from .responses import RawResponse, error_response, json_response
 from .state import state_of
@@ -49,8 +52,8 @@ def _int(value: str | None, name: str, default: int) -> int:
 def trace_filter(request: Request) -> queries.TraceFilter:
     q = request.query_params
     status = q.get("status")
-    if status is not None and status not in ("ok", "error") and not status.isdigit():
-        raise InvalidRequest("Invalid 'status': expected ok, error or an HTTP status code", param="status")
+    if status is not None and status not in ("ok", "error", "rejected") and not status.isdigit():
+        raise InvalidRequest("Invalid 'status': expected ok, error, rejected or an HTTP status code", param="status")
     return queries.TraceFilter(
         user=q.get("user") or q.get("user_id"),
         session=q.get("session") or q.get("session_id"),
@@ -100,6 +103,29 @@ def filtered(query: Callable[[TraceStore, queries.TraceFilter], Any]) -> Callabl
             return error_response(exc)
 
     return endpoint
+
+
+async def list_traces(request: Request) -> RawResponse | Response:
+    """The calls, newest first; `format=csv` gives every call that matches (up to CSV_ROWS), not one page."""
+    fmt = request.query_params.get("format") or "json"
+    if fmt == "json":
+        return await _list_json(request)
+    try:
+        if fmt != "csv":
+            raise InvalidRequest("Invalid 'format': expected one of csv, json", param="format")
+        f = trace_filter(request)
+        if "limit" not in request.query_params:
+            f = replace(f, limit=CSV_ROWS)
+        pipeline = _pipeline(request)
+        await pipeline.flush()
+        found = await read(pipeline, queries.list_traces, pipeline.store, f, CSV_ROWS)
+    except GatewayError as exc:
+        return error_response(exc)
+    return csv_response(found["data"], "calls.csv")
+
+
+CSV_ROWS = 50_000
+_list_json = filtered(queries.list_traces)
 
 
 async def _find(pipeline: TraceHandoff, trace_id: str) -> dict[str, Any] | None:
@@ -175,7 +201,7 @@ async def add_score(request: Request) -> RawResponse:
 
 
 routes = [
-    Route("/api/traces", filtered(queries.list_traces), methods=["GET"]),
+    Route("/api/traces", list_traces, methods=["GET"]),
     Route("/api/traces/{trace_id}", get_trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/scores", add_score, methods=["POST"]),
     # /api/sessions and /api/usage: http/insight.py

@@ -6,8 +6,6 @@ Thin handlers: parse, one query on the store's thread (tracing/insight.py), seri
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +16,8 @@ from starlette.routing import Route
 from ..errors import GatewayError, InvalidRequest, NotFound
 from ..tracing import insight, queries
 from .api import trace_filter
-from .responses import RawResponse, error_response, json_response
+from .csvout import csv_response
+from .responses import error_response, json_response
 from .state import state_of
 
 
@@ -95,31 +94,6 @@ async def unpriced(request: Request) -> Response:
         return error_response(exc)
     found = await _run(request, insight.unpriced_models, f)
     return csv_response(found["data"], "unpriced-models.csv") if fmt == "csv" else json_response(found)
-
-
-def csv_response(rows: list[dict[str, Any]], filename: str) -> RawResponse | Response:
-    """Rows as CSV, columns in the first row's order; lists joined with ';'; an unknown (None) stays empty."""
-    out = io.StringIO()
-    columns = list(rows[0]) if rows else []
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_cell(row.get(column)) for column in columns])
-    return Response(
-        out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"content-disposition": f'attachment; filename="{filename}"', "cache-control": "no-cache"},
-    )
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple):
-        return ";".join("" if v is None else str(v) for v in value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a spreadsheet would run it as a formula (CSV injection)
-    return value
 
 
 routes = [

@@ -30,12 +30,12 @@ from ..accounting.cache import cache_value
 from ..accounting.cost import Prices
 from ..types import CallRecord
 from .cachebreaks import explain
-from .queries import MAX_LIMIT, TraceFilter
+from .queries import COST_BUCKETS, MAX_LIMIT, TraceFilter, money
+from .queries import MODEL as MODEL
 from .store import SUMMARY_COLUMNS, Store
 
 Pricing = Callable[[CallRecord], Prices | None]  # a call's prices (config model_info, then LiteLLM's table)
 
-MODEL = "COALESCE(NULLIF(resolved_model, ''), requested_model)"
 IDLE_GAP = 1800.0  # seconds between two calls of one tool that still count as one derived session
 DERIVED_PREFIX = "auto-"
 # A call that used tokens but has no cost: its model has no price (`cost_total` is NULL).
@@ -46,7 +46,7 @@ AGGREGATES = (
     "SUM(cache_write_tokens) AS cache_write_tokens, SUM(output_tokens) AS output_tokens, "
     "SUM(reasoning_tokens) AS reasoning_tokens, SUM(total_tokens) AS total_tokens, SUM(cost_total) AS cost_total, "
     f"SUM(CASE WHEN {UNPRICED} THEN 1 ELSE 0 END) AS unpriced_calls, "
-    f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END) AS errors"
+    f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END) AS errors, {COST_BUCKETS}"
 )
 GROUPS = {"client": "client", "user": "user_id", "model": MODEL, "key": "key_id", "session": "session_id"}
 SESSION_SORTS = {
@@ -84,8 +84,7 @@ def buckets(row: dict[str, Any]) -> dict[str, Any]:
     for name in _INTS:
         if name in row:
             row[name] = int(row[name] or 0)
-    if row.get("cost_total") is not None:
-        row["cost_total"] = round(float(row["cost_total"]), 10)
+    money(row)
     total_input = row.get("input_tokens", 0)
     read, write = row.get("cache_read_tokens", 0), row.get("cache_write_tokens", 0)
     row["fresh_input_tokens"] = max(0, total_input - read - write)

@@ -48,6 +48,18 @@ MIGRATIONS: list[str] = [
     );
     """,
     blobs.POSTGRES_MIGRATION,  # each distinct input block once; rows before it keep their input inline
+    # The cost's parts per call, as in the SQLite store; taken for rows stored before from their record, except
+    # a record jsonb would refuse (NaN, Infinity, NUL), whose parts stay NULL: unknown, not $0.
+    f"""
+    ALTER TABLE traces ADD COLUMN cost_cache_read {_REAL}, ADD COLUMN cost_cache_write {_REAL},
+        ADD COLUMN cost_cache_write_1h {_REAL}, ADD COLUMN cost_reasoning {_REAL};
+    UPDATE traces SET cost_cache_read = COALESCE((record::jsonb #>> '{{cost,cache_read}}')::float8, 0),
+        cost_cache_write = COALESCE((record::jsonb #>> '{{cost,cache_write}}')::float8, 0),
+        cost_cache_write_1h = COALESCE((record::jsonb #>> '{{cost,cache_write_1h}}')::float8, 0),
+        cost_reasoning = COALESCE((record::jsonb #>> '{{cost,reasoning}}')::float8, 0)
+        WHERE cost_total IS NOT NULL AND CASE WHEN record ~ '(NaN|Infinity|\\\\u0000)' THEN false
+        ELSE jsonb_typeof(record::jsonb -> 'cost') = 'object' END;
+    """,
 ]
 
 _COLUMNS = [*SUMMARY_COLUMNS, "record", "input_refs"]
@@ -66,7 +78,7 @@ _INT = {
 }
 _KINDS = tuple("text" if c in _TEXT else "int" if c in _INT else "real" for c in _COLUMNS)
 _INT64 = range(-(2**63), 2**63)
-_ROWS_PER_STATEMENT = 500  # 28 parameters a row, well under PostgreSQL's 65,535
+_ROWS_PER_STATEMENT = 500  # 32 parameters a row, well under PostgreSQL's 65,535
 _DAY = "(to_timestamp(start_time) AT TIME ZONE 'UTC')::date"
 
 

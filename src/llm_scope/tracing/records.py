@@ -162,6 +162,12 @@ SUMMARY_COLUMNS = (
     "ttft_ms",
     "upstream_ms",
     "key_id",
+    # The parts of the cost billed at their own rate (of cost_input: cache reads, cache writes and their 1-hour
+    # share; of cost_output: reasoning), so the dashboard can sum cost by bucket; NULL where the cost is unknown.
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_cache_write_1h",
+    "cost_reasoning",
 )
 
 
@@ -176,14 +182,18 @@ def summary_values(record: CallRecord) -> tuple[Any, ...]:
     upstream = record.upstream_latency
     usage = record.usage if usage_known(record) else _UNKNOWN_USAGE
     cost = record.cost
+    parts: tuple[float | None, ...]
     if cost is None:
         cost_input = cost_output = cost_total = None
+        parts = _NO_PARTS
     else:
         cost_input, cost_output, cost_total = cost.input, cost.output, cost.total
-        if not math.isfinite(cost_input + cost_output + cost_total):
+        parts = (cost.cache_read, cost.cache_write, cost.cache_write_1h, cost.reasoning)
+        if not math.isfinite(cost_input + cost_output + cost_total + sum(parts)):
             cost_input, cost_output, cost_total = (
                 x if math.isfinite(x) else None for x in (cost_input, cost_output, cost_total)
             )
+            parts = tuple(x if math.isfinite(x) else None for x in parts)
     return (
         record.trace_id,
         start,
@@ -211,7 +221,12 @@ def summary_values(record: CallRecord) -> tuple[Any, ...]:
         round((first_token - start) * 1000, 3) if first_token else None,
         round(upstream * 1000, 3) if upstream is not None else None,
         record.key_id,
+        *parts,
     )
+
+
+COST_PARTS = ("cache_read", "cache_write", "cache_write_1h", "reasoning")  # the cost_<part> columns
+_NO_PARTS: tuple[None, ...] = (None,) * len(COST_PARTS)
 
 
 class _UnknownUsage:

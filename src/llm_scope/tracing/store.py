@@ -21,8 +21,8 @@ from typing import Any
 from .. import jsoncodec
 from ..types import CallRecord
 from . import blobs
+from .records import COST_PARTS, record_from_dict, summary_values
 from .records import SUMMARY_COLUMNS as _SUMMARY
-from .records import record_from_dict, summary_values
 from .shipcursor import ShippingCursor
 from .storage import SQLITE
 from .writelock import WriteLock
@@ -76,6 +76,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_kind ON outbox(kind, id);
     """,
     blobs.SQLITE_MIGRATION,  # each distinct input block once; rows before it keep their input inline
+    # Each call's cost parts (records.SUMMARY_COLUMNS), from the record of older calls (with a NaN: NULL, unknown).
+    "".join(f"ALTER TABLE traces ADD COLUMN cost_{p} REAL;" for p in COST_PARTS)
+    + "UPDATE traces SET "
+    + ",".join(f"cost_{p} = COALESCE(json_extract(record, '$.cost.{p}'), 0)" for p in COST_PARTS)
+    + " WHERE cost_total IS NOT NULL AND CASE WHEN json_valid(record) THEN json_type(record, '$.cost') = 'object' END",
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)

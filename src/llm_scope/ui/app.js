@@ -6,6 +6,7 @@ import { callView } from "./detail.js";
 import { add, api, clear, h } from "./dom.js";
 import { keysView } from "./keys.js";
 import { sessionView, sessionsView } from "./sessions.js";
+import { watchTables } from "./tables.js";
 import { usageView } from "./usage.js";
 
 const POLL_MS = 2000;
@@ -123,6 +124,7 @@ async function start() {
     }
   }
   document.body.prepend(header(state.config));
+  watchTables(document.getElementById("view"));
   window.addEventListener("hashchange", route);
   document.addEventListener("visibilitychange", tick);
   setInterval(tick, POLL_MS);

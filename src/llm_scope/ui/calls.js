@@ -1,26 +1,50 @@
-// #/calls: the live list of recent calls, filterable by user, session, tool (client), model and status.
+// #/calls: the live list of recent calls, filterable by user, session, tool (client), model, status (rejected
+// calls among them: refused before any upstream was asked) and time range.
 
 import {
   add, api, clear, fmtCost, fmtInt, fmtMs, fmtTime, h, hashFor, isError, isoTime, num, statusBadge,
 } from "./dom.js";
+import { bounds, rangeFrom, rangeParams, rangePicker } from "./range.js";
 
 const LIMIT = 100;
 const FILTERS = ["user", "session", "client", "model", "status"];
 const DASH = "—";
+export const REJECTED = "(rejected)"; // /api/usage's one model row for every rejected call
 
-export function shortId(id, n = 14) {
-  return id.length > n ? id.slice(0, n - 1) + "…" : id;
+/** A session id as shown: whole, since a cut one can be neither searched for nor pasted (the views that call
+ * this still pass the length they once cut at). */
+export function shortId(id) {
+  return id;
+}
+
+/** Failed before any deployment was chosen (tracing/queries.py REJECTED): the model is what the client typed. */
+export function isRejected(t) {
+  return ((t.status_code ?? 0) >= 400 || !!t.error_type) && !t.resolved_model;
 }
 
 export function modelCell(t) {
   const resolved = t.resolved_model && t.resolved_model !== t.requested_model ? t.resolved_model : null;
+  const rejected = isRejected(t);
   return h(
     "td",
     { "data-col": "model" },
-    h("span", { class: "model" }, t.requested_model || t.resolved_model || DASH),
+    h("span", { class: rejected ? "model muted" : "model" }, t.requested_model || t.resolved_model || DASH),
     resolved ? h("span", { class: "muted small" }, ` → ${resolved}`) : null,
+    rejected ? h("span", { class: "tag rejected", title: "refused before any upstream was asked; the name is what " +
+      "the client sent", "data-testid": "rejected-tag" }, "rejected") : null,
     t.stream ? h("span", { class: "tag", title: "streamed" }, "stream") : null,
   );
+}
+
+/** The cost by bucket (disjoint, adding up to the total), for a cell's tooltip; unknown parts say so. */
+export function costParts(t) {
+  if (t.cost_total === null || t.cost_total === undefined) return null;
+  if (t.cost_cache_read === null || t.cost_cache_read === undefined) return "split by bucket unknown";
+  const parts = [
+    ["input", t.cost_input - t.cost_cache_read - t.cost_cache_write], ["cache read", t.cost_cache_read],
+    ["cache write", t.cost_cache_write], ["output", t.cost_output - t.cost_reasoning], ["reasoning", t.cost_reasoning],
+  ];
+  return parts.map(([name, v]) => `${name} ${fmtCost(Math.max(0, Math.round(v * 1e10) / 1e10))}`).join(" · ");
 }
 
 function callRow(t, fresh) {
@@ -36,19 +60,22 @@ function callRow(t, fresh) {
         if (!e.target.closest("a")) location.hash = href;
       },
     },
-    h("td", { "data-col": "time", title: isoTime(t.start_time) }, h("a", { href }, fmtTime(t.start_time))),
+    h("td", { "data-col": "time", title: isoTime(t.start_time), "data-value": isoTime(t.start_time) },
+      h("a", { href }, fmtTime(t.start_time))),
     h("td", { "data-col": "user" }, t.user_id || DASH),
     h(
       "td",
-      { "data-col": "session" },
-      t.session_id ? h("a", { href: hashFor("session", t.session_id), title: t.session_id }, shortId(t.session_id)) : DASH,
+      { "data-col": "session", class: "sid" },
+      t.session_id ? h("a", { href: hashFor("session", t.session_id) }, t.session_id) : DASH,
     ),
     h("td", { "data-col": "client", class: "muted" }, t.client || DASH),
+    h("td", { "data-col": "route", class: "muted" }, t.route || DASH),
     modelCell(t),
     h("td", { "data-col": "status" }, statusBadge(t)),
+    h("td", { "data-col": "error", class: t.error_type ? "bad-text small" : "muted" }, t.error_type || DASH),
     num(fmtInt(t.input_tokens), t.input_tokens, { "data-col": "tokens-in" }),
     num(fmtInt(t.output_tokens), t.output_tokens, { "data-col": "tokens-out" }),
-    num(fmtCost(t.cost_total), t.cost_total, { "data-col": "cost" }),
+    num(fmtCost(t.cost_total), t.cost_total, { "data-col": "cost", title: costParts(t) }),
     num(fmtMs(t.duration_ms), t.duration_ms, { "data-col": "latency" }),
     num(fmtMs(t.ttft_ms), t.ttft_ms, { "data-col": "ttft" }),
   );
@@ -78,7 +105,7 @@ async function suggestions() {
     return [
       datalist("user-options", usage.by_user.map((r) => r.user)),
       datalist("client-options", clients.data.map((r) => r.client)),
-      datalist("model-options", usage.by_model.map((r) => r.model)),
+      datalist("model-options", usage.by_model.map((r) => r.model).filter((m) => m !== REJECTED)),
       datalist("session-options", sessions.data.map((r) => r.session_id)),
     ];
   } catch {
@@ -88,6 +115,9 @@ async function suggestions() {
 
 export async function callsView(main, ctx) {
   const filters = Object.fromEntries(FILTERS.map((k) => [k, ctx.params.get(k) || ""]));
+  let range = rangeFrom(ctx.params, "all");
+  const query = () => ({ ...filters, ...bounds(range) });
+  const where = () => ({ ...filters, ...(range.range === "all" ? {} : rangeParams(range)) });
   let offset = Math.max(0, Number(ctx.params.get("offset")) || 0);
   let last = "";
   let latest = 0;
@@ -101,7 +131,7 @@ export async function callsView(main, ctx) {
 
   const apply = () => {
     offset = 0;
-    history.replaceState(null, "", hashFor("calls", null, filters));
+    history.replaceState(null, "", hashFor("calls", null, where()));
     last = "";
     return refresh().catch(() => {});
   };
@@ -121,7 +151,7 @@ export async function callsView(main, ctx) {
   const status = h(
     "select",
     { id: "filter-status", "data-testid": "filter-status" },
-    [["", "Any status"], ["ok", "OK"], ["error", "Errors"]].map(([v, label]) =>
+    [["", "Any status"], ["ok", "OK"], ["error", "Errors"], ["rejected", "Rejected"]].map(([v, label]) =>
       h("option", { value: v, selected: filters.status === v }, label),
     ),
   );
@@ -132,7 +162,7 @@ export async function callsView(main, ctx) {
 
   async function refresh() {
     const request = ++latest;
-    const data = await api("api/traces", { ...filters, limit: LIMIT, offset });
+    const data = await api("api/traces", { ...query(), limit: LIMIT, offset });
     if (request !== latest || !ctx.alive()) return;
     const signature = JSON.stringify(data);
     if (signature === last) return;
@@ -140,7 +170,9 @@ export async function callsView(main, ctx) {
     add(clear(body), ...data.data.map((t) => callRow(t, loaded && !seen.has(t.trace_id))));
     for (const t of data.data) seen.add(t.trace_id);
     loaded = true;
-    const filtered = FILTERS.some((k) => filters[k]);
+    const filtered = FILTERS.some((k) => filters[k]) || range.range !== "all";
+    const all = new URLSearchParams(Object.entries({ ...query(), format: "csv" }).filter(([, v]) => v));
+    exportLink.setAttribute("href", `api/traces?${all}`);
     summary.textContent = `${fmtInt(data.total)} call${data.total === 1 ? "" : "s"}${filtered ? " match" : ""}`;
     add(clear(empty), data.total ? "" : emptyState(filtered));
     const end = Math.min(data.total, offset + data.data.length);
@@ -152,7 +184,7 @@ export async function callsView(main, ctx) {
   }
   const page = (delta) => {
     offset = Math.max(0, offset + delta);
-    history.replaceState(null, "", hashFor("calls", null, { ...filters, offset: offset || "" }));
+    history.replaceState(null, "", hashFor("calls", null, { ...where(), offset: offset || "" }));
     last = "";
     refresh().catch(() => {});
   };
@@ -162,8 +194,17 @@ export async function callsView(main, ctx) {
     for (const k of FILTERS) filters[k] = "";
     for (const el of main.querySelectorAll(".filters input")) el.value = "";
     status.value = "";
+    range = { range: "all", from: "", to: "" };
+    picker.replaceWith((picker = rangePicker("calls", range, onRange)));
     apply();
   });
+  const onRange = (r) => {
+    range = r;
+    apply();
+  };
+  let picker = rangePicker("calls", range, onRange);
+  const exportLink = h("a", { class: "button small", "data-testid": "calls-csv", download: "calls.csv",
+    title: "Every call that matches these filters, as CSV" }, "CSV (all matching)");
 
   add(main,
     h(
@@ -180,7 +221,9 @@ export async function callsView(main, ctx) {
         field("client", "Tool"),
         field("model", "Model"),
         status,
+        picker,
         clearButton,
+        exportLink,
       ),
     ),
     h(
@@ -195,7 +238,7 @@ export async function callsView(main, ctx) {
           h(
             "tr",
             {},
-            ["Time", "User", "Session", "Tool", "Model", "Status"].map((c) => h("th", {}, c)),
+            ["Time", "User", "Session", "Tool", "Route", "Model", "Status", "Error"].map((c) => h("th", {}, c)),
             ["Tokens in", "Tokens out", "Cost", "Latency", "TTFT"].map((c) => h("th", { class: "num" }, c)),
           ),
         ),

@@ -1,10 +1,30 @@
 // #/call/<id>: one call in full: who and what, timing, usage and cost, error, scores, input and output.
 
-import { shortId } from "./calls.js";
+import { isRejected } from "./calls.js";
 import { add, api, fmtCost, fmtInt, fmtMs, h, hashFor, isError, isoTime, pretty, s, statusBadge } from "./dom.js";
-import { renderInput, renderOutput } from "./messages.js";
+import { lazyDetails, renderInput, renderOutput } from "./messages.js";
 
 const DASH = "—";
+
+/** The cost card's rows: disjoint buckets that add up to the total, from the record's cost (its parts are kept
+ * only when non-zero); no cost at all is unknown, every bucket "—", never $0. */
+function costRows(t) {
+  const c = t.cost;
+  if (!c) return [["Total", "cost-total", null, t.status_code >= 400 ? "— (not billed)" : "— (no price)"]];
+  const read = c.cache_read || 0;
+  const write = c.cache_write || 0;
+  const reasoning = c.reasoning || 0;
+  const money = (v) => Math.max(0, Math.round(v * 1e10) / 1e10);
+  const rows = [
+    ["Input", "cost-input", money(c.input - read - write)],
+    ["Cache read", "cost-cache-read", read],
+    ["Cache write", "cost-cache-write", write],
+    ["Output", "cost-output", money(c.output - reasoning)],
+    ["Reasoning", "cost-reasoning", reasoning],
+    ["Total", "cost-total", c.total],
+  ];
+  return rows.map(([label, id, v]) => [label, id, v, fmtCost(v)]);
+}
 
 function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(([, v]) => v !== null && v !== undefined && v !== "").map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
@@ -48,7 +68,7 @@ function scoresTable(scores) {
     "section",
     { class: "block", "data-testid": "scores" },
     h("h2", {}, "Scores"),
-    h("table", { class: "grid" },
+    h("table", { class: "grid", id: "scores-table" },
       h("thead", {}, h("tr", {}, ["Name", "Value", "Type", "Comment"].map((c) => h("th", {}, c)))),
       h("tbody", {}, scores.map((sc) => h("tr", { "data-testid": "score-row" },
         h("td", {}, sc.name), h("td", {}, sc.value), h("td", { class: "muted" }, sc.data_type), h("td", {}, sc.comment || ""))))),
@@ -88,9 +108,11 @@ export async function callView(main, ctx) {
       ["Trace", h("span", {}, h("code", { "data-testid": "detail-trace-id" }, t.trace_id), " ", copy)],
       ["Time", h("span", { title: isoTime(t.start_time) }, new Date(t.start_time * 1000).toLocaleString())],
       ["User", t.user_id || DASH],
-      ["Session", t.session_id ? h("a", { href: hashFor("session", t.session_id), "data-testid": "detail-session" }, shortId(t.session_id, 40)) : DASH],
+      ["Session", t.session_id ? h("a", { href: hashFor("session", t.session_id), "data-testid": "detail-session", class: "sid" }, t.session_id) : DASH],
       ["Client", t.client || DASH],
       ["Route", `${t.route}${t.stream ? " · stream" : ""}`],
+      ["Model", isRejected(t) ? h("span", { "data-testid": "detail-rejected" }, "rejected before any upstream was asked: " +
+        `'${t.requested_model || ""}' is what the client sent`) : null],
       ["Provider", t.provider || DASH],
       ["Finish", t.finish_reason || DASH],
     ]),
@@ -112,11 +134,7 @@ export async function callView(main, ctx) {
         ["  reasoning", "usage-reasoning", usage.reasoning, fmtInt(usage.reasoning)],
         ["Total tokens", "usage-total", usage.total ?? t.total_tokens, fmtInt(usage.total ?? t.total_tokens)],
       ]),
-      card("Cost (USD)", "detail-cost", [
-        ["Input", "cost-input", t.cost_input, fmtCost(t.cost_input)],
-        ["Output", "cost-output", t.cost_output, fmtCost(t.cost_output)],
-        ["Total", "cost-total", t.cost_total, fmtCost(t.cost_total)],
-      ]),
+      card("Cost (USD)", "detail-cost", costRows(t)),
     ),
     h("div", { class: "timing-row" }, timingBar(t, overhead ?? 0),
       h("span", { class: "muted small" }, "total · upstream (blue) · first token (line)")),
@@ -130,7 +148,7 @@ export async function callView(main, ctx) {
     Object.keys(t.metadata || {}).length
       ? h("details", { class: "block" }, h("summary", {}, "Metadata"), h("pre", { class: "json" }, pretty(t.metadata)))
       : null,
-    h("details", { class: "block", "data-testid": "raw" }, h("summary", {}, "Raw trace (JSON)"), h("pre", { class: "json" }, pretty(t))),
+    lazyDetails({ class: "block", "data-testid": "raw" }, "Raw trace (JSON)", () => h("pre", { class: "json" }, pretty(t))),
   );
   return null; // a finished trace does not change
 }

@@ -1,14 +1,85 @@
 // Readable rendering of what a call sent and got back, whatever the API: OpenAI chat messages (tool_calls),
 // Anthropic content blocks (tool_use / tool_result), Responses API items, embeddings input, or anything else.
+//
+// A coding agent's call carries a long system prompt, tool definitions and whole files: text over LONG_LINES
+// lines or LONG_CHARS characters shows its first lines and a "show all (12.3 KB)" toggle, and system prompts and
+// tool definitions start folded. What is hidden is not built until it is opened, so a 150 KB conversation
+// renders as fast as a short one.
 
 import { h, pretty } from "./dom.js";
 
+const LONG_CHARS = 2000;
+const LONG_LINES = 30;
+const PREVIEW_LINES = 8;
+const PREVIEW_CHARS = 600;
+const FOLDED_ROLES = new Set(["system", "developer", "instructions"]);
+const encoder = new TextEncoder();
+let whole = false; // while a folded message the user opened is built: its text shown whole, not folded again
+
+export function fmtSize(textValue) {
+  const bytes = encoder.encode(textValue).length;
+  return bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1048576).toFixed(1)} MB`;
+}
+
+function isLong(value) {
+  if (value.length > LONG_CHARS) return true;
+  let lines = 0;
+  for (let i = value.indexOf("\n"); i >= 0; i = value.indexOf("\n", i + 1)) if (++lines >= LONG_LINES) return true;
+  return false;
+}
+
+/** The first PREVIEW_LINES lines, at most PREVIEW_CHARS characters. */
+function preview(value) {
+  let at = -1;
+  for (let n = 0; n < PREVIEW_LINES && at < value.length; n++) {
+    const next = value.indexOf("\n", at + 1);
+    at = next < 0 ? value.length : next;
+  }
+  return value.slice(0, Math.min(at, PREVIEW_CHARS)) + " …";
+}
+
+/** A block of text (or JSON) that folds when long: its first lines, and a toggle that builds the rest. */
+function collapsible(tag, attrs, value) {
+  if (whole || !isLong(value)) return h(tag, attrs, value);
+  const body = h(tag, { ...attrs, class: `${attrs.class} collapsed`, "data-collapsed": "1" }, preview(value));
+  const label = `show all (${fmtSize(value)})`;
+  const toggle = h("button", { type: "button", class: "link small", "data-testid": "show-all" }, label);
+  toggle.addEventListener("click", () => {
+    const folded = body.classList.toggle("collapsed");
+    body.textContent = folded ? preview(value) : value;
+    body.dataset.collapsed = folded ? "1" : "0";
+    toggle.textContent = folded ? label : "show less";
+  });
+  return h("div", { class: "long", "data-testid": "long-text" }, body, toggle);
+}
+
+/** A <details> whose body is built the first time it is opened. */
+export function lazyDetails(attrs, summary, build, open = false) {
+  const el = h("details", attrs, h("summary", {}, summary));
+  let built = false;
+  const fill = () => {
+    if (built || !el.open) return;
+    built = true;
+    el.append(...[build()].flat(Infinity).filter(Boolean));
+  };
+  el.addEventListener("toggle", fill);
+  if (open) {
+    el.open = true;
+    fill();
+  }
+  return el;
+}
+
 function text(value, cls = "text") {
-  return h("div", { class: cls }, value);
+  return typeof value === "string" ? collapsible("div", { class: cls }, value) : h("div", { class: cls }, value);
 }
 
 function json(value) {
-  return h("pre", { class: "json" }, pretty(value));
+  return collapsible("pre", { class: "json" }, pretty(value));
+}
+
+function sizeOf(content) {
+  return fmtSize(typeof content === "string" ? content : JSON.stringify(content) ?? "");
 }
 
 export function toolCall(name, args, id) {
@@ -17,7 +88,7 @@ export function toolCall(name, args, id) {
     { class: "tool-call", "data-testid": "tool-call", "data-tool": name || "" },
     h("div", { class: "tool-head" }, h("span", { class: "fn" }, "ƒ"), h("strong", { "data-testid": "tool-name" }, name || "(unnamed)"),
       id ? h("span", { class: "muted small" }, id) : null),
-    args === undefined || args === null || args === "" ? null : h("pre", { class: "json", "data-testid": "tool-args" }, pretty(args)),
+    args === undefined || args === null || args === "" ? null : collapsible("pre", { class: "json", "data-testid": "tool-args" }, pretty(args)),
   );
 }
 
@@ -77,8 +148,25 @@ export function renderContent(content) {
   return part(content);
 }
 
-/** One message (or Responses API item) as a role-labelled block. */
+/** One message (or Responses API item) as a role-labelled block; a system prompt folded, built when opened. */
 export function message(m, fallbackRole = "message") {
+  const role = m && typeof m === "object" ? m.role : null;
+  if (FOLDED_ROLES.has(role)) {
+    return lazyDetails({ class: "folded-msg", "data-testid": "folded-message", "data-role": role },
+      `${role === "instructions" ? "Instructions" : `${role[0].toUpperCase()}${role.slice(1)} prompt`} (${sizeOf(m.content)})`,
+      () => {
+        whole = true;
+        try {
+          return block(m, role);
+        } finally {
+          whole = false;
+        }
+      });
+  }
+  return block(m, fallbackRole);
+}
+
+function block(m, fallbackRole) {
   if (typeof m === "string") return message({ role: fallbackRole, content: m });
   if (!m || typeof m !== "object") return h("div", { class: "msg" }, json(m));
   if (!m.role && m.type && m.type !== "message") {
@@ -107,11 +195,10 @@ function toolDef(t) {
   const fn = t.function || t;
   const name = fn.name || t.type || "tool";
   const schema = fn.parameters || fn.input_schema || t.input_schema;
-  return h(
-    "details",
+  return lazyDetails(
     { class: "tool-def", "data-testid": "tool-def" },
-    h("summary", {}, h("span", { class: "fn" }, "ƒ"), h("strong", {}, name), fn.description ? h("span", { class: "muted" }, ` — ${fn.description}`) : null),
-    schema ? json(schema) : json(t),
+    [h("span", { class: "fn" }, "ƒ"), h("strong", {}, name), fn.description ? h("span", { class: "muted" }, ` — ${fn.description}`) : null],
+    () => (schema ? json(schema) : json(t)),
   );
 }
 

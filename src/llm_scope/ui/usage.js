@@ -1,11 +1,18 @@
 // #/usage: spend and tokens by model, user and tool per day, totals (unpriced calls counted, never $0), the
 // models that have no price with the config that prices them, and latency p50/p95 over time (UTC buckets).
+// Cost is shown by bucket where the store knows it (unknown: "—", never $0). Calls refused before any upstream
+// was asked are one "(rejected)" row, never a model of their own in the tables, charts or filters.
 
 import { hbars, lines, stackedBars, topSeries } from "./charts.js";
 import { add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, fmtPct, h, hashFor, num } from "./dom.js";
+import { REJECTED } from "./calls.js";
+import { bounds, rangeFrom, rangeParams, rangePicker } from "./range.js";
 import { tile } from "./sessions.js";
 
-const RANGES = [["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"], ["all", "All time"]];
+const BUCKETS = [["cost_fresh_input", "Input $", "cost-input"], ["cost_cache_read", "Cache read $", "cost-cache-read"],
+  ["cost_cache_write", "Cache write $", "cost-cache-write"], ["cost_plain_output", "Output $", "cost-output"],
+  ["cost_reasoning", "Reasoning $", "cost-reasoning"]];
+const BUCKET_TITLE = "Cost by bucket; the buckets add up to the cost of the priced calls";
 const COMPACT = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
 const NO_USER = "(no user)";
 const DAY_MS = 86400000;
@@ -15,9 +22,20 @@ const priced = (rows) => rows.filter((r) => r.cost_total !== null && r.cost_tota
 const utcDay = (ms) => new Date(ms).toISOString().slice(0, 10);
 const bucketMs = (b) => Date.parse(b.length === 10 ? `${b}T00:00:00Z` : `${b}:00Z`);
 
-/** Every UTC day from the first with data to today, at least a week, so gaps show as gaps. */
-function dayRange(days) {
-  const today = Date.parse(`${utcDay(Date.now())}T00:00:00Z`);
+/** Cost cells by bucket; a group with priced calls whose split is unknown says so. */
+function bucketCells(r) {
+  const unsplit = r.cost_unsplit_calls || 0;
+  const title = unsplit ? `${fmtInt(unsplit)} priced call${unsplit === 1 ? "" : "s"} with no split by bucket` : null;
+  return BUCKETS.map(([key, , col]) => num(fmtCost(r[key]), r[key], { "data-col": col, title }));
+}
+
+const bucketHeads = () => BUCKETS.map(([, label]) => h("th", { class: "num", title: BUCKET_TITLE }, label));
+const notRejected = (rows) => rows.filter((r) => r.model !== REJECTED);
+
+/** Every UTC day from the first with data to the range's end (today), at least a week, so gaps show as gaps. */
+function dayRange(days, until) {
+  const end = until ? Math.min(Date.now(), until * 1000 - 1) : Date.now();
+  const today = Date.parse(`${utcDay(end)}T00:00:00Z`);
   const first = days.length ? Math.min(...days.map((d) => Date.parse(`${d}T00:00:00Z`))) : today;
   const start = Math.min(first, today - 6 * DAY_MS);
   const out = [];
@@ -38,24 +56,34 @@ function perDay(rows, key, metric, days, order) {
   return topSeries([...byName].map(([name, values]) => ({ name, values })), order);
 }
 
-function totalsTable(id, label, rows, key) {
+function totalsTable(id, label, rows, key, total) {
+  const cells = (r) => [
+    num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
+    num(fmtInt(r.input_tokens), r.input_tokens, { "data-col": "tokens-in" }),
+    num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
+    ...bucketCells(r),
+    num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total, { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }),
+  ];
+  const link = (r) => {
+    if (key === "model" && r.model === REJECTED) {
+      return h("a", { href: hashFor("calls", null, { status: "rejected" }), class: "muted", "data-testid": "rejected-link",
+        title: "Calls refused before any upstream was asked (unknown model, invalid request, key, budget): see the names they carried" },
+      REJECTED);
+    }
+    const name = r[key] || NO_USER;
+    return r[key] ? h("a", { href: hashFor("calls", null, key === "user" ? { user: r.user } : { model: r.model }) }, name) : name;
+  };
   return h(
     "section",
     { class: "block" },
     h("h2", {}, `By ${label}`),
-    h("table", { class: "grid", id, "data-testid": id },
+    h("div", { class: "table-wrap" }, h("table", { class: "grid", id, "data-testid": id },
       h("thead", {}, h("tr", {}, h("th", {}, label[0].toUpperCase() + label.slice(1)),
-        ["Calls", "Tokens in", "Tokens out", "Cost"].map((c) => h("th", { class: "num" }, c)))),
-      h("tbody", {}, rows.map((r) => {
-        const name = r[key] || NO_USER;
-        const filter = key === "user" ? { user: r.user } : { model: r.model };
-        return h("tr", { "data-testid": `${key}-usage-row`, "data-name": name },
-          h("td", {}, r[key] ? h("a", { href: hashFor("calls", null, filter) }, name) : name),
-          num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
-          num(fmtInt(r.input_tokens), r.input_tokens, { "data-col": "tokens-in" }),
-          num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
-          num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total, { "data-col": "cost" }));
-      }))),
+        ["Calls", "Tokens in", "Tokens out"].map((c) => h("th", { class: "num" }, c)), bucketHeads(),
+        h("th", { class: "num" }, "Cost"))),
+      h("tbody", {}, rows.map((r) => h("tr", { "data-testid": `${key}-usage-row`, "data-name": r[key] || NO_USER },
+        h("td", {}, link(r)), cells(r)))),
+      h("tfoot", {}, h("tr", { "data-testid": `${key}-usage-total` }, h("th", {}, "Total"), cells(total))))),
   );
 }
 
@@ -64,10 +92,10 @@ function clientsTable(rows) {
     "section",
     { class: "block" },
     h("h2", {}, "By tool"),
-    h("table", { class: "grid", id: "usage-by-client", "data-testid": "usage-by-client" },
+    h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "usage-by-client", "data-testid": "usage-by-client" },
       h("thead", {}, h("tr", {}, h("th", {}, "Tool"),
-        ["Calls", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
-          .map((c) => h("th", { class: "num" }, c)))),
+        ["Calls", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved"]
+          .map((c) => h("th", { class: "num" }, c)), bucketHeads(), h("th", { class: "num" }, "Cost"))),
       h("tbody", {}, rows.map((r) => h("tr", { "data-testid": "client-usage-row", "data-name": r.client || "" },
         h("td", {}, r.client ? h("a", { href: hashFor("sessions", null, { client: r.client }) }, r.client) : "(unknown)"),
         num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
@@ -77,8 +105,9 @@ function clientsTable(rows) {
         num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
         num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
         num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+        ...bucketCells(r),
         num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
-          { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }))))),
+          { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 })))))),
   );
 }
 
@@ -97,13 +126,14 @@ function unpricedSection(unpriced) {
   );
 }
 
-function render(content, usage, stats, clients, unpriced) {
+function render(content, usage, stats, clients, unpriced, until) {
   const total = usage.total;
   if (!total.calls) {
     add(clear(content), h("div", { class: "empty", "data-testid": "usage-empty" }, "No calls in this range yet."));
     return;
   }
-  const days = dayRange(usage.by_day.map((r) => r.day));
+  const days = dayRange(usage.by_day.map((r) => r.day), until);
+  const byDayModel = notRejected(usage.by_day_model);
   const formatX = stats.bucket === "hour"
     ? (ms) => `${new Date(ms).toISOString().slice(5, 13).replace("T", " ")}h`
     : (ms) => new Date(ms).toISOString().slice(5, 10);
@@ -117,7 +147,7 @@ function render(content, usage, stats, clients, unpriced) {
   const per = stats.bucket === "hour" ? "per hour" : "per day";
   const buckets = stats.latency.map((r) => bucketMs(r.bucket));
   const xTicks = buckets.filter((_, i) => i % Math.ceil(buckets.length / 6) === 0);
-  const models = usage.by_model.map((r) => r.model || "(unknown)");
+  const models = notRejected(usage.by_model).map((r) => r.model || "(unknown)");
   const users = usage.by_user.map((r) => r.user || NO_USER);
   add(clear(content),
     h("div", { class: "tiles" },
@@ -128,15 +158,15 @@ function render(content, usage, stats, clients, unpriced) {
       tile("Unpriced calls", fmtInt(total.unpriced_calls), total.unpriced_calls, "usage-unpriced")),
     h("div", { class: "charts" },
       stackedBars({ id: "chart-cost-model-day", title: "Cost per day by model", categories: days, formatCategory: cat,
-        series: perDay(usage.by_day_model, "model", "cost_total", days, models), format: fmtCost, note: " · UTC days" }),
+        series: perDay(byDayModel, "model", "cost_total", days, models), format: fmtCost, note: " · UTC days" }),
       stackedBars({ id: "chart-tokens-model-day", title: "Tokens per day by model", categories: days, formatCategory: cat,
-        series: perDay(usage.by_day_model, "model", "total_tokens", days, models), format: fmtInt, formatAxis: fmtCompact }),
+        series: perDay(byDayModel, "model", "total_tokens", days, models), format: fmtInt, formatAxis: fmtCompact }),
       stackedBars({ id: "chart-cost-user-day", title: "Cost per day by user", categories: days, formatCategory: cat,
         series: perDay(stats.by_day_user, "user", "cost_total", days, users), format: fmtCost }),
       stackedBars({ id: "chart-tokens-user-day", title: "Tokens per day by user", categories: days, formatCategory: cat,
         series: perDay(stats.by_day_user, "user", "total_tokens", days, users), format: fmtInt, formatAxis: fmtCompact }),
       hbars({ id: "chart-cost-by-model", title: "Cost by model", format: fmtCost,
-        items: priced(usage.by_model).map((r) => ({ label: r.model || "(unknown)", value: r.cost_total })) }),
+        items: priced(notRejected(usage.by_model)).map((r) => ({ label: r.model || "(unknown)", value: r.cost_total })) }),
       hbars({ id: "chart-cost-by-user", title: "Cost by user", format: fmtCost,
         items: priced(usage.by_user).map((r) => ({ label: r.user || NO_USER, value: r.cost_total })) }),
       hbars({ id: "chart-cost-by-client", title: "Cost by tool", format: fmtCost, note: " · priced calls",
@@ -147,38 +177,36 @@ function render(content, usage, stats, clients, unpriced) {
         note: " · successful calls, UTC" }),
       lines({ id: "chart-ttft", title: `Time to first token p50 / p95 ${per}`, series: latency("ttft"), format: fmtMs, formatX, xTicks,
         note: " · successful calls, UTC" })),
-    h("div", { class: "io" }, totalsTable("usage-by-model", "model", usage.by_model, "model"),
-      totalsTable("usage-by-user", "user", usage.by_user, "user")),
+    totalsTable("usage-by-model", "model", usage.by_model, "model", total),
+    totalsTable("usage-by-user", "user", usage.by_user, "user", total),
     clientsTable(clients.data),
     unpricedSection(unpriced),
   );
 }
 
 export async function usageView(main, ctx) {
-  let range = RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "30";
+  let range = rangeFrom(ctx.params, "30");
   let last = "";
   const content = h("div", { id: "usage-content" });
-  const select = h("select", { id: "usage-range", "data-testid": "usage-range" },
-    RANGES.map(([v, label]) => h("option", { value: v, selected: v === range }, label)));
-  select.addEventListener("change", () => {
-    range = select.value;
-    history.replaceState(null, "", hashFor("usage", null, { range }));
+  const picker = rangePicker("usage", range, (r) => {
+    range = r;
+    history.replaceState(null, "", hashFor("usage", null, rangeParams(range)));
     refresh().catch(() => {});
   });
-  add(main, h("div", { class: "toolbar" }, h("h1", {}, "Usage"), h("span", { class: "spacer" }), select), content);
+  add(main, h("div", { class: "toolbar" }, h("h1", {}, "Usage"), h("span", { class: "spacer" }), picker), content);
 
   async function refresh() {
-    const since = range === "all" ? null : Math.floor(Date.now() / 1000 - Number(range) * 86400);
-    const usage = await api("api/usage", { since });
-    const bucket = range === "1" || usage.by_day.length <= 2 ? "hour" : "day";
+    const { since, until } = bounds(range);
+    const usage = await api("api/usage", { since, until });
+    const bucket = range.range === "1" || usage.by_day.length <= 2 ? "hour" : "day";
     const [stats, clients, unpriced] = await Promise.all([
-      api("api/stats", { since, bucket }), api("api/usage", { since, group_by: "client" }),
-      api("api/unpriced-models", { since }),
+      api("api/stats", { since, until, bucket }), api("api/usage", { since, until, group_by: "client" }),
+      api("api/unpriced-models", { since, until }),
     ]);
     const signature = JSON.stringify([range, usage, stats, clients, unpriced]);
     if (signature === last || !ctx.alive()) return;
     last = signature;
-    render(content, usage, stats, clients, unpriced);
+    render(content, usage, stats, clients, unpriced, until);
   }
   await refresh();
   return refresh;
