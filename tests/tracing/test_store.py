@@ -24,11 +24,15 @@ from llm_scope.types import CallRecord, Cost, Usage
 
 # The write path before rows were bound as parameters: one JSON array per batch, a json_extract per column.
 _OLD_COLUMNS = [*SUMMARY_COLUMNS, "record"]
-_OLD_INSERT = (
-    f"INSERT OR REPLACE INTO traces ({','.join(_OLD_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_OLD_COLUMNS)))
-    + " FROM json_each(?)"
-)
+
+
+def _insert_of(columns: list[str]) -> str:
+    """How an older version inserted its rows: one JSON array of rows, each in `columns` order."""
+    picks = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(columns)))
+    return f"INSERT OR REPLACE INTO traces ({','.join(columns)}) SELECT {picks} FROM json_each(?)"
+
+
+_OLD_INSERT = _insert_of(_OLD_COLUMNS)
 
 
 class Shown:
@@ -274,7 +278,9 @@ def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path:
             old.executescript(script + f";PRAGMA user_version={number};")
         row = summary_row(inline := make(1))
         row["record"] = record_to_json(inline)
-        old.execute(_OLD_INSERT, (json.dumps([[row[c] for c in _OLD_COLUMNS]]),))
+        had = {r[1] for r in old.execute("PRAGMA table_info(traces)")}  # the columns of that schema only
+        columns = [c for c in _OLD_COLUMNS if c in had]
+        old.execute(_insert_of(columns), (json.dumps([[row[c] for c in columns]]),))
         old.execute(
             "INSERT INTO outbox (kind, trace_id, payload, created) VALUES ('trace', ?, NULL, 0)", (row["trace_id"],)
         )

@@ -267,6 +267,8 @@ def test_retention_deletes_the_blocks_only_old_calls_used(any_store: TraceStore)
         assert (found := queries.get_trace(any_store, trace_id)) is not None and found["input"] == call.input
     if later is not any_store:
         later.close()
+
+
 def test_cost_by_bucket_and_rejected_calls_grouped(any_store: TraceStore) -> None:
     """Disjoint cost buckets add up to what was billed; an unpriced call is in none (NULL, never $0); calls
     refused before a deployment was chosen are one "(rejected)" model, found again with status=rejected."""
