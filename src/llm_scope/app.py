@@ -249,6 +249,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         log_format=settings.log_format,
         price_overrides=config.price_overrides,
         database_url=settings.database_url,
+        session_repo=settings.session_repo,
     )
     return TraceHandoff(
         options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow

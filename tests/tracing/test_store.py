@@ -129,7 +129,8 @@ def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: St
             " status_code INTEGER, error_type TEXT, stream INTEGER, input_tokens INTEGER, output_tokens INTEGER,"
             " total_tokens INTEGER, cache_read_tokens INTEGER, cache_write_tokens INTEGER, reasoning_tokens INTEGER,"
             " cost_input REAL, cost_output REAL, cost_total REAL, duration_ms REAL, ttft_ms REAL, upstream_ms REAL,"
-            " record TEXT NOT NULL, key_id TEXT)"
+            " record TEXT NOT NULL, key_id TEXT, tool_calls TEXT, subagent TEXT, retries INTEGER, resent INTEGER,"
+            " request_digest TEXT, repo TEXT, branch TEXT, session_derived INTEGER)"
         )
         for record in records:  # one at a time: the big integer sent a whole batch through the slow encoder
             row = summary_row(record)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_scope.tracing import queries, stats
+from llm_scope.tracing import insight, queries, stats
 from llm_scope.tracing.pgstore import PostgresStore
 from llm_scope.tracing.queries import TraceFilter
 from llm_scope.tracing.records import summary_row
@@ -173,3 +173,28 @@ def test_prune_removes_old_calls(any_store: TraceStore) -> None:
     )
     assert any_store.prune(30) == 2
     assert ids(queries.list_traces(any_store, TraceFilter())) == ["3"]
+
+
+def test_session_facts(any_store: TraceStore) -> None:
+    facts = [
+        record(1, session_id="s", tool_calls={"Bash": 2, "Task": 1}, repo="shop", branch="main", request_digest="d1"),
+        record(
+            2, session_id="s", tool_calls={"Bash": 2, "Task": 1}, subagent="agent", metadata={"gateway_attempts": 3}
+        ),
+        record(3, session_id="s", resent=True, repo="shop", branch="fix/x"),
+        record(4, session_id="auto-" + f"{4:032x}", session_derived=True, tool_calls={"read_file": 1}),
+    ]
+    any_store.write(facts, outbox=False, max_outbox=100)
+    by_id = {s["session_id"]: s for s in insight.list_sessions(any_store, TraceFilter())["data"]}
+    s = by_id["s"]
+    assert s["tool_calls"] == {"Bash": 4, "Task": 2} and s["tool_call_count"] == 6 and s["subagent_calls"] == 1
+    assert (s["gateway_retries"], s["client_resends"], s["retries"], s["derived"]) == (2, 1, 3, False)
+    assert s["repos"] == ["shop"] and sorted(s["branches"]) == ["fix/x", "main"]
+    assert by_id["auto-" + f"{4:032x}"]["derived"] is True
+    turns = insight.get_session(any_store, "s")["turns"]
+    assert [t["tool_calls"] for t in turns] == [{"Bash": 2, "Task": 1}, {"Bash": 2, "Task": 1}, {}]
+    assert [(t["retries"], t["resent"], t["subagent"]) for t in turns] == [
+        (0, False, None),
+        (2, False, "agent"),
+        (0, True, None),
+    ]

@@ -53,6 +53,7 @@ class HelperOptions:
     price_overrides: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # model_info
     otel: dict[str, Any] | None = None  # GenAIExporter's keyword arguments; None: no OpenTelemetry export
     database_url: str | None = None  # PostgreSQL the helper ships the local store to (see shipping)
+    session_repo: bool = False  # store the repository and branch the tools state (LLM_SCOPE_SESSION_REPO)
 
     @property
     def outbox_kinds(self) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
+from .autosession import Prepare
+from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .records import record_from_dict, record_to_json, summary_values
 from .storage import SQLITE
@@ -72,6 +74,9 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX outbox_kind ON outbox(kind, id);
     """,
+    # Session facts (callfacts, autosession); `traces_auto` finds a fallback session's open run.
+    "".join(f"ALTER TABLE traces ADD COLUMN {name} {kind};" for name, kind in FACT_COLUMNS)
+    + "CREATE INDEX traces_auto ON traces(client, start_time) WHERE session_derived = 1;",
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
@@ -144,6 +149,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self.prepare: Prepare | None = None  # changes records in `write`'s transaction (autosession)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
@@ -187,13 +193,12 @@ class Store:
         """
         if not records:
             return 0
-        params: list[Any] = []
-        for record in records:
-            params.extend(summary_values(record))
-            params.append(record_to_json(record))
         with self._lock:
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                if self.prepare is not None:  # no other writer commits between its reads and these rows
+                    self.prepare(records, lambda sql, args: [tuple(r) for r in self.db.execute(sql, args)])
+                params = [v for record in records for v in (*summary_values(record), record_to_json(record))]
                 start = 0
                 for size in self._chunks:
                     while len(records) - start >= size:
