@@ -38,10 +38,13 @@ _OPEN_RUN = (
     "SELECT session_id, start_time FROM traces WHERE session_derived = 1 AND client = ? "
     "AND COALESCE(key_id, user_id, '') = ? AND start_time BETWEEN ? AND ? ORDER BY start_time DESC LIMIT 1"
 )
+# Each session's stored call before the batch's first one (a VALUES row per session: one statement a batch).
 _PREVIOUS = (
-    "SELECT request_digest, status_code, error_type, start_time FROM traces WHERE session_id = ? "
-    "AND start_time <= ? AND trace_id <> ? ORDER BY start_time DESC, trace_id DESC LIMIT 1"
+    "SELECT f.column1, t.request_digest, t.status_code, t.error_type, t.start_time FROM (VALUES {rows}) f "
+    "JOIN traces t ON t.trace_id = (SELECT trace_id FROM traces WHERE session_id = f.column1 AND start_time <= "
+    "f.column2 AND trace_id <> f.column3 ORDER BY start_time DESC, trace_id DESC LIMIT 1)"
 )
+_PER_STATEMENT = 300  # sessions per look-up: 3 parameters each, under SQLite's old limit of 999
 
 
 class SessionRuns:
@@ -58,17 +61,17 @@ class SessionRuns:
         for record in ordered:
             if record.session_id is None and record.client:
                 self._join_run(record, read)
-        previous: dict[str, tuple[str | None, bool, float]] = {}  # this batch's last call of each session
+        firsts: dict[str, CallRecord] = {}
+        for record in ordered:
+            if record.session_id is not None and record.request_digest is not None:
+                firsts.setdefault(record.session_id, record)
+        previous = _stored_previous(list(firsts.values()), read)  # then this batch's last call of each session
         for record in ordered:
             session = record.session_id
             if session is None:
                 continue
             before = previous.get(session)
             if record.request_digest is not None:
-                stored = read(_PREVIOUS, (session, record.start_time, record.trace_id))
-                if stored and (before is None or stored[0][3] > before[2]):
-                    digest, status, error, at = stored[0]
-                    before = (digest, (status or 0) >= 400 or error is not None, at)
                 record.resent = before is not None and before[1] and before[0] == record.request_digest
             previous[session] = (record.request_digest, record.is_error, record.start_time)
 
@@ -85,3 +88,16 @@ class SessionRuns:
         self._runs.move_to_end(key)
         while len(self._runs) > self.cap:
             self._runs.popitem(last=False)
+
+
+def _stored_previous(firsts: list[CallRecord], read: Read) -> dict[str, tuple[str | None, bool, float]]:
+    """Each session's stored call before its first call in the batch: (request digest, failed, start time)."""
+    found: dict[str, tuple[str | None, bool, float]] = {}
+    for start in range(0, len(firsts), _PER_STATEMENT):
+        chunk = firsts[start : start + _PER_STATEMENT]
+        params = [value for r in chunk for value in (r.session_id, r.start_time, r.trace_id)]
+        for session, digest, status, error, at in read(
+            _PREVIOUS.format(rows=",".join(["(?,?,?)"] * len(chunk))), params
+        ):
+            found[session] = (digest, (status or 0) >= 400 or error is not None, at)
+    return found
