@@ -240,8 +240,10 @@ def get_session(
     """A session's summary and its calls in order, each with its buckets, cost, what the cache saved and
     whether it broke."""
     scoped = replace(f or TraceFilter(), session=session_id, limit=1, offset=0, status=None)
-    derive = session_id.startswith(DERIVED_PREFIX)
-    found = list_sessions(store, scoped, derive=derive, prices_for=prices_for)["data"]
+    found = list_sessions(store, scoped, prices_for=prices_for)["data"]
+    derive = not found and session_id.startswith(DERIVED_PREFIX)  # calls stored before ids were assigned
+    if derive:
+        found = list_sessions(store, scoped, derive=True, prices_for=prices_for)["data"]
     if not found:
         return None
     table, head = _source(derive)
