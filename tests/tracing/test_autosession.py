@@ -5,6 +5,7 @@ API and the export carry afterwards."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from llm_scope.tracing import insight
 from llm_scope.tracing.autosession import DERIVED_PREFIX, IDLE_GAP, SessionRuns
 from llm_scope.tracing.pipeline import TracePipeline
 from llm_scope.tracing.queries import TraceFilter
-from llm_scope.tracing.store import Store
+from llm_scope.tracing.store import MIGRATIONS, Store
 from llm_scope.types import CallRecord, Usage
 
 T0 = 1_760_000_000.0
@@ -121,3 +122,25 @@ async def _helper_counts(tmp_path: Path, trace_content: bool) -> None:
     (row,) = pipeline.store.query("SELECT record FROM traces WHERE trace_id = ?", [retried.trace_id])
     assert ('"input":null' in row["record"]) is not trace_content  # content dropped, the facts kept
     await pipeline.stop()
+
+
+def test_a_store_from_before_the_facts_migrates_and_reads_as_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # the schema as the previous version left it
+        for number, script in enumerate(MIGRATIONS[:5], start=1):
+            old.executescript(script)
+            old.execute(f"PRAGMA user_version={number}")
+        old.execute(
+            "INSERT INTO traces (trace_id, start_time, end_time, client, session_id, record) VALUES (?, ?, ?, ?, ?, ?)",
+            ("a" * 32, T0, T0 + 1, "codex", "s-old", "{}"),
+        )
+    store = opened(path)
+    store.write([call(1, T0 + 5, session_id="s-old", tool_calls={"shell": 1})], outbox=False, max_outbox=10)
+    (session,) = insight.list_sessions(store, TraceFilter())["data"]
+    assert (session["calls"], session["tool_calls"], session["retries"], session["derived"]) == (
+        2,
+        {"shell": 1},
+        0,
+        False,
+    )
+    store.close()
