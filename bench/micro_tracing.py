@@ -32,6 +32,8 @@ from llm_scope.accounting.cost import Prices, lookup_prices, price_table
 from llm_scope.http.entry import TraceIds
 from llm_scope.logs import BatchedStream, CallLines, configure_logging
 from llm_scope.tracing import helper_protocol
+from llm_scope.tracing.autosession import SessionRuns
+from llm_scope.tracing.callfacts import note
 from llm_scope.tracing.otlp import RecordEncoder
 from llm_scope.tracing.records import enrich
 from llm_scope.tracing.splice import gzip_spliced
@@ -42,6 +44,7 @@ SECRETS = ["sk-upstream-4f8a1c2e9b7d6a5f3e2d1c0b", "ls-master-key-0c9d8e7f6a5b4c
 STEPS = (
     "pipe out (gateway)",
     "pipe in",
+    "session facts",
     "enrich",
     "write",
     "pending+acknowledge",
@@ -119,7 +122,7 @@ def log_lines(fmt: str) -> Callable[[list[CallRecord]], None]:
     return write
 
 
-def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
+def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) -> dict[str, float]:
     """CPU seconds per step over `total` records; the outbox is drained after each batch, as when Langfuse keeps up."""
     prices_for = app_prices_for()
     price_table()
@@ -131,6 +134,8 @@ def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
         store = Store(Path(tmp) / "bench.db")
         for _ in range(stored // 2000):  # a store that has been in use: its indexes outgrow SQLite's cache
             store.write([make_record() for _ in range(2000)], outbox=False, max_outbox=0)
+        if facts:  # fallback sessions and re-sends, in the write's transaction (counted in "write")
+            store.prepare = SessionRuns().assign
         try:
             for _ in range(total // batch_size):
                 batch = [make_record() for _ in range(batch_size)]
@@ -139,6 +144,9 @@ def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
                 p1 = time.process_time()
                 body = pickle.loads(message[4:])
                 batch = helper_protocol.load_rows(body[2])
+                f0 = time.process_time()
+                for record in batch if facts else ():
+                    note(record)
                 t0 = time.process_time()
                 for record in batch:
                     enrich(record, prices_for=prices_for, secrets=SECRETS, trace_content=True)
@@ -167,7 +175,7 @@ def one_run(total: int, batch_size: int, stored: int = 0) -> dict[str, float]:
                 t7 = time.process_time()
                 gzip_spliced(encoder.request(spans), pieces)
                 t8 = time.process_time()
-                times = (p1 - p0, t0 - p1, t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
+                times = (p1 - p0, f0 - p1, t0 - f0, t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
                 for step, seconds in zip(STEPS, times, strict=True):
                     spent[step] += seconds
         finally:
@@ -181,6 +189,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500, help="records per batch (the pipeline's batch_size)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the best per step is reported")
     parser.add_argument("--stored", type=int, default=0, help="traces already in the store before measuring")
+    parser.add_argument("--no-session-facts", action="store_true", help="without callfacts/autosession")
     parser.add_argument("--prompt-kb", type=float, default=0, help="a prompt of this many KB (default: one sentence)")
     parser.add_argument("--session", type=float, default=0, help="bench.session's calls, conversations to this KB")
     args = parser.parse_args()
@@ -191,7 +200,7 @@ def main() -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        runs = [one_run(args.records, args.batch, args.stored) for _ in range(args.repeat)]
+        runs = [one_run(args.records, args.batch, args.stored, not args.no_session_facts) for _ in range(args.repeat)]
     finally:
         root.handlers[:], root.level = saved[0], saved[1]
     count = args.records // args.batch * args.batch

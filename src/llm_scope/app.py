@@ -258,6 +258,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         price_overrides=config.price_overrides,
         database_url=settings.database_url,
         nice=settings.helper_nice,
+        session_repo=settings.session_repo,
     )
     return TraceHandoff(
         options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # Tracing
     trace_content: bool = Field(True, validation_alias=_alias("LLM_SCOPE_TRACE_CONTENT", "trace_content"))
     retention_days: int = Field(30, validation_alias=_alias("LLM_SCOPE_RETENTION_DAYS", "retention_days"))
+    # Store each call's repository (its working directory's name) and git branch when the tool itself states
+    # them in the request (Claude Code's environment block, Codex's environment context). Off: names of
+    # private projects are something a team may not want in the store.
+    session_repo: bool = Field(False, validation_alias=_alias("LLM_SCOPE_SESSION_REPO", "session_repo"))
     outbox_max_rows: int = Field(2_000_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
     # When the trace helper falls behind and queue_size records are in memory: "spill" them to a local file

@@ -145,6 +145,15 @@ class CallRecord:
     key_id: str | None = None  # the virtual key that made the call, if any
     server: str | None = None  # the upstream's host[:port] when the deployment names a URL (server.address)
     client_version: str | None = None  # the tool's version, as it states it
+    # Session facts. `subagent`: the marker the tool itself sent on a subagent's call (accounting/clients.py);
+    # the rest is worked out in the trace helper (tracing/callfacts.py, tracing/autosession.py).
+    subagent: str | None = None
+    tool_calls: dict[str, int] | None = None  # the tool calls the model made, by tool name; None: none
+    request_digest: str | None = None  # of the request's content, to tell a client's re-send of a failed call
+    repo: str | None = None  # the working directory's name and git branch, as the tool stated them
+    branch: str | None = None
+    session_derived: bool = False  # the session id is the fallback the helper assigned ("auto-…")
+    resent: bool = False  # the same request as the session's previous call, which had failed
 
     @property
     def is_error(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_scope.accounting.clients import KNOWN_CLIENTS, Client, attribute
+from llm_scope.accounting.clients import KNOWN_CLIENTS, Client, attribute, subagent_of
 
 STAINLESS_JS = {"x-stainless-lang": "js", "x-stainless-runtime": "node", "x-stainless-os": "Linux"}
 
@@ -166,3 +166,19 @@ def test_every_normalized_name_is_a_bounded_label() -> None:
 def test_a_huge_agent_name_is_cut() -> None:
     client = attribute({"user-agent": "x" * 5000 + "/1.0"})
     assert client.name == "x" * 80 and client.version == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"user-agent": "claude-cli/2.1.30 (external, cli)", "x-claude-code-session-id": "s"}, None),  # the main agent
+        ({"x-claude-code-agent-id": "a1b2", "x-claude-code-parent-agent-id": "c3d4"}, "agent"),  # a Task subagent
+        ({"originator": "codex_cli_rs", "x-openai-subagent": "review"}, "review"),
+        ({"x-openai-subagent": "collab_spawn", "x-codex-parent-thread-id": "t0"}, "collab_spawn"),
+        ({"x-codex-parent-thread-id": "t0"}, "thread"),
+        ({"x-openai-subagent": "false"}, None),
+        ({"x-openai-subagent": ""}, None),
+    ],
+)
+def test_subagent_markers_only_as_the_tools_send_them(headers: dict[str, str], expected: str | None) -> None:
+    assert subagent_of(headers) == expected

@@ -56,7 +56,7 @@ def rows_of(text: str) -> list[dict[str, str]]:
 
 def test_sessions_with_tool_turns_cost_and_unpriced(served: httpx.Client) -> None:
     found = served.get("/api/sessions").json()
-    assert found["total"] == 2
+    assert found["total"] == 3  # curl's call, sent without a session id, got one when it was stored
     by_id: dict[str, dict[str, Any]] = {s["session_id"]: s for s in found["data"]}
     claude, codex = by_id[CLAUDE_SESSION], by_id[CODEX_SESSION]
     assert (claude["client"], claude["calls"], claude["unpriced_calls"]) == ("claude-code", 3, 0)
@@ -124,12 +124,17 @@ def test_csv_cells_a_spreadsheet_would_run_are_defused(gateway: GatewayServer) -
         assert http.get("/api/sessions", params={"format": "xml"}).status_code == 400
 
 
-def test_sessions_derived_for_calls_without_an_id_on_request(served: httpx.Client) -> None:
-    derived = served.get("/api/sessions", params={"derive": "1"}).json()
-    assert derived["total"] == 3
-    (auto,) = [s for s in derived["data"] if s["session_id"].startswith("auto-")]
-    assert (auto["client"], auto["calls"]) == ("curl", 1)
-    assert served.get(f"/api/sessions/{auto['session_id']}").json()["turns"][0]["client"] == "curl"
+def test_calls_without_an_id_carry_a_derived_one_assigned_when_stored(served: httpx.Client) -> None:
+    (auto,) = [s for s in served.get("/api/sessions").json()["data"] if s["derived"]]
+    assert auto["session_id"].startswith("auto-") and (auto["client"], auto["calls"]) == ("curl", 1)
+    (turn,) = served.get(f"/api/sessions/{auto['session_id']}").json()["turns"]
+    assert turn["client"] == "curl" and turn["session_derived"] is True
+    assert auto["session_id"] == "auto-" + turn["trace_id"]
+    assert served.get(f"/api/traces/{turn['trace_id']}").json()["session_id"] == auto["session_id"]  # the row too
+    derived = served.get("/api/sessions", params={"derive": "1"}).json()  # still answers, the same sessions
+    assert sorted(s["session_id"] for s in derived["data"]) == sorted(
+        s["session_id"] for s in served.get("/api/sessions").json()["data"]
+    )
     assert served.get("/api/sessions", params={"derive": "maybe"}).status_code == 400
 
 

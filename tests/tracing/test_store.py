@@ -135,7 +135,8 @@ def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: St
             " total_tokens INTEGER, cache_read_tokens INTEGER, cache_write_tokens INTEGER, reasoning_tokens INTEGER,"
             " cost_input REAL, cost_output REAL, cost_total REAL, duration_ms REAL, ttft_ms REAL, upstream_ms REAL,"
             " record TEXT NOT NULL, key_id TEXT, cost_cache_read REAL, cost_cache_write REAL,"
-            " cost_cache_write_1h REAL, cost_reasoning REAL)"
+            " cost_cache_write_1h REAL, cost_reasoning REAL, tool_calls TEXT, subagent TEXT, retries INTEGER,"
+            " resent INTEGER, request_digest TEXT, repo TEXT, branch TEXT, session_derived INTEGER)"
         )
         for record in records:  # one at a time: the big integer sent a whole batch through the slow encoder
             row = summary_row(record)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from llm_scope.tracing import blocks, queries, stats
+from llm_scope.tracing import blocks, insight, queries, stats
 from llm_scope.tracing.pgstore import PostgresStore
 from llm_scope.tracing.queries import TraceFilter
 from llm_scope.tracing.records import enrich, record_to_json, summary_row
@@ -299,3 +299,28 @@ def test_cost_by_bucket_and_rejected_calls_grouped(any_store: TraceStore) -> Non
     rejected = queries.list_traces(any_store, TraceFilter(status="rejected"))
     assert sorted(r["requested_model"] for r in rejected["data"]) == ["gpt4-typo", "gtp-4o"]
     assert queries.list_traces(any_store, TraceFilter(model="(rejected)"))["data"] == rejected["data"]
+
+
+def test_session_facts(any_store: TraceStore) -> None:
+    facts = [
+        record(1, session_id="s", tool_calls={"Bash": 2, "Task": 1}, repo="shop", branch="main", request_digest="d1"),
+        record(
+            2, session_id="s", tool_calls={"Bash": 2, "Task": 1}, subagent="agent", metadata={"gateway_attempts": 3}
+        ),
+        record(3, session_id="s", resent=True, repo="shop", branch="fix/x"),
+        record(4, session_id="auto-" + f"{4:032x}", session_derived=True, tool_calls={"read_file": 1}),
+    ]
+    any_store.write(facts, outbox=False, max_outbox=100)
+    by_id = {s["session_id"]: s for s in insight.list_sessions(any_store, TraceFilter())["data"]}
+    s = by_id["s"]
+    assert s["tool_calls"] == {"Bash": 4, "Task": 2} and s["tool_call_count"] == 6 and s["subagent_calls"] == 1
+    assert (s["gateway_retries"], s["client_resends"], s["retries"], s["derived"]) == (2, 1, 3, False)
+    assert s["repos"] == ["shop"] and sorted(s["branches"]) == ["fix/x", "main"]
+    assert by_id["auto-" + f"{4:032x}"]["derived"] is True
+    turns = insight.get_session(any_store, "s")["turns"]
+    assert [t["tool_calls"] for t in turns] == [{"Bash": 2, "Task": 1}, {"Bash": 2, "Task": 1}, {}]
+    assert [(t["retries"], t["resent"], t["subagent"]) for t in turns] == [
+        (0, False, None),
+        (2, False, "agent"),
+        (0, True, None),
+    ]

@@ -14,6 +14,7 @@ from tests.conftest import UPSTREAM_KEY, upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_clients import CLAUDE_CODE, CLAUDE_SESSION, CLINE, CODEX, CODEX_SESSION
+from tests.tracing.test_callfacts import CLAUDE_SYSTEM
 from tests.ui.browser import CHROMIUM, api, chromium, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
@@ -22,8 +23,8 @@ if not CHROMIUM.exists():
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[GatewayServer]:
-    """Claude Code (alice, 3 turns), Codex (bob, 3 turns of which 2 on a model without a price), Cline (carol,
-    no session)."""
+    """Claude Code (alice, 3 turns: one launching a subagent with its Task tool, one made by the subagent), Codex
+    (bob, 3 turns of which 2 on a model without a price), Cline (carol, no session id: one is assigned)."""
     private = {
         "model_name": "private-fake",
         "litellm_params": {
@@ -32,12 +33,16 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iter
             "api_key": UPSTREAM_KEY,
         },
     }
-    settings = make_settings(Path(tmp_path_factory.mktemp("team-ui")))
+    settings = make_settings(Path(tmp_path_factory.mktemp("team-ui")), session_repo=True)
     with GatewayServer(settings, model_config=model_config([*upstream_models(upstream), private])) as server:
         with server.client() as http:
             for text in ("plan the change", "edit handle.py", "run the tests"):
                 body = {"model": "claude-fake", "max_tokens": 50, "messages": [{"role": "user", "content": text}]}
                 headers = {**CLAUDE_CODE, "x-user-id": "alice"}
+                if text == "plan the change":  # its environment block names the repository and branch
+                    body |= {"system": CLAUDE_SYSTEM, "tools": [{"name": "Task", "input_schema": {"type": "object"}}]}
+                if text == "edit handle.py":  # a subagent's call, as Claude Code marks it
+                    headers |= {"x-claude-code-agent-id": "a1", "x-claude-code-parent-agent-id": "main"}
                 assert http.post("/v1/messages", headers=headers, json=body).status_code == 200
             for model in ("gpt-fake", "private-fake", "private-fake"):
                 headers = {**CODEX, "x-user-id": "bob"}
@@ -70,8 +75,13 @@ def cell(row: Any, col: str) -> Any:
 def test_sessions_show_tool_user_turns_cache_and_honest_cost(gw: GatewayServer, page: Page) -> None:
     sessions = {s["session_id"]: s for s in api(gw, "/api/sessions")["data"]}
     open_view(page, gw, "sessions")
-    expect(page.get_by_test_id("session-row")).to_have_count(2)
+    expect(page.get_by_test_id("session-row")).to_have_count(3)
     claude = page.locator(f"tr[data-session-id='{CLAUDE_SESSION}']")
+    expect(cell(claude, "tools")).to_have_text("Task 1")
+    expect(cell(claude, "subagents")).to_have_attribute("data-value", "1")
+    expect(cell(claude, "retries")).to_have_text("—")
+    expect(cell(claude, "repo")).to_have_text("llm-scope @ feat/sessions-17")
+    expect(claude.get_by_test_id("session-derived")).to_have_count(0)
     expect(cell(claude, "client")).to_have_text("claude-code")
     expect(cell(claude, "user")).to_have_text("alice")
     saved = cell(claude, "cache-saved").get_attribute("data-value")
@@ -91,14 +101,12 @@ def test_sessions_show_tool_user_turns_cache_and_honest_cost(gw: GatewayServer, 
     assert href is not None and "format=csv" in href
     screenshot(page, "team-sessions")
 
-    page.get_by_test_id("sessions-range").select_option("1")  # the last 24 hours: both sessions are from now
-    expect(page.get_by_test_id("sessions-count")).to_have_text("2 sessions")
+    page.get_by_test_id("sessions-range").select_option("1")  # the last 24 hours: all sessions are from now
+    expect(page.get_by_test_id("sessions-count")).to_have_text("3 sessions")
     assert "range=1" in page.url
-    page.get_by_test_id("sessions-derive").check()  # Cline's call, sent without a session id, gets one
-    expect(page.get_by_test_id("session-row")).to_have_count(3)
-    expect(page.locator("tr[data-session-id^='auto-'] [data-col='client']")).to_have_text("cline")
-    page.get_by_test_id("sessions-derive").uncheck()
-    expect(page.get_by_test_id("session-row")).to_have_count(2)
+    cline = page.locator("tr[data-session-id^='auto-']")  # Cline's call, sent without a session id, got one
+    expect(cell(cline, "client")).to_have_text("cline")
+    expect(cline.get_by_test_id("session-derived")).to_have_text("grouped")
     page.get_by_test_id("sessions-client").select_option("codex")
     expect(page.get_by_test_id("session-row")).to_have_count(1)
     expect(page.locator(f"tr[data-session-id='{CODEX_SESSION}']")).to_be_visible()
@@ -119,6 +127,19 @@ def test_a_session_shows_its_turns_with_cache_buckets_and_unpriced_turns(gw: Gat
     turn = api(gw, f"/api/sessions/{CODEX_SESSION}")["turns"][0]
     expect(cell(rows.nth(0), "cache-read")).to_have_attribute("data-value", str(turn["cache_read_tokens"]))
     screenshot(page, "team-session")
+
+
+def test_a_session_shows_its_tool_calls_subagents_retries_and_repository(gw: GatewayServer, page: Page) -> None:
+    open_view(page, gw, f"session/{CLAUDE_SESSION}")
+    expect(page.get_by_test_id("session-tool-calls")).to_have_attribute("data-value", "1")
+    expect(page.get_by_test_id("session-subagents")).to_have_attribute("data-value", "1")
+    expect(page.get_by_test_id("session-retries")).to_have_attribute("data-value", "0")
+    expect(page.get_by_test_id("session-repo")).to_contain_text("llm-scope @ feat/sessions-17")
+    expect(page.get_by_test_id("session-tools").locator("[data-tool='Task']")).to_have_attribute("data-value", "1")
+    rows = page.get_by_test_id("session-call")
+    expect(cell(rows.nth(0), "tools")).to_contain_text("Task 1")
+    expect(rows.nth(1).get_by_test_id("call-subagent")).to_have_text("subagent")
+    expect(page.get_by_test_id("call-subagent")).to_have_count(1)
 
 
 def test_calls_filter_by_tool(gw: GatewayServer, page: Page) -> None:

@@ -173,3 +173,26 @@ def _clean(version: str | None) -> str | None:
         return None
     match = _VERSION.match(version.strip())
     return match.group(0)[:40] if match else None
+
+
+# The explicit markers the tools send on a subagent's own calls (header, what the stored marker says):
+# - Claude Code 2.1+ sets `x-claude-code-agent-id` (and `x-claude-code-parent-agent-id`) on the calls of an
+#   agent its Task/Agent tool started, never on the main conversation's (anthropics/claude-code#49204, #66761).
+# - Codex sets `x-openai-subagent` to the subagent's kind (`review`, `compact`, `collab_spawn`, …) and
+#   `x-codex-parent-thread-id` on a spawned thread's calls.
+SUBAGENT_HEADERS: tuple[tuple[str, str], ...] = (
+    ("x-openai-subagent", ""),
+    ("x-claude-code-parent-agent-id", "agent"),
+    ("x-claude-code-agent-id", "agent"),
+    ("x-codex-parent-thread-id", "thread"),
+)
+
+
+def subagent_of(headers: Mapping[str, str]) -> str | None:
+    """The marker a tool sent on a subagent's call (Codex's kind, else "agent"/"thread"), or None: only what the
+    tool states, never a guess from the prompt. Four dict lookups on the request path."""
+    for header, label in SUBAGENT_HEADERS:
+        value = headers.get(header)
+        if value is not None and value.strip().lower() not in ("", "false", "0"):
+            return label or value.strip()[:MAX_NAME]
+    return None

@@ -89,6 +89,7 @@ class CallContext:
     metadata: dict[str, Any] = field(default_factory=dict)
     key_id: str | None = None
     client_version: str | None = None
+    subagent: str | None = None
 
     def new_record(self, body: dict[str, Any] | None, api: ApiName = "chat") -> CallRecord:
         body = body or {}
@@ -106,6 +107,7 @@ class CallContext:
             input=_input_of(api, body) if body else None,
             key_id=self.key_id,
             client_version=self.client_version,
+            subagent=self.subagent,
         )
 
 

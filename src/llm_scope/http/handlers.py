@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Receive
 from .. import jsoncodec
 from ..access.keys import VirtualKey
 from ..access.limits import Limits, admit
-from ..accounting.clients import attribute
+from ..accounting.clients import attribute, subagent_of
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
 from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
 from ..providers.base import ApiName
@@ -92,6 +92,7 @@ def call_context(incoming: Incoming, route: str, body: Any) -> CallContext:
         client=client.name,
         metadata=dict(metadata) if isinstance(metadata, dict) else {},
         client_version=client.version,
+        subagent=subagent_of(headers),
     )
 
 

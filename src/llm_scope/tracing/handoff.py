@@ -32,6 +32,8 @@ from ..accounting.cost import prices_resolver
 from ..logs import log_calls
 from ..types import CallRecord
 from . import helper_protocol
+from .autosession import SessionRuns
+from .callfacts import note
 from .handoff_reads import COUNTERS, HandoffReads
 from .records import enrich
 from .spill import Spill, Taken
@@ -341,8 +343,10 @@ class TraceHandoff(HandoffReads):
         prices_for = prices_resolver(options.price_overrides)
 
         def work() -> None:
-            for record in records:
+            for record in records:  # as the helper's pipeline does
+                note(record, repo=options.session_repo)
                 enrich(record, prices_for=prices_for, secrets=options.secrets, trace_content=options.trace_content)
+            self.local.prepare = self.local.prepare or SessionRuns().assign
             self.local.write(records, outbox=bool(kinds), max_outbox=options.max_outbox, kinds=kinds)
             for score in scores:
                 self.local.add_score(score, outbox_payload=json.dumps(score) if outbox else None)

@@ -115,6 +115,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
         trace_content=options.trace_content,
         max_outbox=options.max_outbox,
         retention_days=options.retention_days,
+        session_repo=options.session_repo,
     )
 
     def send(message: tuple[Any, ...]) -> None:

@@ -12,16 +12,21 @@ Honest cost: SUM skips NULLs, so `cost_total` is what the priced calls cost (Non
 `unpriced_calls` counts the calls that used tokens but have no price. An unpriced call is never $0.
 
 Sessions are keyed by the session id the tool sent (Claude Code's `x-claude-code-session-id` or
-`metadata.user_id`, Codex's `session_id`, `x-session-id`, …). On request (`derive`), calls a tool made without
-one are grouped too: the same key (else user, else none) and client, no gap over IDLE_GAP seconds between
-consecutive calls; such a session's id is "auto-" and the trace id of its first call, the same whatever
-time range is asked about. That takes window functions over every such call in the store (LAG, SUM … OVER,
-FIRST_VALUE, a WITH inside a subquery: SQLite 3.25+ and PostgreSQL alike), so it is asked for, not done on
-every read.
+`metadata.user_id`, Codex's `session_id`, `x-session-id`, …), or, for calls a tool made without one, the
+fallback id the trace helper assigned when it stored them (`autosession`: same key, else user, and client,
+no gap over IDLE_GAP; "auto-" and the first call's trace id), marked `derived`. Calls stored before that
+existed have none: `derive` groups those the same way at read time, with window functions over every such
+call in the store (LAG, SUM … OVER, FIRST_VALUE, a WITH inside a subquery: SQLite 3.25+ and PostgreSQL alike),
+so it is asked for, not done on every read.
+
+A session's tool calls (by tool name), subagent calls (those the tool marked as a subagent's), retries (the
+gateway's own, plus the client's re-sends of a failed request) and repositories/branches come from columns
+the helper filled per call (`callfacts`, `autosession`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -29,6 +34,7 @@ from typing import Any
 from ..accounting.cache import cache_value
 from ..accounting.cost import Prices
 from ..types import CallRecord
+from .autosession import DERIVED_PREFIX, IDLE_GAP
 from .cachebreaks import explain
 from .queries import COST_BUCKETS, MAX_LIMIT, TraceFilter, money
 from .queries import MODEL as MODEL
@@ -36,8 +42,6 @@ from .store import SUMMARY_COLUMNS, Store
 
 Pricing = Callable[[CallRecord], Prices | None]  # a call's prices (config model_info, then LiteLLM's table)
 
-IDLE_GAP = 1800.0  # seconds between two calls of one tool that still count as one derived session
-DERIVED_PREFIX = "auto-"
 # A call that used tokens but has no cost: its model has no price (`cost_total` is NULL).
 UNPRICED = "cost_total IS NULL AND (input_tokens > 0 OR output_tokens > 0)"
 ERROR = "status_code >= 400 OR error_type IS NOT NULL"
@@ -47,6 +51,11 @@ AGGREGATES = (
     "SUM(reasoning_tokens) AS reasoning_tokens, SUM(total_tokens) AS total_tokens, SUM(cost_total) AS cost_total, "
     f"SUM(CASE WHEN {UNPRICED} THEN 1 ELSE 0 END) AS unpriced_calls, "
     f"SUM(CASE WHEN {ERROR} THEN 1 ELSE 0 END) AS errors, {COST_BUCKETS}"
+)
+SESSION_FACTS = (
+    "SUM(CASE WHEN subagent IS NOT NULL THEN 1 ELSE 0 END) AS subagent_calls, "
+    "SUM(COALESCE(retries, 0)) AS gateway_retries, SUM(COALESCE(resent, 0)) AS client_resends, "
+    "MAX(COALESCE(session_derived, 0)) AS derived"
 )
 GROUPS = {"client": "client", "user": "user_id", "model": MODEL, "key": "key_id", "session": "session_id"}
 SESSION_SORTS = {
@@ -133,13 +142,14 @@ def list_sessions(
     direction = "DESC" if descending else "ASC"
     rows = store.query(
         "SELECT session_id, MIN(start_time) AS first_call, MAX(start_time) AS last_call, "
-        f"MAX(end_time) AS ended, {AGGREGATES} FROM {table}{where} GROUP BY session_id "
+        f"MAX(end_time) AS ended, {AGGREGATES}, {SESSION_FACTS} FROM {table}{where} GROUP BY session_id "
         f"ORDER BY {SESSION_SORTS[sort]} {direction}, session_id {direction} LIMIT ? OFFSET ?",
         [*head, *params, limit, offset],
     )
     total = store.query(f"SELECT COUNT(DISTINCT session_id) AS n FROM {table}{where}", [*head, *params])[0]["n"]
-    sessions = [buckets(row) for row in rows]
+    sessions = [session_facts(buckets(row)) for row in rows]
     _add_breakdown(store, f, sessions, table, head)
+    _add_tool_calls(store, f, sessions, table, head)
     if prices_for is not None and sessions:
         ids = [x["session_id"] for x in sessions]
         where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})")
@@ -156,14 +166,15 @@ def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]],
     ids = [s["session_id"] for s in sessions]
     where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})")
     parts = store.query(
-        f"SELECT session_id, client, user_id, {MODEL} AS model, COUNT(*) AS calls, SUM(cost_total) AS cost_total "
-        f"FROM {table}{where} GROUP BY session_id, client, user_id, {MODEL}",
+        f"SELECT session_id, client, user_id, {MODEL} AS model, repo, branch, COUNT(*) AS calls "
+        f"FROM {table}{where} GROUP BY session_id, client, user_id, {MODEL}, repo, branch",
         [*head, *params, *ids],
     )
-    tally: dict[str, dict[str, dict[Any, int]]] = {i: {"client": {}, "user_id": {}, "model": {}} for i in ids}
+    names = ("client", "user_id", "model", "repo", "branch")
+    tally: dict[str, dict[str, dict[Any, int]]] = {i: {n: {} for n in names} for i in ids}
     for part in parts:
         counts = tally[part["session_id"]]
-        for column in ("client", "user_id", "model"):
+        for column in names:
             counts[column][part[column]] = counts[column].get(part[column], 0) + int(part["calls"])
     for session in sessions:
         counts = tally[session["session_id"]]
@@ -172,6 +183,50 @@ def _add_breakdown(store: Store, f: TraceFilter, sessions: list[dict[str, Any]],
         session["user"] = users[0] if users else None
         session["clients"], session["users"] = clients, users
         session["models"] = _ranked(counts["model"])
+        session["repos"], session["branches"] = _ranked(counts["repo"]), _ranked(counts["branch"])
+
+
+def session_facts(row: dict[str, Any]) -> dict[str, Any]:
+    """Retries are the gateway's own and the client's re-sends of a failed request, added up; a session is
+    derived when the helper assigned its id (or, for calls stored before that, `derive` did)."""
+    for name in ("subagent_calls", "gateway_retries", "client_resends"):
+        row[name] = int(row.get(name) or 0)
+    row["retries"] = row["gateway_retries"] + row["client_resends"]
+    row["derived"] = bool(row.get("derived")) or str(row.get("session_id") or "").startswith(DERIVED_PREFIX)
+    return row
+
+
+def _add_tool_calls(store: Store, f: TraceFilter, sessions: list[dict[str, Any]], table: str, head: list[Any]) -> None:
+    """Each session's tool calls by tool name, most first: the per-call {name: count} JSON, grouped by its text
+    in SQL (a session repeats the same few) and added up here (JSON functions differ between the engines)."""
+    if not sessions:
+        return
+    ids = [s["session_id"] for s in sessions]
+    where, params = _where(f, f"session_id IN ({','.join('?' * len(ids))})", "tool_calls IS NOT NULL")
+    parts = store.query(
+        f"SELECT session_id, tool_calls, COUNT(*) AS calls FROM {table}{where} GROUP BY session_id, tool_calls",
+        [*head, *params, *ids],
+    )
+    totals: dict[str, dict[str, int]] = {i: {} for i in ids}
+    for part in parts:
+        counts = totals[part["session_id"]]
+        for name, count in tool_counts(part["tool_calls"]).items():
+            counts[name] = counts.get(name, 0) + count * int(part["calls"])
+    for session in sessions:
+        counts = totals[session["session_id"]]
+        session["tool_calls"] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        session["tool_call_count"] = sum(counts.values())
+
+
+def tool_counts(stored: Any) -> dict[str, int]:
+    """A stored tool_calls cell as {name: count} ({} for NULL or anything unreadable)."""
+    if not stored:
+        return {}
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
 
 
 def _ranked(counts: dict[Any, int]) -> list[Any]:
@@ -184,8 +239,10 @@ def get_session(
     """A session's summary and its calls in order, each with its buckets, cost, what the cache saved and
     whether it broke."""
     scoped = replace(f or TraceFilter(), session=session_id, limit=1, offset=0, status=None)
-    derive = session_id.startswith(DERIVED_PREFIX)
-    found = list_sessions(store, scoped, derive=derive, prices_for=prices_for)["data"]
+    found = list_sessions(store, scoped, prices_for=prices_for)["data"]
+    derive = not found and session_id.startswith(DERIVED_PREFIX)  # calls stored before ids were assigned
+    if derive:
+        found = list_sessions(store, scoped, derive=True, prices_for=prices_for)["data"]
     if not found:
         return None
     table, head = _source(derive)
@@ -196,6 +253,9 @@ def get_session(
     )
     for turn, call in enumerate(calls, start=1):
         call["turn"] = turn
+        call["tool_calls"] = tool_counts(call["tool_calls"])
+        call["resent"], call["session_derived"] = bool(call["resent"]), bool(call["session_derived"])
+        call["retries"] = int(call["retries"] or 0)
         call["unpriced"] = call["cost_total"] is None and bool(call["input_tokens"] or call["output_tokens"])
         call["fresh_input_tokens"] = max(
             0, (call["input_tokens"] or 0) - (call["cache_read_tokens"] or 0) - (call["cache_write_tokens"] or 0)

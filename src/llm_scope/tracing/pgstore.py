@@ -17,6 +17,7 @@ from typing import Any
 from ..postgres import Database
 from ..types import CallRecord
 from . import blobs
+from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import SUMMARY_COLUMNS, summary_values
 from .storage import POSTGRES
 
@@ -60,12 +61,17 @@ MIGRATIONS: list[str] = [
         WHERE cost_total IS NOT NULL AND CASE WHEN record ~ '(NaN|Infinity|\\\\u0000)' THEN false
         ELSE jsonb_typeof(record::jsonb -> 'cost') = 'object' END;
     """,
+    # Session facts (callfacts, autosession); `traces_auto` finds a fallback session's open run.
+    "ALTER TABLE traces " + ", ".join(f"ADD COLUMN {name} {kind}" for name, kind in FACT_COLUMNS) + ";"
+    "CREATE INDEX traces_auto ON traces(client, start_time) WHERE session_derived = 1;",
 ]
 
 _COLUMNS = [*SUMMARY_COLUMNS, "record", "input_refs"]
-_TEXT = frozenset(
-    ("trace_id", "route", "user_id", "session_id", "client", "requested_model", "resolved_model", "provider")
-) | {"error_type", "key_id", "record", "input_refs"}
+_TEXT = (
+    frozenset(("trace_id", "route", "user_id", "session_id", "client", "requested_model", "resolved_model", "provider"))
+    | {"error_type", "key_id", "record", "input_refs"}
+    | {name for name, kind in FACT_COLUMNS if kind == "TEXT"}
+)
 _INT = {
     "status_code",
     "stream",
@@ -75,10 +81,10 @@ _INT = {
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
-}
+} | {name for name, kind in FACT_COLUMNS if kind == "INTEGER"}
 _KINDS = tuple("text" if c in _TEXT else "int" if c in _INT else "real" for c in _COLUMNS)
 _INT64 = range(-(2**63), 2**63)
-_ROWS_PER_STATEMENT = 500  # 32 parameters a row, well under PostgreSQL's 65,535
+_ROWS_PER_STATEMENT = 500  # 40 parameters a row, well under PostgreSQL's 65,535
 _DAY = "(to_timestamp(start_time) AT TIME ZONE 'UTC')::date"
 
 

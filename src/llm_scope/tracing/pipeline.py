@@ -24,6 +24,8 @@ from typing import Any
 
 from ..accounting.cost import Prices
 from ..types import CallRecord
+from .autosession import SessionRuns
+from .callfacts import note
 from .exporting import Exporter
 from .helper_protocol import PipelineStats
 from .lanes import ExportLane
@@ -47,6 +49,7 @@ class TracePipeline:
         flush_interval: float = 0.2,
         batch_size: int = 500,
         retention_days: float = 30,
+        session_repo: bool = False,
     ) -> None:
         self.store_path = store_path
         self._store: Store | None = None
@@ -58,6 +61,8 @@ class TracePipeline:
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.retention_days = retention_days
+        self.session_repo = session_repo  # read the repository and branch the tools state in their prompts
+        self.sessions = SessionRuns()
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         # Each lane holds the records just written and not yet exported, by trace id, and sends these objects
@@ -105,6 +110,7 @@ class TracePipeline:
 
     async def start(self) -> None:
         self._store = store = Store(self.store_path)
+        store.prepare = self.sessions.assign
         for lane in self.lanes:
             lane.backlog = store.backlog(lane.kinds)
             if lane.backlog:
@@ -155,7 +161,8 @@ class TracePipeline:
 
     async def _write(self, batch: list[CallRecord]) -> None:
         try:
-            for record in batch:
+            for record in batch:  # the session facts first: enrich may drop the content they come from
+                note(record, repo=self.session_repo)
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
             dropped = self.store.write(batch, outbox=bool(self.lanes), max_outbox=self.max_outbox, kinds=self._kinds)
         except BaseException:

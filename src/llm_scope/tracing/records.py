@@ -168,6 +168,14 @@ SUMMARY_COLUMNS = (
     "cost_cache_write",
     "cost_cache_write_1h",
     "cost_reasoning",
+    "tool_calls",
+    "subagent",
+    "retries",
+    "resent",
+    "request_digest",
+    "repo",
+    "branch",
+    "session_derived",
 )
 
 
@@ -222,6 +230,24 @@ def summary_values(record: CallRecord) -> tuple[Any, ...]:
         round(upstream * 1000, 3) if upstream is not None else None,
         record.key_id,
         *parts,
+        *_session_facts(record),
+    )
+
+
+def _session_facts(record: CallRecord) -> tuple[Any, ...]:
+    """tool_calls as JSON {name: count} (NULL: none), the subagent marker, the gateway's own retries, whether
+    the client re-sent a failed request, the request digest, repo, branch, and whether the session is derived."""
+    tools = record.tool_calls
+    attempts = record.metadata.get("gateway_attempts") if record.metadata else None
+    return (
+        jsoncodec.dumps_str(tools) if tools else None,
+        record.subagent,
+        attempts - 1 if isinstance(attempts, int) and attempts > 1 else 0,
+        int(record.resent),
+        record.request_digest,
+        record.repo,
+        record.branch,
+        int(record.session_derived),
     )
 
 

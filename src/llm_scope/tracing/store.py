@@ -21,6 +21,8 @@ from typing import Any
 from .. import jsoncodec
 from ..types import CallRecord
 from . import blobs
+from .autosession import Prepare
+from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import COST_PARTS, record_from_dict, summary_values
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .shipcursor import ShippingCursor
@@ -81,6 +83,9 @@ MIGRATIONS: list[str] = [
     + "UPDATE traces SET "
     + ",".join(f"cost_{p} = COALESCE(json_extract(record, '$.cost.{p}'), 0)" for p in COST_PARTS)
     + " WHERE cost_total IS NOT NULL AND CASE WHEN json_valid(record) THEN json_type(record, '$.cost') = 'object' END",
+    # Session facts (callfacts, autosession); `traces_auto` finds a fallback session's open run.
+    "".join(f"ALTER TABLE traces ADD COLUMN {name} {kind};" for name, kind in FACT_COLUMNS)
+    + "CREATE INDEX traces_auto ON traces(client, start_time) WHERE session_derived = 1;",
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
@@ -151,6 +156,7 @@ class Store(ShippingCursor):
         self.path = path
         self._lock = threading.Lock()
         self._writes = WriteLock(path)  # writers queue in the kernel, not in SQLite's sleeping busy handler
+        self.prepare: Prepare | None = None  # changes records in `write`'s transaction (autosession)
         self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
@@ -196,16 +202,18 @@ class Store(ShippingCursor):
         """
         if not records:
             return 0
-        params: list[Any] = []
         pending: dict[str, str] = {}  # the blocks to write: new, or not written by this process lately
         now = time.time()
         skip = self._blocks.trusted(now)
-        for record in records:
-            params.extend(summary_values(record))
-            params.extend(blobs.stored_row(record, pending, skip))
         with self._lock, self._writes.held():
             self.db.execute("BEGIN IMMEDIATE")
             try:
+                if self.prepare is not None:  # no other writer commits between its reads and these rows
+                    self.prepare(records, lambda sql, args: [tuple(r) for r in self.db.execute(sql, args)])
+                params: list[Any] = []
+                for record in records:  # after `prepare`: it may give a record its session
+                    params.extend(summary_values(record))
+                    params.extend(blobs.stored_row(record, pending, skip))
                 for size, values in blobs.blob_params(pending, now):
                     self.db.execute(blobs.upsert_sql(size), values)
                 start = 0

@@ -13,8 +13,26 @@ const RANGES = [["all", "All time"], ["1", "Last 24 hours"], ["7", "Last 7 days"
 const SAVED_TITLE = "What the cache reads did not cost, against the model's list input price";
 const SORTS = [["last_call", "Last activity"], ["cost", "Cost"], ["calls", "Turns"], ["tokens", "Tokens"],
   ["errors", "Errors"], ["unpriced", "Unpriced calls"], ["first_call", "Started"]];
+const SUBAGENT_TITLE = "Calls the tool itself marked as a subagent's (Claude Code's x-claude-code-agent-id header, " +
+  "Codex's x-openai-subagent); the calls that launched subagents are the Task/Agent tool calls";
+const RETRIES_TITLE = "Retries the gateway made within a call, plus the client's re-sends of a request that had " +
+  "just failed (the same request as the session's previous call)";
+const DERIVED_TITLE = "Sent without a session id: the same key (else user) and tool, at most 30 minutes apart, " +
+  "grouped when stored";
 
-function sessionRow(r) {
+// {name: count} as "Bash 12 · Read 7 · Edit 3 +2 more", most first (the API sorts them).
+function toolList(calls, most = 3) {
+  const names = Object.entries(calls || {});
+  if (!names.length) return DASH;
+  const shown = names.slice(0, most).map(([n, c]) => `${n} ${fmtInt(c)}`).join(" · ");
+  return names.length > most ? `${shown} +${names.length - most} more` : shown;
+}
+
+const toolTitle = (calls) => Object.entries(calls || {}).map(([n, c]) => `${n}: ${c}`).join("\n") || null;
+const repoText = (r) => (r.repos || []).length ? `${r.repos.join(", ")}${(r.branches || []).length
+  ? ` @ ${r.branches.join(", ")}` : ""}` : DASH;
+
+function sessionRow(r, withRepo) {
   const href = hashFor("session", r.session_id);
   const span = r.last_call - r.first_call;
   return h(
@@ -22,13 +40,20 @@ function sessionRow(r) {
     { "data-testid": "session-row", "data-session-id": r.session_id, onclick: (e) => {
       if (!e.target.closest("a")) location.hash = href;
     } },
-    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 14))),
+    h("td", { "data-col": "session", title: r.session_id }, h("a", { href }, shortId(r.session_id, 14)),
+      r.derived ? h("span", { class: "tag", "data-testid": "session-derived", title: DERIVED_TITLE }, "grouped") : null),
     h("td", { "data-col": "client" }, r.client ? h("span", { class: "tag client" }, r.client) : DASH),
     h("td", { "data-col": "user", title: (r.users || []).join(", ") }, r.user || DASH),
     h("td", { "data-col": "started", title: isoTime(r.first_call) }, fmtTime(r.first_call)),
     num(fmtSpan(span), span, { "data-col": "duration" }),
     num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
     h("td", { "data-col": "models", class: "muted small" }, (r.models || []).join(", ") || DASH),
+    withRepo ? h("td", { "data-col": "repo", class: "small" }, repoText(r)) : null,
+    h("td", { "data-col": "tools", class: "small", title: toolTitle(r.tool_calls), "data-value": r.tool_call_count ?? 0 },
+      toolList(r.tool_calls)),
+    num(r.subagent_calls ? fmtInt(r.subagent_calls) : DASH, r.subagent_calls, { "data-col": "subagents" }),
+    num(r.retries ? fmtInt(r.retries) : DASH, r.retries, { "data-col": "retries",
+      title: `${r.gateway_retries || 0} by the gateway, ${r.client_resends || 0} re-sent by the client` }),
     num(r.errors ? fmtInt(r.errors) : DASH, r.errors, { "data-col": "errors", class: r.errors ? "num bad-text" : "num" }),
     num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
     num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
@@ -44,9 +69,17 @@ function sessionRow(r) {
 export async function sessionsView(main, ctx) {
   const filters = { client: ctx.params.get("client") || "", user: ctx.params.get("user") || "",
     sort: ctx.params.get("sort") || "last_call",
-    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all",
-    derive: ctx.params.get("derive") === "1" ? "1" : "" };
+    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all" };
   const body = h("tbody", { id: "sessions-body" });
+  const head = h("thead");
+  const TITLES = { "Cache saved": SAVED_TITLE, "Subagent calls": SUBAGENT_TITLE, Retries: RETRIES_TITLE };
+  const header = (withRepo) => h("tr", {},
+    ["Session", "Tool", "User", "Started"].map((c) => h("th", {}, c)),
+    ["Duration", "Turns"].map((c) => h("th", { class: "num" }, c)), h("th", {}, "Models"),
+    withRepo ? h("th", { "data-testid": "sessions-repo-head" }, "Repo @ branch") : null,
+    h("th", { title: "The tool calls the model made, by tool name" }, "Tool calls"),
+    ["Subagent calls", "Retries", "Errors", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit",
+      "Cache saved", "Cost"].map((c) => h("th", { class: "num", title: TITLES[c] || null }, c)));
   const summary = h("span", { class: "muted", "data-testid": "sessions-count" });
   const empty = h("div");
   const exportLink = h("a", { class: "button", "data-testid": "sessions-csv", download: "sessions.csv" }, "CSV");
@@ -72,22 +105,13 @@ export async function sessionsView(main, ctx) {
   const rangeSelect = h("select", { id: "sessions-range", "data-testid": "sessions-range" },
     RANGES.map(([v, label]) => h("option", { value: v, selected: v === filters.range }, label)));
   rangeSelect.addEventListener("change", () => { filters.range = rangeSelect.value; apply(); });
-  const deriveBox = h("input", { type: "checkbox", id: "sessions-derive", "data-testid": "sessions-derive",
-    checked: filters.derive === "1" });
-  deriveBox.addEventListener("change", () => { filters.derive = deriveBox.checked ? "1" : ""; apply(); });
-  const deriveLabel = h("label", { class: "check", title: "Calls a tool sent without a session id: the same key " +
-    "(else user) and tool, at most 30 minutes apart, as one session" }, deriveBox, " Group calls without an id");
   add(main,
     h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
-      h("div", { class: "filters" }, deriveLabel, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
+      h("div", { class: "filters" }, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid", id: "sessions-table", "data-testid": "sessions-table" },
-      h("thead", {}, h("tr", {},
-        ["Session", "Tool", "User", "Started"].map((c) => h("th", {}, c)),
-        ["Duration", "Turns"].map((c) => h("th", { class: "num" }, c)), h("th", {}, "Models"),
-        ["Errors", "Fresh in", "Cache read", "Cache write", "Output", "Cache hit", "Cache saved", "Cost"]
-          .map((c) => h("th", { class: "num", title: c === "Cache saved" ? SAVED_TITLE : null }, c)))),
+      head,
       body,
     )),
     empty,
@@ -99,20 +123,21 @@ export async function sessionsView(main, ctx) {
 
   async function refresh() {
     const since = filters.range === "all" ? null : Math.floor(Date.now() / 1000 - Number(filters.range) * 86400);
-    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since,
-      derive: filters.derive };
+    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since };
     const data = await api("api/sessions", params);
     const signature = JSON.stringify(data);
     if (signature === last || !ctx.alive()) return;
     last = signature;
     const qs = new URLSearchParams(Object.entries({ ...params, format: "csv" }).filter(([, v]) => v)).toString();
     exportLink.setAttribute("href", `api/sessions?${qs}`);
-    add(clear(body), ...data.data.map(sessionRow));
+    const withRepo = data.data.some((r) => (r.repos || []).length);  // stored only with LLM_SCOPE_SESSION_REPO on
+    add(clear(head), header(withRepo));
+    add(clear(body), ...data.data.map((r) => sessionRow(r, withRepo)));
     const shown = data.data.length < data.total ? ` (the first ${fmtInt(data.data.length)})` : "";
     summary.textContent = `${fmtInt(data.total)} session${data.total === 1 ? "" : "s"}${shown}`;
     add(clear(empty), data.data.length ? "" : h("div", { class: "empty", "data-testid": "sessions-empty" },
       "No sessions yet. Claude Code and Codex send their session id by themselves; other tools can send an " +
-      "X-Session-ID header (or metadata.session_id)."));
+      "X-Session-ID header (or metadata.session_id), or their calls are grouped by key and tool."));
   }
   await refresh();
   return refresh;
@@ -137,6 +162,12 @@ function timelineRow(t, t0, running, offset) {
     num(fmtInt(t.cache_read_tokens), t.cache_read_tokens, { "data-col": "cache-read" }),
     num(fmtInt(t.cache_write_tokens), t.cache_write_tokens, { "data-col": "cache-write" }),
     num(fmtInt(t.output_tokens), t.output_tokens, { "data-col": "tokens-out" }),
+    h("td", { "data-col": "tools", class: "small", title: toolTitle(t.tool_calls) }, toolList(t.tool_calls, 2),
+      t.subagent ? h("span", { class: "tag", "data-testid": "call-subagent", title: SUBAGENT_TITLE },
+        `subagent${t.subagent === "agent" ? "" : `: ${t.subagent}`}`) : null,
+      t.resent ? h("span", { class: "tag", "data-testid": "call-resent", title: RETRIES_TITLE }, "re-sent") : null,
+      t.retries ? h("span", { class: "tag", title: RETRIES_TITLE }, `${t.retries} gateway retr${t.retries === 1 ? "y" : "ies"}`)
+        : null),
     num(fmtCost(t.cache_saved_usd), t.cache_saved_usd, { "data-col": "cache-saved" }),
     num(t.unpriced ? "unpriced" : fmtCost(t.cost_total), t.cost_total,
       { "data-col": "cost", class: t.unpriced ? "num warn-text" : "num" }),
@@ -187,8 +218,9 @@ export async function sessionView(main, ctx) {
       { class: "grid timeline", id: "session-table", "data-testid": "session-timeline" },
       h("thead", {}, h("tr", {}, ["#", "Time"].map((c) => h("th", {}, c)), h("th", { class: "num" }, "Offset"),
         ["Model", "Status"].map((c) => h("th", {}, c)),
-        ["Fresh in", "Cache read", "Cache write", "Output", "Cache saved", "Cost", "Running cost", "Latency"]
-          .map((c) => h("th", { class: "num" }, c)))),
+        ["Fresh in", "Cache read", "Cache write", "Output"].map((c) => h("th", { class: "num" }, c)),
+        h("th", {}, "Tool calls"),
+        ["Cache saved", "Cost", "Running cost", "Latency"].map((c) => h("th", { class: "num" }, c)))),
       body,
     )),
   );
@@ -223,6 +255,10 @@ export async function sessionView(main, ctx) {
       tile("User", data.user || DASH, data.user || "", "session-users"),
       tile("Turns", fmtInt(data.calls), data.calls, "session-calls-count"),
       tile("Errors", fmtInt(data.errors), data.errors, "session-errors"),
+      tile("Tool calls", fmtInt(data.tool_call_count), data.tool_call_count, "session-tool-calls"),
+      tile("Subagent calls", fmtInt(data.subagent_calls), data.subagent_calls, "session-subagents", SUBAGENT_TITLE),
+      tile("Retries", fmtInt(data.retries), data.retries, "session-retries", RETRIES_TITLE),
+      (data.repos || []).length ? tile("Repo @ branch", repoText(data), repoText(data), "session-repo") : "",
       tile("Fresh input", fmtInt(data.fresh_input_tokens), data.fresh_input_tokens, "session-fresh-in"),
       tile("Cache read", fmtInt(data.cache_read_tokens), data.cache_read_tokens, "session-cache-read"),
       tile("Cache write", fmtInt(data.cache_write_tokens), data.cache_write_tokens, "session-cache-write"),
@@ -235,6 +271,10 @@ export async function sessionView(main, ctx) {
       tile("Cost", costNodes(data.cost_total, data.unpriced_calls), data.cost_total, "session-cost"),
       tile("Duration", spanText(end - t0), end - t0, "session-duration"),
     ), h("p", { class: "muted small" }, `Models: ${(data.models || []).join(", ") || DASH}`),
+    h("p", { class: "muted small", "data-testid": "session-tools" }, "Tool calls by name: ",
+      Object.entries(data.tool_calls || {}).map(([n, c]) =>
+        h("span", { class: "tag", "data-tool": n, "data-value": c }, `${n} ${fmtInt(c)}`)), data.tool_call_count ? "" : DASH),
+    data.derived ? h("p", { class: "muted small", "data-testid": "session-derived" }, `Grouped: ${DERIVED_TITLE}.`) : "",
     data.calls > calls.length ? h("p", { class: "muted" }, `Showing the first ${calls.length} of ${data.calls} turns.`) : "");
     add(clear(chart), lines({
       id: "chart-session-cost", title: "Running cost", format: fmtCost, formatX: offset,
@@ -249,7 +289,7 @@ export async function sessionView(main, ctx) {
   return refresh;
 }
 
-export function tile(label, text, value, testid) {
-  return h("div", { class: "tile", "data-testid": testid, "data-value": value ?? "" },
+export function tile(label, text, value, testid, title = null) {
+  return h("div", { class: "tile", "data-testid": testid, "data-value": value ?? "", title },
     h("div", { class: "tile-label" }, label), h("div", { class: "tile-value" }, text));
 }
