@@ -1,6 +1,8 @@
 """The architecture, held by a test: imports point one way, and each third-party library lives in one module.
 
 cli → app → http → gateway → {providers, tracing, metrics, accounting} → {model_config, settings, errors, types}
+
+`apis` (one module per API family, and their table) sits under http, gateway and providers, which all read it.
 """
 
 from __future__ import annotations
@@ -32,14 +34,17 @@ ALLOWED: dict[str, set[str]] = {
     "model_config": {"settings", "types", "litellm_keys", "config_sections"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
+    # The API families: what each is, read by http, gateway and providers; no web framework, no gateway.
+    "apis": {"apis", "accounting", "errors", "types", "jsoncodec"},
     "metrics": {"types", "errors", "internals"},
-    "providers": {"providers", "model_config", "errors", "types", "jsoncodec"},
+    "providers": {"providers", "apis", "model_config", "errors", "types", "jsoncodec"},
     # logs: the helper process sets up its own; postgres: the shared store it ships to
     "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
-    "gateway": {"gateway", "providers", "accounting", "model_config", "errors", "types", "jsoncodec"},
+    "gateway": {"gateway", "apis", "providers", "accounting", "model_config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings", "postgres"},
     "http": {
         "http",
+        "apis",
         "gateway",
         "tracing",
         "providers",
@@ -55,6 +60,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "app": {
         "http",
+        "apis",
         "gateway",
         "providers",
         "tracing",

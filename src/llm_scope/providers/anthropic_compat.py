@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import jsoncodec
+from ..apis import BY_NAME, ApiName
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
-PATHS: dict[str, str] = {"messages": "v1/messages", "count_tokens": "v1/messages/count_tokens"}
 
 
 class AnthropicCompatProvider:
@@ -40,7 +40,7 @@ class AnthropicCompatProvider:
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
         return await self.http.post(
-            f"{base}/{PATHS[api]}",
+            f"{base}/{BY_NAME[api].upstream_path}",
             headers,
             data,
             stream=bool(body.get("stream")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import operator
 import os
 import re
 import traceback
@@ -17,10 +18,11 @@ from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
 
+from ..apis import BY_NAME, ApiName
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 
 log = logging.getLogger("llm_scope.providers")
 _litellm: ModuleType | None = None
@@ -78,23 +80,22 @@ class LiteLLMProvider:
         kwargs["timeout"] = options.timeout
         model = deployment.litellm_model
         stream = bool(body.get("stream"))
+        family = BY_NAME[api]
         try:
-            if api == "chat":
-                result = await litellm.acompletion(model=model, max_retries=0, **kwargs)
-            elif api == "messages":
-                result = await litellm.anthropic.messages.acreate(model=model, **kwargs)
-            elif api == "count_tokens":
+            if family.litellm == "token_counter":  # synchronous, and counts OpenAI-format messages
                 count = litellm.token_counter(model=model, messages=_as_openai_messages(body))
                 return _json({"input_tokens": count})
-            elif api == "responses":
-                result = await litellm.aresponses(model=model, **kwargs)
-            else:
-                result = await litellm.aembedding(model=model, **kwargs)
+            if family.litellm == "acompletion":  # it retries on its own; the gateway's policy does that
+                kwargs["max_retries"] = 0
+            result = await operator.attrgetter(family.litellm)(litellm)(model=model, **kwargs)
         except Exception as exc:
             raise failure(exc, deployment) from None
         if not stream:
             return _json(result if isinstance(result, dict) else json.loads(result.model_dump_json(exclude_none=True)))
-        events = _anthropic_sse(result, deployment) if api == "messages" else _sse(result, deployment, api == "chat")
+        if family.litellm_stream == "anthropic":
+            events = _anthropic_sse(result, deployment)
+        else:
+            events = _sse(result, deployment, family.litellm_stream == "chat")
         return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=events)
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from .. import jsoncodec
+from ..apis import BY_NAME, ApiName
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-PATHS: dict[str, str] = {"chat": "chat/completions", "responses": "responses", "embeddings": "embeddings"}
 
 
 class OpenAICompatProvider:
@@ -29,7 +29,7 @@ class OpenAICompatProvider:
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
-        url, headers = upstream_target(deployment, PATHS[api])
+        url, headers = upstream_target(deployment, BY_NAME[api].upstream_path)
         payload = dict(body)
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
