@@ -103,10 +103,10 @@ def create_app(
     alerts = BudgetAlerts(settings.budget_webhook_url, pipeline, keys.list, interval=settings.budget_alert_interval)
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
-        "openai": OpenAICompatProvider(http),
-        "anthropic": AnthropicCompatProvider(http),
-        "mock": MockProvider(),
-        "litellm": LiteLLMProvider(),
+        "openai": OpenAICompatProvider(http, families),
+        "anthropic": AnthropicCompatProvider(http, families),
+        "mock": MockProvider(families),
+        "litellm": LiteLLMProvider(families),
     }
     gateway = Gateway(
         router,

@@ -18,7 +18,10 @@ from .responses import RESPONSES
 
 FAMILIES: tuple[ApiFamily, ...] = (CHAT, MESSAGES, COUNT_TOKENS, RESPONSES, EMBEDDINGS)
 
-BY_NAME: dict[ApiName, ApiFamily] = {family.name: family for family in FAMILIES}
+
+def by_name(families: Iterable[ApiFamily]) -> dict[ApiName, ApiFamily]:
+    """Each family by the name a provider is called with (what `Provider.call`'s `api` is)."""
+    return {family.name: family for family in families}
 
 
 def by_path(families: Iterable[ApiFamily]) -> dict[str, ApiFamily]:
@@ -43,7 +46,6 @@ def anthropic_shaped(path: str) -> bool:
 
 __all__ = [
     "ANTHROPIC_PREFIXES",
-    "BY_NAME",
     "FAMILIES",
     "ApiFamily",
     "ApiName",
@@ -51,5 +53,6 @@ __all__ = [
     "Summary",
     "Tap",
     "anthropic_shaped",
+    "by_name",
     "by_path",
 ]

@@ -220,7 +220,7 @@ class EntryLayer:
         path: str = scope["path"]
         verdict = self.auth.decide(scope)
         if isinstance(verdict, GatewayError):
-            await _error(path, verdict)(scope, receive, send_with_headers)
+            await error_response(verdict, anthropic=anthropic_shaped(path))(scope, receive, send_with_headers)
             return
         call = self._calls.get(path)
         if call is None:
@@ -231,20 +231,18 @@ class EntryLayer:
         family, gauge = call
         admission = self.admission
         if admission is not None and (refused := await admission.enter(family.route)) is not None:
-            await _error(path, refused)(scope, receive, send_with_headers)
+            await error_response(refused, anthropic=family.anthropic)(scope, receive, send_with_headers)
             return
         gauge.inc()
         try:
             if scope["method"] != "POST":
-                await _error(
-                    path,
-                    GatewayError(
-                        f"Method {scope['method']} is not allowed on {path}",
-                        status=405,
-                        type="invalid_request_error",
-                        code="method_not_allowed",
-                    ),
-                )(scope, receive, send_with_headers)
+                not_allowed = GatewayError(
+                    f"Method {scope['method']} is not allowed on {path}",
+                    status=405,
+                    type="invalid_request_error",
+                    code="method_not_allowed",
+                )
+                await error_response(not_allowed, anthropic=family.anthropic)(scope, receive, send_with_headers)
             else:
                 response = await self.serve(Incoming(scope, receive, trace_id, start_time, verdict), family)
                 if type(response) is RawResponse:
@@ -259,13 +257,8 @@ class EntryLayer:
             if started:
                 raise
             error = GatewayError(f"Internal error ({type(exc).__name__}); trace {trace_id}", status=500)
-            await _error(path, error)(scope, receive, send_with_headers)
+            await error_response(error, anthropic=family.anthropic)(scope, receive, send_with_headers)
         finally:
             gauge.dec()
             if admission is not None:
                 admission.leave()
-
-
-def _error(path: str, error: GatewayError) -> ASGIApp:
-    """An error in the shape of the API the path belongs to: Anthropic's under its paths, OpenAI's elsewhere."""
-    return error_response(error, anthropic=anthropic_shaped(path))

@@ -7,10 +7,11 @@ which is the only place Anthropic's API accepts them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .. import jsoncodec
-from ..apis import BY_NAME, ApiName
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..types import Deployment
 from .base import CallOptions, UpstreamResponse
 from .egress import verify_setting
@@ -21,8 +22,9 @@ DEFAULT_VERSION = "2023-06-01"
 
 
 class AnthropicCompatProvider:
-    def __init__(self, http: UpstreamHTTP) -> None:
+    def __init__(self, http: UpstreamHTTP, families: Iterable[ApiFamily] = FAMILIES) -> None:
         self.http = http
+        self.families = by_name(families)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -40,7 +42,7 @@ class AnthropicCompatProvider:
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
         return await self.http.post(
-            f"{base}/{BY_NAME[api].upstream_path}",
+            f"{base}/{self.families[api].upstream_path}",
             headers,
             data,
             stream=bool(body.get("stream")),

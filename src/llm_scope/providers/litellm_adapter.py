@@ -14,11 +14,11 @@ import operator
 import os
 import re
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from types import ModuleType
 from typing import Any
 
-from ..apis import BY_NAME, ApiName
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
@@ -59,6 +59,9 @@ def load_litellm() -> ModuleType:
 
 
 class LiteLLMProvider:
+    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
+        self.families = by_name(families)
+
     async def aclose(self) -> None:
         return None
 
@@ -80,7 +83,7 @@ class LiteLLMProvider:
         kwargs["timeout"] = options.timeout
         model = deployment.litellm_model
         stream = bool(body.get("stream"))
-        family = BY_NAME[api]
+        family = self.families[api]
         try:
             if family.litellm == "token_counter":  # synchronous, and counts OpenAI-format messages
                 count = litellm.token_counter(model=model, messages=_as_openai_messages(body))

@@ -7,21 +7,25 @@ in text once the tool result comes back), which is enough to try an IDE's agent 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from ..apis import BY_NAME, ApiName
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..types import Deployment
 from .base import CallOptions, UpstreamResponse
 
 
 class MockProvider:
+    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
+        self.families = by_name(families)
+
     async def aclose(self) -> None:
         return None
 
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
-        answer = BY_NAME[api].mock(body, deployment)
+        answer = self.families[api].mock(body, deployment)
         if isinstance(answer, bytes):
             return UpstreamResponse(headers={"content-type": "application/json"}, body=answer)
         return UpstreamResponse(headers={"content-type": "text/event-stream"}, chunks=answer)

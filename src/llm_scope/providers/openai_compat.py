@@ -6,10 +6,11 @@ untouched: chat completions, Responses and embeddings alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .. import jsoncodec
-from ..apis import BY_NAME, ApiName
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
 from .base import CallOptions, UpstreamResponse
@@ -20,8 +21,9 @@ DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 
 class OpenAICompatProvider:
-    def __init__(self, http: UpstreamHTTP) -> None:
+    def __init__(self, http: UpstreamHTTP, families: Iterable[ApiFamily] = FAMILIES) -> None:
         self.http = http
+        self.families = by_name(families)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -29,7 +31,7 @@ class OpenAICompatProvider:
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
-        url, headers = upstream_target(deployment, BY_NAME[api].upstream_path)
+        url, headers = upstream_target(deployment, self.families[api].upstream_path)
         payload = dict(body)
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
