@@ -112,6 +112,7 @@ ECHO = ApiFamily(
     mock=mock_echo,
     upstream_path="echo",
     litellm="aecho",
+    genai_operation="echo",
 )
 
 

@@ -349,5 +349,6 @@ CHAT = ApiFamily(
     mock=mock,
     upstream_path="chat/completions",
     litellm="acompletion",
+    genai_operation="chat",
     litellm_stream="chat",
 )

@@ -35,6 +35,7 @@ COUNT_TOKENS = ApiFamily(
     mock=mock,
     upstream_path="v1/messages/count_tokens",
     litellm="token_counter",
+    genai_operation="count_tokens",
     anthropic=True,
     forward=FORWARDED,
 )

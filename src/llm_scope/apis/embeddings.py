@@ -83,4 +83,5 @@ EMBEDDINGS = ApiFamily(
     mock=mock,
     upstream_path="embeddings",
     litellm="aembedding",
+    genai_operation="embeddings",
 )

@@ -64,6 +64,7 @@ class ApiFamily:
     mock: Callable[[dict[str, Any], Deployment], MockAnswer]  # the built-in mock model's answer
     upstream_path: str  # the path under a passthrough upstream's base URL
     litellm: str  # the LiteLLM function that translates it (an attribute path under `litellm`)
+    genai_operation: str  # OpenTelemetry's gen_ai.operation.name ("chat", "embeddings", or its own name)
     litellm_stream: Literal["chat", "named", "anthropic"] = "named"  # how a LiteLLM stream is re-encoded
     anthropic: bool = False  # Anthropic's wire: its error bodies, the Anthropic passthrough
     forward: tuple[str, ...] = ()  # client headers the upstream must see (anthropic-version, anthropic-beta)

@@ -232,6 +232,7 @@ MESSAGES = ApiFamily(
     mock=mock,
     upstream_path="v1/messages",
     litellm="anthropic.messages.acreate",
+    genai_operation="chat",
     litellm_stream="anthropic",
     anthropic=True,
     forward=FORWARDED,

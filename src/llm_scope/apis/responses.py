@@ -275,4 +275,5 @@ RESPONSES = ApiFamily(
     mock=mock,
     upstream_path="responses",
     litellm="aresponses",
+    genai_operation="chat",
 )
