@@ -237,3 +237,12 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > limits[rel := str(p.relative_to(PACKAGE))]
     }
     assert big == {}
+
+
+def test_the_api_families_stay_under_their_readers() -> None:
+    """http, gateway and providers read apis/; apis/ importing any of them (or Starlette) is caught."""
+    chat = PACKAGE / "apis" / "chat.py"
+    ours, theirs = _imports(chat, "from ..gateway.handle import Gateway\nfrom ..http import entry\nimport starlette")
+    assert {"gateway", "http"} <= ours and not {"gateway", "http", "providers"} & ALLOWED["apis"]
+    assert _confined_problems("apis/chat.py", theirs)
+    assert all("apis" in ALLOWED[reader] for reader in ("http", "gateway", "providers"))
