@@ -186,12 +186,8 @@ class EntryLayer:
         self.serve = serve
         self.admission = admission
         self._trace_ids = TraceIds()
-        gauges: dict[str, Any] = {}
-        # One lookup per request: the path's row and its in-flight gauge.
-        self._calls = {
-            path: (family, gauges.get(family.route) or gauges.setdefault(family.route, in_flight.labels(family.route)))
-            for path, family in by_path(families).items()
-        }
+        # One lookup per request: the path's row and its in-flight gauge (one child per route label).
+        self._calls = {path: (family, in_flight.labels(family.route)) for path, family in by_path(families).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
