@@ -1,6 +1,8 @@
 """The architecture, held by a test: imports point one way, and each third-party library lives in one module.
 
 cli → app → http → gateway → {providers, tracing, metrics, accounting} → {model_config, settings, errors, types}
+
+`apis` (one module per API family, and their table) sits under http, gateway and providers, which all read it.
 """
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ ALLOWED: dict[str, set[str]] = {
     "model_config": {"settings", "types", "litellm_keys", "config_sections", "retry_policy"},
     "accounting": {"types", "accounting"},
     "logs": {"types"},
+    # The API families: what each is, read by http, gateway and providers; no web framework, no gateway.
+    "apis": {"apis", "accounting", "errors", "types", "jsoncodec"},
     "metrics": {"metrics", "types", "errors", "internals"},
-    "providers": {"providers", "model_config", "errors", "types", "jsoncodec"},
+    "providers": {"providers", "apis", "model_config", "errors", "types", "jsoncodec"},
     # logs: the helper process sets up its own; postgres: the shared store it ships to
-    "tracing": {"tracing", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
-    "gateway": {"gateway", "providers", "accounting", "model_config", "errors", "types", "jsoncodec"},
+    # apis: the exporters name a record's operation after its API family's row
+    "tracing": {"tracing", "apis", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
+    "gateway": {"gateway", "apis", "providers", "accounting", "model_config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings", "postgres"},
     "http": {
         "http",
+        "apis",
         "gateway",
         "tracing",
         "providers",
@@ -56,6 +62,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "app": {
         "http",
+        "apis",
         "gateway",
         "providers",
         "tracing",
@@ -232,3 +239,12 @@ def test_modules_stay_small() -> None:
         if (n := len(p.read_text().splitlines())) > limits[rel := str(p.relative_to(PACKAGE))]
     }
     assert big == {}
+
+
+def test_the_api_families_stay_under_their_readers() -> None:
+    """http, gateway and providers read apis/; apis/ importing any of them (or Starlette) is caught."""
+    chat = PACKAGE / "apis" / "chat.py"
+    ours, theirs = _imports(chat, "from ..gateway.handle import Gateway\nfrom ..http import entry\nimport starlette")
+    assert {"gateway", "http"} <= ours and not {"gateway", "http", "providers"} & ALLOWED["apis"]
+    assert _confined_problems("apis/chat.py", theirs)
+    assert all("apis" in ALLOWED[reader] for reader in ("http", "gateway", "providers"))

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,9 +24,10 @@ from .access.limits import Limits, MemoryLimits, Windows
 from .access.reconcile import RECONCILE_SECONDS, ReconciledLimits
 from .accounting.clients import KNOWN_CLIENTS
 from .accounting.cost import Prices, compute_cost, models_for_provider, price_table, prices_resolver
+from .apis import FAMILIES, ApiFamily
 from .gateway.handle import Gateway
 from .gateway.routing import Router
-from .http import admin, anthropic, api, handlers, insight, system, ui
+from .http import admin, api, handlers, insight, system, ui
 from .http import keys as keys_api
 from .http.auth import Auth
 from .http.entry import Admission, EntryLayer
@@ -89,7 +90,10 @@ class ObservedRecorder:
         self.pipeline.submit(record)
 
 
-def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -> EntryLayer:
+def create_app(
+    settings: Settings, *, model_config: ModelConfig | None = None, families: Sequence[ApiFamily] = FAMILIES
+) -> EntryLayer:
+    """The gateway, wired. `families` are the API families it serves (`apis.FAMILIES`; a test may add one)."""
     config = model_config or load_model_config(settings)
     settings = effective_settings(settings, config)  # general_settings.master_key, Langfuse callbacks, …
     router = Router(config.deployments, config.aliases, config.hidden_aliases)
@@ -107,10 +111,10 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
     )
     http = UpstreamHTTP(egress=build_egress(settings))
     providers: dict[str, Provider] = {
-        "openai": OpenAICompatProvider(http),
-        "anthropic": AnthropicCompatProvider(http),
-        "mock": MockProvider(),
-        "litellm": LiteLLMProvider(),
+        "openai": OpenAICompatProvider(http, families),
+        "anthropic": AnthropicCompatProvider(http, families),
+        "mock": MockProvider(families),
+        "litellm": LiteLLMProvider(families),
     }
     gateway = Gateway(
         router,
@@ -215,7 +219,8 @@ def create_app(settings: Settings, *, model_config: ModelConfig | None = None) -
         web,
         state,
         auth=Auth(settings.master_key, keys),
-        handlers={path: api_handlers.for_api(spec) for path, spec in {**handlers.APIS, **anthropic.APIS}.items()},
+        families=families,
+        serve=api_handlers.serve,
         in_flight=metrics.in_flight,
         admission=Admission(
             settings.max_concurrency if settings.max_concurrency > 0 else sys.maxsize,

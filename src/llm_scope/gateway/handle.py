@@ -16,24 +16,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..accounting.redact import redact_text, redact_value
+from ..apis import ApiFamily, Summary, Tap
 from ..errors import DeploymentUnavailable, GatewayError
 from ..model_config import RetryPolicy
 from ..providers import provider_kind
-from ..providers.base import ApiName, CallOptions, Provider, UpstreamResponse
+from ..providers.base import CallOptions, Provider, UpstreamResponse
 from ..types import CallRecord, Deployment, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
-from .streaming import ChatStreamTap, Summary
-from .taps import WHOLE_BODY, AnthropicTap, EventTap, ResponsesTap
-
-Tap = ChatStreamTap | EventTap
-ROUTE_NAMES: dict[str, str] = {
-    "chat": "chat_completion",
-    "messages": "messages",
-    "count_tokens": "count_tokens",
-    "responses": "responses",
-    "embeddings": "embeddings",
-}
 
 log = logging.getLogger("llm_scope.gateway")
 
@@ -91,7 +81,7 @@ class CallContext:
     client_version: str | None = None
     subagent: str | None = None
 
-    def new_record(self, body: dict[str, Any] | None, api: ApiName = "chat") -> CallRecord:
+    def new_record(self, body: dict[str, Any] | None, family: ApiFamily) -> CallRecord:
         body = body or {}
         return CallRecord(
             trace_id=self.trace_id,
@@ -104,7 +94,7 @@ class CallContext:
             requested_model=str(body.get("model") or ""),
             stream=bool(body.get("stream")),
             model_parameters={k: v for k, v in body.items() if k in _PARAMETER_SET},
-            input=_input_of(api, body) if body else None,
+            input=family.input_of(body) if body else None,
             key_id=self.key_id,
             client_version=self.client_version,
             subagent=self.subagent,
@@ -143,23 +133,23 @@ class Gateway:
         await asyncio.gather(*(p.aclose() for p in self.providers.values()), return_exceptions=True)
 
     def record_failure(
-        self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError, api: ApiName = "chat"
+        self, ctx: CallContext, body: dict[str, Any] | None, exc: GatewayError, family: ApiFamily
     ) -> None:
         """Calls rejected before reaching a provider (bad JSON, unknown model) are traced too."""
-        record = ctx.new_record(body, api)
+        record = ctx.new_record(body, family)
         _fail(record, exc)
         record.end_time = time.time()
         self.recorder.submit(record)
 
     async def call(
-        self, ctx: CallContext, api: ApiName, body: dict[str, Any], headers: dict[str, str] | None = None
+        self, ctx: CallContext, family: ApiFamily, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> Result:
-        """Serve one call of any API; `headers` are client headers the upstream must see (anthropic-beta)."""
-        record = ctx.new_record(body, api)
+        """Serve one call of any API family; `headers` are client headers the upstream must see (anthropic-beta)."""
+        record = ctx.new_record(body, family)
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
-            upstream, sent, strip_usage, deployment = await self._attempt(record, api, body, headers)
+            upstream, sent, strip_usage, deployment = await self._attempt(record, family, body, headers)
         except GatewayError as exc:
             exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
@@ -167,7 +157,7 @@ class Gateway:
             self.recorder.submit(record)
             raise
         if upstream.chunks is None:
-            summarize = WHOLE_BODY[api]
+            summarize = family.summarize
 
             def finish() -> None:
                 record.upstream_latency = time.perf_counter() - sent
@@ -176,17 +166,10 @@ class Gateway:
                 self._finish(record, summarize(upstream.body))
 
             return Result(status=upstream.status, headers=upstream.headers, body=upstream.body, finish=finish)
-        tap: Tap = (
-            AnthropicTap()
-            if api == "messages"
-            else ResponsesTap()
-            if api == "responses"
-            else ChatStreamTap(strip_usage=strip_usage)
-        )
         return Result(
             status=upstream.status,
             headers=upstream.headers,
-            stream=self._relay(api, record, upstream, tap, sent, deployment),
+            stream=self._relay(family, record, upstream, family.tap(strip_usage), sent, deployment),
         )
 
     def _plan(self, name: str) -> tuple[list[Deployment], int]:
@@ -209,11 +192,11 @@ class Gateway:
         return self.balancer.order(ordered) if self.balancer is not None else ordered
 
     async def _attempt(
-        self, record: CallRecord, api: ApiName, body: dict[str, Any], headers: dict[str, str] | None
+        self, record: CallRecord, family: ApiFamily, body: dict[str, Any], headers: dict[str, str] | None
     ) -> tuple[UpstreamResponse, float, bool, Deployment]:
         """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
         plan, own = self._plan(record.requested_model)
-        upstream_body, strip_usage = _upstream_body(api, body)
+        upstream_body, strip_usage = family.prepare(body)
         last: GatewayError | None = None
         for attempt in range(max(len(plan), 1 + self.policy.num_retries)):
             deployment = plan[attempt % len(plan)]
@@ -226,8 +209,9 @@ class Gateway:
             if self.balancer is not None:
                 self.balancer.started(deployment)
             try:
-                provider = self.providers[provider_kind(api, deployment.provider)]
-                upstream = await provider.call(api, deployment, upstream_body, self._options(deployment, headers))
+                provider = self.providers[provider_kind(family, deployment.provider)]
+                options = self._options(deployment, headers)
+                upstream = await provider.call(family.name, deployment, upstream_body, options)
             except GatewayError as exc:
                 if self.balancer is not None:
                     self.balancer.ended(deployment)
@@ -258,7 +242,7 @@ class Gateway:
 
     async def _relay(
         self,
-        api: ApiName,
+        family: ApiFamily,
         record: CallRecord,
         upstream: UpstreamResponse,
         tap: Tap,
@@ -277,7 +261,7 @@ class Gateway:
                 yield tail
         except GatewayError as exc:
             _fail(record, exc)
-            yield stream_error_event(api, exc)
+            yield family.stream_error(exc)
         except (asyncio.CancelledError, GeneratorExit):
             # SDKs close the connection as soon as they read the terminal event ([DONE], message_stop,
             # response.completed), often before the upstream's own end of stream reaches us: that is a
@@ -316,47 +300,6 @@ def _fail(record: CallRecord, exc: GatewayError) -> None:
     record.status_code = exc.status
     record.error_type = exc.code or exc.type
     record.error_message = exc.message
-
-
-def stream_error_event(api: ApiName, exc: GatewayError) -> bytes:
-    """An error after the first byte, in the event shape the client's SDK raises on."""
-    if api == "messages":
-        return b"event: error\ndata: " + json.dumps(exc.anthropic_body()).encode() + b"\n\n"
-    if api == "responses":
-        body = {"type": "error", "code": exc.code, "message": exc.message, "param": exc.param}
-        return b"event: error\ndata: " + json.dumps(body).encode() + b"\n\n"
-    return b"data: " + json.dumps(exc.openai_body()).encode() + b"\n\n"
-
-
-def _upstream_body(api: ApiName, body: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The body as the upstream should get it, and whether the gateway added usage to a chat stream.
-
-    `metadata` is the gateway's (trace metadata) on OpenAI routes unless the client asked OpenAI to store
-    the completion, because OpenAI rejects `metadata` without `store`. Anthropic's own `metadata`
-    (user_id) is the upstream's and passes through.
-    """
-    if api in ("messages", "count_tokens"):
-        return body, False
-    out = body if "metadata" not in body or body.get("store") else {k: v for k, v in body.items() if k != "metadata"}
-    if api != "chat" or not body.get("stream"):
-        return out, False
-    options = body.get("stream_options")
-    if isinstance(options, dict) and options.get("include_usage"):
-        return out, False
-    out = dict(out)
-    out["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    return out, True
-
-
-def _input_of(api: ApiName, body: dict[str, Any]) -> Any:
-    if api == "embeddings":
-        return body.get("input")
-    if api == "responses":
-        extra = {k: body[k] for k in ("instructions", "tools") if body.get(k)}
-        return {"input": body.get("input"), **extra} if extra else body.get("input")
-    messages = body.get("messages")
-    extra = {k: body[k] for k in ("system", "tools") if body.get(k)}
-    return {"messages": messages, **extra} if extra else messages
 
 
 @functools.lru_cache(maxsize=256)

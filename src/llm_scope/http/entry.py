@@ -15,7 +15,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -23,25 +23,13 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..access.keys import VirtualKey
+from ..apis import ApiFamily, anthropic_shaped, by_path
 from ..errors import GatewayError
 from .auth import KEY_SCOPE, Auth
 from .responses import RawResponse, error_response, send_whole
 from .state import AppState, attach
 
 log = logging.getLogger("llm_scope.http")
-
-# The API routes, matched exactly: only they get an in-flight series (labelled like the other metrics'
-# `route`, since a label per arbitrary path would be unbounded) and only they pass admission control.
-TRACKED_ROUTES = {
-    "/v1/chat/completions": "chat_completion",
-    "/chat/completions": "chat_completion",
-    "/v1/messages": "messages",
-    "/v1/messages/count_tokens": "count_tokens",
-    "/v1/responses": "responses",
-    "/responses": "responses",
-    "/v1/embeddings": "embeddings",
-    "/embeddings": "embeddings",
-}
 
 
 class TraceIds:
@@ -93,7 +81,7 @@ class ClientGone(Exception):
     """The client disconnected before its request body arrived."""
 
 
-Handler = Callable[[Incoming], Awaitable[ASGIApp]]
+Serve = Callable[[Incoming, ApiFamily], Awaitable[ASGIApp]]
 
 
 class Admission:
@@ -164,7 +152,11 @@ class Admission:
 class EntryLayer:
     """The application uvicorn runs. `app` is the Starlette app for everything but the API calls; `state`
     is the gateway's typed state, attached to `app` too, so its routes and tests reach the same parts. With CORS on,
-    Starlette's CORS middleware wraps this whole layer, API calls included."""
+    Starlette's CORS middleware wraps this whole layer, API calls included.
+
+    The API calls are the `families`' paths, matched exactly, each handed to `serve` with its row: only they
+    get an in-flight series (labelled with the family's `route`, since a label per arbitrary path would be
+    unbounded) and only they pass admission control."""
 
     def __init__(
         self,
@@ -172,7 +164,8 @@ class EntryLayer:
         state: AppState,
         *,
         auth: Auth,
-        handlers: Mapping[str, Handler],
+        families: Iterable[ApiFamily],
+        serve: Serve,
         in_flight: Any,
         admission: Admission | None = None,
         cors_origins: list[str] | None = None,
@@ -190,10 +183,11 @@ class EntryLayer:
                 expose_headers=["x-trace-id", "x-duration-ms"],
             )
         self.auth = auth
-        self.handlers = dict(handlers)
+        self.serve = serve
         self.admission = admission
         self._trace_ids = TraceIds()
-        self._in_flight = {route: in_flight.labels(route) for route in set(TRACKED_ROUTES.values())}
+        # One lookup per request: the path's row and its in-flight gauge (one child per route label).
+        self._calls = {path: (family, in_flight.labels(family.route)) for path, family in by_path(families).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._entry(scope, receive, send)
@@ -222,38 +216,31 @@ class EntryLayer:
         path: str = scope["path"]
         verdict = self.auth.decide(scope)
         if isinstance(verdict, GatewayError):
-            await _error(path, verdict)(scope, receive, send_with_headers)
+            await error_response(verdict, anthropic=anthropic_shaped(path))(scope, receive, send_with_headers)
             return
-        route = TRACKED_ROUTES.get(path)
-        if route is None:
+        call = self._calls.get(path)
+        if call is None:
             if verdict is not None:
                 scope[KEY_SCOPE] = verdict
             await self.app(scope, receive, send_with_headers)
             return
+        family, gauge = call
         admission = self.admission
-        if admission is not None and (refused := await admission.enter(route)) is not None:
-            await _error(path, refused)(scope, receive, send_with_headers)
+        if admission is not None and (refused := await admission.enter(family.route)) is not None:
+            await error_response(refused, anthropic=family.anthropic)(scope, receive, send_with_headers)
             return
-        gauge = self._in_flight[route]
         gauge.inc()
         try:
-            handler = self.handlers.get(path)
-            if handler is None:
-                if verdict is not None:
-                    scope[KEY_SCOPE] = verdict
-                await self.app(scope, receive, send_with_headers)
-            elif scope["method"] != "POST":
-                await _error(
-                    path,
-                    GatewayError(
-                        f"Method {scope['method']} is not allowed on {path}",
-                        status=405,
-                        type="invalid_request_error",
-                        code="method_not_allowed",
-                    ),
-                )(scope, receive, send_with_headers)
+            if scope["method"] != "POST":
+                not_allowed = GatewayError(
+                    f"Method {scope['method']} is not allowed on {path}",
+                    status=405,
+                    type="invalid_request_error",
+                    code="method_not_allowed",
+                )
+                await error_response(not_allowed, anthropic=family.anthropic)(scope, receive, send_with_headers)
             else:
-                response = await handler(Incoming(scope, receive, trace_id, start_time, verdict))
+                response = await self.serve(Incoming(scope, receive, trace_id, start_time, verdict), family)
                 if type(response) is RawResponse:
                     await send_whole(response, scope, receive, send_with_headers, send)
                 else:
@@ -266,13 +253,8 @@ class EntryLayer:
             if started:
                 raise
             error = GatewayError(f"Internal error ({type(exc).__name__}); trace {trace_id}", status=500)
-            await _error(path, error)(scope, receive, send_with_headers)
+            await error_response(error, anthropic=family.anthropic)(scope, receive, send_with_headers)
         finally:
             gauge.dec()
             if admission is not None:
                 admission.leave()
-
-
-def _error(path: str, error: GatewayError) -> ASGIApp:
-    """An error in the shape of the API the path belongs to: Anthropic's on /v1/messages, OpenAI's elsewhere."""
-    return error_response(error, anthropic=path.startswith("/v1/messages"))

@@ -1,18 +1,15 @@
-"""The API handlers: every API family (chat completions, Messages, count_tokens, Responses, embeddings) is
+"""The API handler: every API family (chat completions, Messages, count_tokens, Responses, embeddings) is
 served by the one `Handlers.serve`: parse, one call into the gateway, serialize.
 
-Each family is an `ApiFamily` row (validation, error shape, forwarded headers): the OpenAI-format ones are in
-`APIS` here, Anthropic's in `anthropic.py`. The calls arrive from `entry.EntryLayer` as an `Incoming` (no
-Starlette request on that path); `/v1/models` and the small JSON bodies of the read/admin API still go
-through Starlette.
+What differs by family (validation, error shape, forwarded headers, route name) is the family's row in
+`apis/`. The calls arrive from `entry.EntryLayer` as an `Incoming` with their row (no Starlette request on
+that path); `/v1/models` and the small JSON bodies of the read/admin API still go through Starlette.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -23,9 +20,9 @@ from .. import jsoncodec
 from ..access.keys import VirtualKey
 from ..access.limits import Limits, admit
 from ..accounting.clients import attribute, subagent_of
+from ..apis import ApiFamily
 from ..errors import GatewayError, InvalidRequest, PayloadTooLarge
-from ..gateway.handle import ROUTE_NAMES, CallContext, Gateway
-from ..providers.base import ApiName
+from ..gateway.handle import CallContext, Gateway
 from .auth import KEY_SCOPE
 from .entry import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
@@ -120,70 +117,6 @@ def split_metadata_user(value: str) -> tuple[str, str | None]:
     return (str(user) if user else value), (session if isinstance(session, str) and session else None)
 
 
-def validate_chat(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object", code="invalid_type")
-    model = body.get("model")
-    if model is None:
-        raise InvalidRequest("Missing required parameter: 'model'", param="model", code="missing_required_parameter")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest(
-            "Invalid type for 'model': expected a non-empty string", param="model", code="invalid_type"
-        )
-    messages = body.get("messages")
-    if messages is None:
-        raise InvalidRequest(
-            "Missing required parameter: 'messages'", param="messages", code="missing_required_parameter"
-        )
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest(
-            "Invalid type for 'messages': expected a non-empty array of message objects",
-            param="messages",
-            code="invalid_type",
-        )
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise InvalidRequest(
-                f"Invalid value for 'messages[{i}]': expected an object with a string 'role'",
-                param=f"messages[{i}]",
-                code="invalid_type",
-            )
-    return check_common_types(body)
-
-
-def check_common_types(body: dict[str, Any]) -> dict[str, Any]:
-    """`stream` a boolean and `tools` an array wherever they appear: anything else is the client's error (a
-    `"tools": true` reached the mock's and the providers' loops and came back as a 500)."""
-    if "stream" in body and not isinstance(body["stream"], bool | None):
-        raise InvalidRequest("Invalid type for 'stream': expected a boolean", param="stream", code="invalid_type")
-    if "tools" in body and not isinstance(body["tools"], list | None):
-        raise InvalidRequest("Invalid type for 'tools': expected an array", param="tools", code="invalid_type")
-    return body
-
-
-def validate_input(body: Any) -> dict[str, Any]:
-    """Responses and embeddings: a model and an `input`."""
-    if not isinstance(body, dict):
-        raise InvalidRequest("Request body must be a JSON object", code="invalid_type")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        code = "missing_required_parameter" if model is None else "invalid_type"
-        raise InvalidRequest("Missing or invalid parameter: 'model' (a non-empty string)", param="model", code=code)
-    if body.get("input") is None and not body.get("previous_response_id"):
-        raise InvalidRequest("Missing required parameter: 'input'", param="input", code="missing_required_parameter")
-    return check_common_types(body)
-
-
-@dataclass(frozen=True)
-class ApiFamily:
-    """One API route family: how to validate its body, which error shape it speaks, what goes upstream."""
-
-    api: ApiName
-    validate: Callable[[Any], dict[str, Any]]
-    anthropic: bool = False
-    forward: tuple[str, ...] = ()  # client headers the upstream must see (anthropic-beta)
-
-
 class Handlers:
     """The API routes' handlers, bound to the gateway, limits and body limit they serve with."""
 
@@ -193,29 +126,22 @@ class Handlers:
         self.max_body_bytes = max_body_bytes
         self.streams = streams  # the in-flight streams gauge
 
-    def for_api(self, spec: ApiFamily) -> Callable[[Incoming], Awaitable[ASGIApp]]:
-        async def handle(incoming: Incoming) -> ASGIApp:
-            return await self.serve(incoming, spec)
-
-        return handle
-
-    async def serve(self, incoming: Incoming, spec: ApiFamily) -> ASGIApp:
+    async def serve(self, incoming: Incoming, family: ApiFamily) -> ASGIApp:
         """Parse, one call into the gateway, serialize: the same for every API family."""
         gateway = self.gateway
-        api = spec.api
-        route = ROUTE_NAMES[api]
+        route = family.route
         body: Any = None
         try:
             body = parse_body(
                 await read_body(incoming.receive, incoming.headers.get("content-length"), self.max_body_bytes)
             )
             ctx = call_context(incoming, route, body)
-            body = spec.validate(body)
+            body = family.validate(body)
         except GatewayError as exc:
             failed = call_context(incoming, route, None)
-            gateway.record_failure(failed, body if isinstance(body, dict) else None, exc, api)
-            return error_response(exc, anthropic=spec.anthropic)
-        headers = {h: incoming.headers[h] for h in spec.forward if h in incoming.headers}
+            gateway.record_failure(failed, body if isinstance(body, dict) else None, exc, family)
+            return error_response(exc, anthropic=family.anthropic)
+        headers = {h: incoming.headers[h] for h in family.forward if h in incoming.headers}
         virtual = incoming.virtual_key
         if virtual is not None:
             try:
@@ -231,12 +157,12 @@ class Handlers:
                     )
                 await admit(self.limits, virtual)
             except GatewayError as exc:
-                gateway.record_failure(ctx, body, exc, api)
-                return error_response(exc, anthropic=spec.anthropic)
+                gateway.record_failure(ctx, body, exc, family)
+                return error_response(exc, anthropic=family.anthropic)
         try:
-            result = await gateway.call(ctx, api, body, headers)
+            result = await gateway.call(ctx, family, body, headers)
         except GatewayError as exc:
-            return error_response(exc, anthropic=spec.anthropic)
+            return error_response(exc, anthropic=family.anthropic)
         if result.stream is not None:
             return StreamResponse(result.status, result.stream, result.headers, self.streams)
         return RawResponse(result.status, result.body, result.headers, after=result.finish)
@@ -249,18 +175,6 @@ async def list_models(request: Request) -> RawResponse:
         models = [m for m in models if virtual.allows(m["id"])]
     return json_response({"object": "list", "data": models})
 
-
-CHAT = ApiFamily("chat", validate_chat)
-RESPONSES = ApiFamily("responses", validate_input)
-EMBEDDINGS = ApiFamily("embeddings", validate_input)
-APIS = {
-    "/v1/chat/completions": CHAT,
-    "/chat/completions": CHAT,
-    "/v1/responses": RESPONSES,
-    "/responses": RESPONSES,
-    "/v1/embeddings": EMBEDDINGS,
-    "/embeddings": EMBEDDINGS,
-}
 
 routes = [
     Route("/v1/models", list_models, methods=["GET"]),

@@ -6,6 +6,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
+from ..apis import anthropic_shaped
 from ..errors import GatewayError, NotFound
 from .responses import RawResponse, error_response, json_response
 from .state import state_of
@@ -38,7 +39,7 @@ async def metrics(request: Request) -> RawResponse:
 
 async def http_exception(request: Request, exc: Exception) -> RawResponse:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    anthropic = request.url.path.startswith("/v1/messages")
+    anthropic = anthropic_shaped(request.url.path)
     if status == 404:
         return error_response(NotFound(f"Unknown path: {request.method} {request.url.path}"), anthropic=anthropic)
     if status == 405:

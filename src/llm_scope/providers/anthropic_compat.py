@@ -7,22 +7,24 @@ which is the only place Anthropic's API accepts them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .. import jsoncodec
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
-PATHS: dict[str, str] = {"messages": "v1/messages", "count_tokens": "v1/messages/count_tokens"}
 
 
 class AnthropicCompatProvider:
-    def __init__(self, http: UpstreamHTTP) -> None:
+    def __init__(self, http: UpstreamHTTP, families: Iterable[ApiFamily] = FAMILIES) -> None:
         self.http = http
+        self.families = by_name(families)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -40,7 +42,7 @@ class AnthropicCompatProvider:
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)
         return await self.http.post(
-            f"{base}/{PATHS[api]}",
+            f"{base}/{self.families[api].upstream_path}",
             headers,
             data,
             stream=bool(body.get("stream")),

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
+from ..apis import ApiName
 from ..types import Deployment
 
 
@@ -29,10 +30,6 @@ class UpstreamResponse:
             await self.close()
 
 
-# The wire APIs the gateway serves; a provider answers in the format of the API it was called for.
-ApiName = Literal["chat", "messages", "count_tokens", "responses", "embeddings"]
-
-
 @dataclass(frozen=True)
 class CallOptions:
     """Per-call knobs the gateway resolves from settings and the deployment."""
@@ -43,6 +40,8 @@ class CallOptions:
 
 
 class Provider(Protocol):
+    """Answers `api` (an API family's name, a key of `apis.BY_NAME`) in that family's wire format."""
+
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse: ...

@@ -11,17 +11,19 @@ import asyncio
 import functools
 import json
 import logging
+import operator
 import os
 import re
 import traceback
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from types import ModuleType
 from typing import Any
 
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 
 log = logging.getLogger("llm_scope.providers")
 _litellm: ModuleType | None = None
@@ -58,6 +60,9 @@ def load_litellm() -> ModuleType:
 
 
 class LiteLLMProvider:
+    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
+        self.families = by_name(families)
+
     async def aclose(self) -> None:
         return None
 
@@ -79,23 +84,25 @@ class LiteLLMProvider:
         kwargs["timeout"] = options.timeout
         model = deployment.litellm_model
         stream = bool(body.get("stream"))
+        family = self.families[api]
         try:
-            if api == "chat":
-                result = await litellm.acompletion(model=model, max_retries=0, **kwargs)
-            elif api == "messages":
-                result = await _messages(litellm, model, stream, kwargs)
-            elif api == "count_tokens":
+            if family.litellm == "token_counter":  # synchronous, and counts OpenAI-format messages
                 count = litellm.token_counter(model=model, messages=_as_openai_messages(body))
                 return _json({"input_tokens": count})
-            elif api == "responses":
-                result = await litellm.aresponses(model=model, **kwargs)
+            if family.litellm == "acompletion":  # it retries on its own; the gateway's policy does that
+                kwargs["max_retries"] = 0
+            if family.litellm == "anthropic.messages.acreate":  # streams may need the chat translation (below)
+                result = await _messages(litellm, model, stream, kwargs)
             else:
-                result = await litellm.aembedding(model=model, **kwargs)
+                result = await operator.attrgetter(family.litellm)(litellm)(model=model, **kwargs)
         except Exception as exc:
             raise failure(exc, deployment) from None
         if not stream:
             return _json(result if isinstance(result, dict) else json.loads(result.model_dump_json(exclude_none=True)))
-        events = _anthropic_sse(result, deployment) if api == "messages" else _sse(result, deployment, api == "chat")
+        if family.litellm_stream == "anthropic":
+            events = _anthropic_sse(result, deployment)
+        else:
+            events = _sse(result, deployment, family.litellm_stream == "chat")
         head = await _head(events)
         return UpstreamResponse(
             headers={"content-type": "text/event-stream"}, chunks=_chain(head, events), close=events.aclose

@@ -6,22 +6,24 @@ untouched: chat completions, Responses and embeddings alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from .. import jsoncodec
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import ApiName, CallOptions, UpstreamResponse
+from .base import CallOptions, UpstreamResponse
 from .egress import verify_setting
 from .upstream_http import UpstreamHTTP
 
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-PATHS: dict[str, str] = {"chat": "chat/completions", "responses": "responses", "embeddings": "embeddings"}
 
 
 class OpenAICompatProvider:
-    def __init__(self, http: UpstreamHTTP) -> None:
+    def __init__(self, http: UpstreamHTTP, families: Iterable[ApiFamily] = FAMILIES) -> None:
         self.http = http
+        self.families = by_name(families)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -29,7 +31,7 @@ class OpenAICompatProvider:
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:
-        url, headers = upstream_target(deployment, PATHS[api])
+        url, headers = upstream_target(deployment, self.families[api].upstream_path)
         payload = dict(body)
         payload["model"] = deployment.model
         data = jsoncodec.dumps(payload)

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import unquote
 
+from ..apis import FAMILIES
 from ..types import CallRecord
 from .blocks import BlockTexts
 from .exporting import ExportResult, ExportStatus, HttpPoster, gzipped_chunks
@@ -31,14 +32,8 @@ SEMCONV_VERSION: Final = "1.41.0"
 SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
 SCOPE_NAME: Final = "llm_scope"
 
-# gen_ai.operation.name by API family; count_tokens has no well-known value, so it keeps its own name.
-OPERATIONS: Final = {
-    "chat_completion": "chat",
-    "messages": "chat",
-    "responses": "chat",
-    "embeddings": "embeddings",
-    "count_tokens": "count_tokens",
-}
+# gen_ai.operation.name by a record's route: each API family's row says (count_tokens keeps its own name).
+OPERATIONS: Final = {family.route: family.genai_operation for family in FAMILIES}
 # gen_ai.provider.name's well-known values for LiteLLM's provider prefixes; the rest keep their prefix.
 PROVIDERS: Final = {
     "azure": "azure.ai.openai",

@@ -43,6 +43,7 @@ from llm_scope.types import CallRecord
 
 from .. import internals
 from ..accounting.usage import refused_before_answer, usage_known
+from ..apis import FAMILIES
 from .blocks import BlockTexts
 from .protowire import (
     INT64_MAX,
@@ -62,6 +63,9 @@ from .protowire import (
 from .splice import Fragments, input_pieces
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
+
+# Routes whose calls Langfuse shows as embeddings rather than generations.
+EMBEDDING_ROUTES: Final = frozenset(f.route for f in FAMILIES if f.genai_operation == "embeddings")
 
 
 def validate_environment(environment: str) -> str:
@@ -179,7 +183,7 @@ class RecordEncoder:
         else:
             tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
         ids = b"\x0a\x10" + trace_id + b"\x12\x08" + _span_id(trace_id.hex().encode() + b":generation")
-        head = self._heads[record.route == "embeddings"]
+        head = self._heads[record.route in EMBEDDING_ROUTES]
         attrs = self._generation(record)
         return _span(ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
 

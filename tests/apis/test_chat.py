@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
-from llm_scope.gateway.streaming import ChatStreamTap, summarize_json, summarize_sse
+from llm_scope.apis.chat import ChatStreamTap, summarize_json, summarize_sse
 from llm_scope.types import Usage
 
 HEAD = b'"id":"chatcmpl-1","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o-mini"'
