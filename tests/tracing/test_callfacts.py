@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from llm_scope.gateway.streaming import summarize_sse
-from llm_scope.gateway.taps import summarize_anthropic_events
+from llm_scope.apis.chat import summarize_sse
+from llm_scope.apis.messages import summarize_anthropic_events
 from llm_scope.tracing.callfacts import note, repo_and_branch, request_digest, tool_calls
 from llm_scope.types import CallRecord
 
