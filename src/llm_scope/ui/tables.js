@@ -53,7 +53,7 @@ function applySort(table) {
 
 function markHeaders(table) {
   const state = sorts.get(table.id);
-  const heads = table.tHead ? [...table.tHead.rows[0].cells] : [];
+  const heads = table.tHead?.rows[0] ? [...table.tHead.rows[0].cells] : [];
   heads.forEach((th, i) => {
     const dir = state && state.col === i ? state.dir : null;
     if (dir) th.dataset.sort = dir;
@@ -83,7 +83,7 @@ function csvCell(value) {
  * unpriced calls beside the dollars ("$X + N unpriced") gets a column of those counts next to it, so the CSV
  * never reads as if the priced calls were all. */
 export function tableCsv(table) {
-  const heads = table.tHead ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
+  const heads = table.tHead?.rows[0] ? [...table.tHead.rows[0].cells].map((th) => th.textContent.trim()) : [];
   const rows = rowsOf(table);
   const counted = heads.map((_, i) => rows.some((r) => r.cells[i]?.hasAttribute("data-unpriced")));
   const lines = [heads.flatMap((head, i) => (counted[i] ? [head, `${head}: unpriced calls`] : [head])).map(csvCell).join(",")];
@@ -104,16 +104,26 @@ function download(table) {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function enhance(table) {
-  table.dataset.enhanced = "1";
-  if (!table.id) return;
-  for (const th of table.tHead ? table.tHead.rows[0].cells : []) {
+/** Make a header row's cells sortable (again when a view replaces its header row, e.g. with a new column). */
+function decorateHeader(table) {
+  const row = table.tHead?.rows[0];
+  if (!row || row.dataset.sortable) return;
+  row.dataset.sortable = "1";
+  for (const th of row.cells) {
     th.classList.add("sortable");
     th.title = th.title || "Sort";
     th.addEventListener("click", () => onHeaderClick(table, th));
     th.tabIndex = 0;
     th.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && (e.preventDefault(), onHeaderClick(table, th)));
   }
+  markHeaders(table);
+}
+
+function enhance(table) {
+  if (table.id && !table.tHead?.rows[0]) return; // its view fills the header in later: enhanced once it does
+  table.dataset.enhanced = "1";
+  if (!table.id) return;
+  decorateHeader(table);
   markHeaders(table);
   applySort(table);
   const button = h("button", { type: "button", class: "link small csv", "data-testid": `csv-${table.id}`,
@@ -128,7 +138,10 @@ export function watchTables(root) {
   const observer = new MutationObserver(() => {
     for (const table of root.querySelectorAll("table.grid")) {
       if (!table.dataset.enhanced) enhance(table);
-      else applySort(table);
+      else {
+        if (table.id) decorateHeader(table);
+        applySort(table);
+      }
     }
     observer.takeRecords(); // our own moves are not news
   });
