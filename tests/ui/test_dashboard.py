@@ -25,7 +25,6 @@ from tests.ui.browser import (
     TOOLS,
     api,
     chat,
-    chromium,
     extra_models,
     open_view,
     screenshot,
@@ -47,12 +46,6 @@ class Seeded:
     def trace(self, name: str) -> dict[str, Any]:
         found: dict[str, Any] = api(self.gw, f"/api/traces/{self.ids[name]}")
         return found
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

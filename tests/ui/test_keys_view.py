@@ -13,16 +13,10 @@ from playwright.sync_api import Browser, Page, expect
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_keys_api import MASTER, as_master, chat, models
-from tests.ui.browser import CHROMIUM, chromium, open_view, screenshot, watched_page
+from tests.ui.browser import CHROMIUM, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from tests.conftest import upstream_models
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_clients import CLAUDE_CODE
-from tests.ui.browser import CHROMIUM, TOOLS, api, chat, chromium, open_view, screenshot, watched_page
+from tests.ui.browser import CHROMIUM, TOOLS, api, chat, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -50,12 +50,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iter
         assert chat(server, "FAKE_ERROR_400", user="carol").status_code == 400
         server.long_trace_id = long.headers["x-trace-id"]  # type: ignore[attr-defined]
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.http.test_clients import CLAUDE_CODE, CLAUDE_SESSION, CLINE, CODEX, CODEX_SESSION
 from tests.tracing.test_callfacts import CLAUDE_SYSTEM
-from tests.ui.browser import CHROMIUM, api, chromium, open_view, screenshot, watched_page
+from tests.ui.browser import CHROMIUM, api, open_view, screenshot, watched_page
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
@@ -54,12 +54,6 @@ def gw(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iter
                 http.post("/v1/chat/completions", headers={**CLINE, "x-user-id": "carol"}, json=body).status_code == 200
             )
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture
