@@ -64,3 +64,39 @@ def outbox_rows(db: Path) -> int | None:
             return int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
     except sqlite3.Error:
         return None
+
+
+def machine(litellm_version: str | None, loadavg_start: str) -> dict[str, Any]:
+    """What a report needs to say about where it ran: numbers from another CPU or Python do not compare."""
+    import os
+    import platform
+    import subprocess
+    import time
+
+    from bench.targets import project_python, version_of
+
+    cpu = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = "?"
+    with contextlib.suppress(OSError):
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    py = project_python()
+    pyver = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": pyver.stdout.strip(),
+        "llm_scope": version_of("llm-scope", py),
+        "uvicorn": version_of("uvicorn", py),
+        "litellm_proxy": litellm_version,
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "loadavg_start": loadavg_start,
+        "loadavg_end": loadavg(),
+    }

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shlex
 import sqlite3
 import subprocess
@@ -32,9 +31,10 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report
+from bench import probes, report, soak
 from bench.cells import cell_line
-from bench.probes import loadavg, outbox_rows, scrape_metrics, stored_traces
+from bench.options import parse_args
+from bench.probes import loadavg, outbox_rows, scrape_metrics
 from bench.procs import (
     RssSampler,
     Service,
@@ -46,7 +46,6 @@ from bench.procs import (
     tree,
 )
 from bench.targets import (
-    LITELLM_VERSIONS,
     ROOT,
     Target,
     _clean_env,
@@ -57,56 +56,9 @@ from bench.targets import (
     project_python,
     start_helper,
     tools_python,
-    version_of,
 )
 
 MB = 1024 * 1024
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="smoke mode: tiny cells, 1 repeat, c=1,16 (seconds)")
-    p.add_argument("--duration", type=float, help="measured seconds per cell (default 5; quick 0.4)")
-    p.add_argument("--warmup", type=float, help="unmeasured warm-up seconds per cell (default 1; quick 0.2)")
-    p.add_argument("--repeats", type=int, help="repeats of every cell (default 3; quick 1)")
-    p.add_argument("--concurrency", help="comma-separated (default 1,16,64; quick 1,16)")
-    p.add_argument("--modes", default="nonstream,stream", help="comma-separated: nonstream,stream")
-    p.add_argument("--workers", type=int, default=1, help="also run llm-scope with this many workers (>1)")
-    p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM Proxy")
-    p.add_argument("--no-passthrough", action="store_true", help="skip the bare passthrough (the server stack's floor)")
-    p.add_argument(
-        "--litellm-version",
-        default=",".join(LITELLM_VERSIONS),
-        help=f"versions of litellm[proxy] to try in order (default {','.join(LITELLM_VERSIONS)})",
-    )
-    p.add_argument("--chunks", type=int, default=20, help="content chunks per stream from the mock (default 20)")
-    p.add_argument("--delay-ms", type=float, default=0.0, help="mock delay between stream chunks (default 0)")
-    p.add_argument("--include-usage", action="store_true", help="clients ask for stream_options.include_usage")
-    p.add_argument("--soak", type=float, default=0.0, metavar="MINUTES", help="mixed traffic against llm-scope")
-    p.add_argument("--soak-concurrency", type=int, default=16)
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="markdown report path")
-    p.add_argument("--png", type=Path, help="chart path (default: benchmark.png beside --out)")
-    p.add_argument("--json", type=Path, help="raw results path (default: bench/.venvs/results.json)")
-    p.add_argument("--no-chart", action="store_true", help="don't draw the PNG")
-    p.add_argument("--keep", action="store_true", help="keep the temporary work dir (logs, stores)")
-    p.add_argument("--report-only", type=Path, metavar="JSON", help="re-render the report from saved raw results")
-    p.add_argument(
-        "--drain-max",
-        type=float,
-        help="seconds to wait after a cell for llm-scope's export outbox to empty (default 120; quick 2)",
-    )
-    args = p.parse_args(argv)
-    q = args.quick
-    args.duration = args.duration if args.duration is not None else (0.4 if q else 5.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.2 if q else 1.0)
-    args.repeats = args.repeats if args.repeats is not None else (1 if q else 3)
-    args.concurrency = [int(c) for c in (args.concurrency or ("1,16" if q else "1,16,64")).split(",")]
-    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    args.png = args.png or args.out.with_name("benchmark.png")
-    args.json = args.json or ROOT / "bench" / ".venvs" / "results.json"
-    args.settle_max = 1.0 if q else 3.0
-    args.drain_max = args.drain_max if args.drain_max is not None else (2.0 if q else 120.0)
-    return args
 
 
 class Bench:
@@ -337,73 +289,12 @@ class Bench:
         return {}
 
     def soak(self) -> None:
-        a = self.args
-        seconds = a.soak * 60
-        print(f"bench: soak, {a.soak:g} min of mixed traffic at c={a.soak_concurrency} against llm-scope", flush=True)
-        svc, key, _ = llm_scope_service(self.workdir / "soak", self.mock_port, self.otlp_port, 1, "llm-scope")
-        svc.start()
-        self.services.append(svc)
-        url = f"http://127.0.0.1:{svc.port}/v1/chat/completions"
-        cmd = [
-            project_python(), "-m", "bench.loadgen", "--url", url, "--mode", "mixed",
-            "--concurrency", str(a.soak_concurrency), "--duration", str(seconds), "--warmup", "0",
-            "--api-key", key,
-        ]  # fmt: skip
-        try:
-            interval = 5.0 if seconds >= 120 else max(0.5, seconds / 40)
-            with RssSampler(svc.pid, interval=interval) as sampler:
-                t0 = time.monotonic()
-                out = subprocess.run(
-                    cmd, capture_output=True, text=True, cwd=ROOT, env=_clean_env(), timeout=seconds + 120
-                )
-            result = json.loads(out.stdout.strip().splitlines()[-1])
-            cpu = cpu_seconds(tree(svc.pid))
-            db = svc.cwd / "data" / "llm-scope.db"
-            backlog = outbox_rows(db)
-            stored, deadline = stored_traces(db), time.monotonic() + 60
-            while time.monotonic() < deadline:  # let the writer catch up with whatever it still holds
-                time.sleep(2)
-                now = stored_traces(db)
-                if now == stored:
-                    break
-                stored = now
-            metrics = scrape_metrics(svc.port, key)
-        finally:
-            svc.stop()
-        samples = [(ts - t0, rss / MB) for ts, rss in sampler.samples]
-        self.soak_result = report.soak_summary(samples, result, seconds, cpu)
-        self.soak_result.update(
-            export_backlog=backlog, stored=stored, answered=result["total"], lost=metrics.get("lost")
-        )
+        self.soak_result = soak.run(self.args, self.workdir, self.mock_port, self.otlp_port, self.services)
 
     # --- output ----------------------------------------------------------------------------------------
 
     def machine(self) -> dict[str, Any]:
-        cpu = "?"
-        with contextlib.suppress(OSError):
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        mem = "?"
-        with contextlib.suppress(OSError):
-            kb = int(Path("/proc/meminfo").read_text().split()[1])
-            mem = f"{kb / 1024 / 1024:.0f} GiB"
-        py = project_python()
-        pyver = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"], capture_output=True, text=True)
-        return {
-            "cpu": cpu,
-            "cores": os.cpu_count(),
-            "memory": mem,
-            "kernel": platform.release(),
-            "python": pyver.stdout.strip(),
-            "llm_scope": version_of("llm-scope", py),
-            "uvicorn": version_of("uvicorn", py),
-            "litellm_proxy": self.litellm_version,
-            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "loadavg_start": self.loadavg_start,
-            "loadavg_end": loadavg(),
-        }
+        return probes.machine(self.litellm_version, self.loadavg_start)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,17 +33,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
 import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
 from . import wire, wire_extras
+from .behaviour import GARBAGE_FRAME as GARBAGE_FRAME
+from .behaviour import TRIGGER_DROP as TRIGGER_DROP
+from .behaviour import TRIGGER_GARBAGE as TRIGGER_GARBAGE
+from .behaviour import TRIGGER_HANG_STREAM as TRIGGER_HANG_STREAM
+from .behaviour import TRIGGER_SLOW as TRIGGER_SLOW
+from .behaviour import Behaviour as Behaviour
+from .behaviour import has_trigger
+from .behaviour import trigger_error as trigger_error
 from .serving import LOOPBACK, RunningServer, run_aiohttp_in_thread
 
 # Re-exported (redundant aliases) so a test needs a single import for the numbers it asserts on.
@@ -61,50 +68,6 @@ from .wire import fake_reply as fake_reply
 from .wire import word_count as word_count
 from .wire_extras import FAKE_EMBEDDING_DIM as FAKE_EMBEDDING_DIM
 from .wire_extras import fake_embedding as fake_embedding
-
-TRIGGER_SLOW = "FAKE_SLOW"
-TRIGGER_DROP = "FAKE_DROP"
-TRIGGER_GARBAGE = "FAKE_GARBAGE"
-TRIGGER_HANG_STREAM = "FAKE_HANG_STREAM"
-GARBAGE_FRAME = "data: {not json\n\n"
-
-_TOKEN = re.compile(r"\bFAKE_(ERROR_(\d{3})|SLOW|DROP|GARBAGE|HANG_STREAM|CHUNK_DELAY|CHUNKS)\b(?:=([0-9.]+))?")
-
-
-def trigger_error(status: int) -> str:
-    return f"FAKE_ERROR_{status}"
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """Parsed misbehaviour; None fields mean 'not asked for', so two parses can be layered."""
-
-    error_status: int | None = None
-    slow: float | None = None
-    fault: str | None = None  # "drop" | "garbage" | "hang"
-    chunk_delay: float | None = None
-    chunks: int | None = None
-
-    @classmethod
-    def parse(cls, text: str, default_slow: float) -> Behaviour:
-        found: dict[str, Any] = {}
-        for m in _TOKEN.finditer(text or ""):
-            kind, status, value = m.group(1), m.group(2), m.group(3)
-            if status:
-                found.setdefault("error_status", int(status))
-            elif kind == "SLOW":
-                found.setdefault("slow", float(value) if value else default_slow)
-            elif kind in ("DROP", "GARBAGE", "HANG_STREAM"):
-                found.setdefault("fault", {"DROP": "drop", "GARBAGE": "garbage"}.get(kind, "hang"))
-            elif kind == "CHUNK_DELAY" and value:
-                found.setdefault("chunk_delay", float(value))
-            elif kind == "CHUNKS" and value:
-                found.setdefault("chunks", int(float(value)))
-        return cls(**found)
-
-    def over(self, base: Behaviour) -> Behaviour:
-        mine = {k: v for k, v in self.__dict__.items() if v is not None}
-        return replace(base, **mine)
 
 
 @dataclass
@@ -171,7 +134,7 @@ class FakeUpstream:
 
     def set_mode(self, mode: str | None, *, times: int | None = None) -> None:
         """Apply trigger tokens (e.g. "FAKE_ERROR_503") to every request; times=N reverts after N requests."""
-        if mode and not _TOKEN.search(mode):
+        if mode and not has_trigger(mode):
             raise ValueError(f"no FAKE_* trigger token in mode {mode!r}")
         with self._lock:
             self._mode = mode or ""
