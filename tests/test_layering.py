@@ -230,13 +230,19 @@ def test_the_checks_bite() -> None:
 
 
 def test_modules_stay_small() -> None:
-    # ~400 is the aim; a module that grows past it goes in `grown` (440) until it is split by what it does.
+    """~400 lines is the aim for every module we write: the package, its dashboard scripts, tests, benchmarks
+    and the compat runner alike. One that grows past it goes in `grown` (440) until it is split by what it does."""
     grown: set[str] = set()  # none at present
-    limits = {str(p.relative_to(PACKAGE)): 440 if str(p.relative_to(PACKAGE)) in grown else 400 for p in _modules()}
+    root = PACKAGE.parents[1]
+    files = [
+        p for d in ("src", "tests", "bench", "compat") for ext in ("py", "js") for p in (root / d).rglob(f"*.{ext}")
+    ]
+    files = [p for p in files if ".venvs" not in p.parts and "node_modules" not in p.parts]
+    assert len(files) > 200 and any(p.parent.name == "bench" for p in files)
     big = {
         rel: n
-        for p in _modules()
-        if (n := len(p.read_text().splitlines())) > limits[rel := str(p.relative_to(PACKAGE))]
+        for p in files
+        if (n := len(p.read_text().splitlines())) > (440 if (rel := str(p.relative_to(root))) in grown else 400)
     }
     assert big == {}
 
