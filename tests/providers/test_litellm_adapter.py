@@ -82,10 +82,14 @@ def test_clean_message_keeps_what_went_wrong_not_how(raw: str, clean: str) -> No
 def test_a_failure_inside_litellm_reaches_the_client_clean_and_the_log_whole(
     gateway: GatewayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The pinned LiteLLM's Responses translation fails on an import of its own (`mcp`): its message carries
-    the traceback with our install paths and a bug-report link. None of that may reach the client."""
+    """A message content LiteLLM's Responses translation does not expect (a number) fails inside LiteLLM: its
+    message carries the traceback with our install paths. None of that may reach the client."""
     caplog.set_level(logging.WARNING, logger="llm_scope.providers")
-    r = httpx.post(gateway.url + "/v1/responses", json={"model": "claude-fake", "input": "hi"}, timeout=30)
+    r = httpx.post(
+        gateway.url + "/v1/responses",
+        json={"model": "claude-fake", "input": [{"role": "user", "content": 5}]},
+        timeout=30,
+    )
     assert r.status_code == 502
     error = r.json()["error"]
     assert set(error) == {"message", "type", "param", "code"} and error["type"] == "upstream_error"

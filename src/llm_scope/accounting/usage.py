@@ -86,10 +86,14 @@ def responses_usage(raw: Any) -> Usage:
     if not isinstance(raw, dict):
         return Usage()
     inp, out = _int(raw.get("input_tokens")), _int(raw.get("output_tokens"))
+    details = raw.get("input_tokens_details") or {}
     return Usage(
         input=inp,
         output=out,
         total=_int(raw.get("total_tokens")) or inp + out,
-        cache_read=_int((raw.get("input_tokens_details") or {}).get("cached_tokens")),
+        cache_read=_int(details.get("cached_tokens")),
+        # OpenAI bills no cache writes; LiteLLM's translation of a provider that does (Anthropic, Bedrock) counts
+        # them in input_tokens and names them here.
+        cache_write=_int(details.get("cache_write_tokens")),
         reasoning=_int((raw.get("output_tokens_details") or {}).get("reasoning_tokens")),
     )

@@ -220,6 +220,9 @@ async def _sse(stream: Any, deployment: Deployment, done: bool) -> AsyncGenerato
     try:
         async for chunk in stream:
             event = getattr(chunk, "type", None) if not done else None
+            # LiteLLM's event types are str Enums, whose f-string form is "ResponsesAPIStreamEvents.X": the name
+            # on the wire is the value ("response.created").
+            event = getattr(event, "value", event)
             prefix = f"event: {event}\n".encode() if isinstance(event, str) else b""
             yield prefix + b"data: " + chunk.model_dump_json(exclude_none=True).encode() + b"\n\n"
     except Exception as exc:
