@@ -75,8 +75,11 @@ ALLOWED: dict[str, set[str]] = {
         "errors",
         "access",
         "postgres",
+        "parts",
     },
-    "store_commands": {"app", "settings", "tracing", "access"},
+    # What the app is assembled from, built from settings alone (the key store for `llm-scope keys` too).
+    "parts": {"access", "metrics", "model_config", "postgres", "providers", "settings", "tracing"},
+    "store_commands": {"parts", "settings", "tracing", "access"},
     "cli": {"app", "model_config", "settings", "metrics", "tracing", "logs", "access", "store_commands"},
     "__main__": {"cli"},
 }

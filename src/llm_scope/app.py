@@ -19,7 +19,6 @@ from typing import Any
 from starlette.applications import Starlette
 
 from . import __version__
-from .access.keys import Keys, KeyStore
 from .access.limits import Limits, MemoryLimits, Windows
 from .access.reconcile import RECONCILE_SECONDS, ReconciledLimits
 from .accounting.clients import KNOWN_CLIENTS
@@ -36,20 +35,16 @@ from .http.state import AppState
 from .metrics import Metrics
 from .metrics.serving import mark_worker_dead, multiprocess_dir, serve_metrics
 from .model_config import ModelConfig, effective_settings, load_model_config
-from .postgres import is_postgres_url
+from .parts import build_egress, build_keys, build_limits, build_pipeline, secrets_of
 from .providers.anthropic_compat import AnthropicCompatProvider
 from .providers.base import Provider
-from .providers.egress import Egress
 from .providers.litellm_adapter import LiteLLMProvider
 from .providers.mock import MockProvider
 from .providers.openai_compat import OpenAICompatProvider
 from .providers.upstream_http import UpstreamHTTP
 from .settings import Settings
 from .tracing.alerts import BudgetAlerts
-from .tracing.genai import parse_headers, service_url
 from .tracing.handoff import TraceHandoff
-from .tracing.helper_protocol import HelperOptions
-from .tracing.otlp import validate_environment
 from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
@@ -232,99 +227,6 @@ def create_app(
         else None,
         cors_origins=settings.cors_origin_list,
     )
-
-
-def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) -> TraceHandoff:
-    langfuse = None
-    if settings.langfuse_configured:
-        assert settings.langfuse_public_key and settings.langfuse_secret_key
-        # Checked here, so a bad value stops start-up instead of the trace helper.
-        if not settings.langfuse_host.startswith(("http://", "https://")):
-            raise ValueError(f"Langfuse host must be an http(s) URL, got {settings.langfuse_host!r}")
-        validate_environment(settings.environment)
-        langfuse = {
-            "host": settings.langfuse_host,
-            "public_key": settings.langfuse_public_key,
-            "secret_key": settings.langfuse_secret_key,
-            "environment": settings.environment,
-            "release": settings.langfuse_release,
-            "version": __version__,
-        }
-    options = HelperOptions(
-        store_path=settings.data_dir / "llm-scope.db",
-        langfuse=langfuse,
-        otel=otel_options(settings),
-        secrets=tuple(secrets_of(settings, config)),
-        trace_content=settings.trace_content,
-        max_outbox=settings.outbox_max_rows,
-        retention_days=settings.retention_days,
-        log_level="DEBUG" if settings.debug_mode else settings.log_level,
-        log_format=settings.log_format,
-        price_overrides=config.price_overrides,
-        database_url=settings.database_url,
-        nice=settings.helper_nice,
-        session_repo=settings.session_repo,
-    )
-    return TraceHandoff(
-        options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow
-    )
-
-
-def otel_options(settings: Settings) -> dict[str, Any] | None:
-    """The OpenTelemetry GenAI exporter's arguments, checked here so a bad value stops start-up."""
-    if not settings.otel_configured:
-        return None
-    if settings.otel_protocol != "http/protobuf":
-        raise ValueError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL={settings.otel_protocol!r} is not supported: llm-scope exports "
-            "OTLP over http/protobuf (port 4318 on a Collector); set it to http/protobuf or leave it unset"
-        )
-    url = service_url(settings.otel_endpoint, settings.otel_traces_endpoint)
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"the OTLP endpoint must be an http(s) URL, got {url!r}")
-    return {
-        "url": url,
-        "headers": parse_headers(settings.otel_headers),
-        "service_name": settings.otel_service_name,
-        "version": __version__,
-        "content": settings.otel_capture_content and settings.trace_content,
-    }
-
-
-def secrets_of(settings: Settings, config: ModelConfig) -> list[str]:
-    """Every key the gateway holds, whatever its shape: settings, and the model list's `api_key`s."""
-    keys = [d.api_key for d in config.deployments if d.api_key and len(d.api_key) >= 6]
-    return list(dict.fromkeys([*settings.secrets(), *keys]))
-
-
-def build_egress(settings: Settings) -> Egress:
-    """Outbound proxies and CA trust for the passthrough; a malformed proxy URL stops start-up here."""
-    return Egress(
-        https_proxy=settings.https_proxy,
-        http_proxy=settings.http_proxy,
-        no_proxy=settings.no_proxy,
-        ca_file=settings.ssl_cert_file,
-    )
-
-
-def build_limits(settings: Settings) -> Limits:
-    limits: Limits = MemoryLimits()
-    if settings.redis_url:
-        from .access.shared_state import RedisLimits
-
-        limits = RedisLimits(settings.redis_url)
-    return ReconciledLimits(limits) if settings.database_url else limits
-
-
-def build_keys(settings: Settings) -> Keys:
-    """Virtual keys in the data dir, or with DATABASE_URL in PostgreSQL, shared by every instance."""
-    if settings.database_url:
-        if not is_postgres_url(settings.database_url):
-            raise ValueError("DATABASE_URL must be a postgresql:// URL")
-        from .access.pgkeys import PostgresKeyStore
-
-        return PostgresKeyStore(settings.database_url)
-    return KeyStore(settings.data_dir / "keys.db")
 
 
 async def _reconcile(pipeline: TraceHandoff, limits: ReconciledLimits) -> None:

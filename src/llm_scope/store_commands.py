@@ -88,7 +88,7 @@ def _settings_with_data_dir(args: argparse.Namespace) -> Settings:
 
 def keys(args: argparse.Namespace) -> int:
     """Manage virtual keys in the data dir's key store (the running gateway sees changes within seconds)."""
-    from .app import build_keys
+    from .parts import build_keys
 
     if args.keys_command == "create":
         models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else None

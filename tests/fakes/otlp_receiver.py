@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import gzip
 import itertools
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -115,10 +116,18 @@ def _basic_auth(header: str | None) -> tuple[str, str] | None:
 class OtlpReceiver:
     """Restartable fake Langfuse; state (recordings, mode) survives stop()/start() so outages can be staged."""
 
-    def __init__(self, *, credentials: tuple[str, str] | None = None, slow_seconds: float = 2.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        credentials: tuple[str, str] | None = None,
+        slow_seconds: float = 2.0,
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,  # HTTPS, as Langfuse Cloud serves
+    ) -> None:
         self.credentials = credentials  # None: any Basic auth is accepted (traces accept no auth too)
         self.slow_seconds = slow_seconds
         self._port = port
+        self._ssl = ssl_context
         self._lock = threading.Lock()
         self._mode = "ok"
         self._mode_times: int | None = None
@@ -134,7 +143,7 @@ class OtlpReceiver:
         if self._server is not None:
             raise RuntimeError("receiver already running; stop() it first")
         chosen = self._port if port is None else port
-        self._server = run_aiohttp_in_thread(self.make_app(), port=chosen, auto_decompress=False)
+        self._server = run_aiohttp_in_thread(self.make_app(), port=chosen, ssl_context=self._ssl, auto_decompress=False)
         self._port = self._server.port
         return self
 
@@ -156,7 +165,7 @@ class OtlpReceiver:
     @property
     def url(self) -> str:
         """What the gateway should use as the Langfuse host."""
-        return f"http://{LOOPBACK}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{LOOPBACK}:{self.port}"
 
     @property
     def traces_url(self) -> str:

@@ -59,7 +59,8 @@ class Exporter(Protocol):
 def classify(http_status: int) -> ExportStatus:
     if 200 <= http_status < 300:
         return ExportStatus.OK
-    if http_status in (408, 429) or http_status >= 500:
+    # 407: our proxy, not the backend, refused: the records are fine and go once its credentials are fixed.
+    if http_status in (407, 408, 429) or http_status >= 500:
         return ExportStatus.RETRYABLE
     return ExportStatus.REJECTED  # other 4xx, and 1xx/3xx: we never follow redirects with credentials
 
@@ -116,20 +117,46 @@ def gzipped_chunks(
     return bodies
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """How an exporter's requests leave the host, chosen at start-up as the passthrough's are: the outbound
+    proxy (HTTPS_PROXY / HTTP_PROXY unless NO_PROXY matches the backend) and the CA bundle to trust
+    (SSL_CERT_FILE, for a TLS-inspecting proxy). Teams that reach their LLM upstreams only through a proxy
+    reach Langfuse Cloud the same way."""
+
+    proxy: str | None = None  # http://host:port, without credentials
+    proxy_authorization: str | None = None  # the whole Proxy-Authorization value; never logged
+    ca_file: str | None = None
+
+
+DIRECT = Route()  # no proxy, the default trust
+
+
 class HttpPoster:
     """POSTs bodies to one backend over one pooled session, made lazily (it binds to the running loop)."""
 
-    def __init__(self, *, label: str, timeout: float, secrets: Sequence[str] = ()) -> None:
+    def __init__(self, *, label: str, timeout: float, secrets: Sequence[str] = (), route: Route = DIRECT) -> None:
         self._label = label
         self._timeout = timeout
         self._secrets = [s for s in secrets if s]  # scrubbed from anything we log or return
+        self._route = route
+        self._proxy_headers = {"Proxy-Authorization": route.proxy_authorization} if route.proxy_authorization else None
         self._session: aiohttp.ClientSession | None = None
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ExportResult:
         import aiohttp
 
         try:
-            async with self._client().post(url, data=body, headers=headers, allow_redirects=False) as resp:
+            if self._proxy_headers and url.startswith("http://"):  # absolute-form: the proxy reads them here
+                headers = {**headers, **self._proxy_headers}
+            async with self._client().post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self._route.proxy,
+                proxy_headers=self._proxy_headers,
+            ) as resp:
                 text = await resp.text(errors="replace")  # read fully so the connection goes back to the pool
                 http_status = resp.status
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
@@ -163,5 +190,14 @@ class HttpPoster:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+            # trust_env stays off: the proxy and trust come from settings (`Route`), so .env and the environment
+            # route alike, and NO_PROXY is matched as the passthrough matches it.
+            connector = None
+            if self._route.ca_file:
+                import ssl
+
+                connector = aiohttp.TCPConnector(ssl=ssl.create_default_context(cafile=self._route.ca_file))
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._timeout), connector=connector
+            )
         return self._session

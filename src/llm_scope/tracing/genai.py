@@ -23,7 +23,7 @@ from urllib.parse import unquote
 from ..apis import FAMILIES
 from ..types import CallRecord
 from .blocks import BlockTexts
-from .exporting import ExportResult, ExportStatus, HttpPoster, gzipped_chunks
+from .exporting import DIRECT, ExportResult, ExportStatus, HttpPoster, Route, gzipped_chunks
 from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, input_json, usage_details
 from .protowire import AttrValue, attribute, length_delimited, text, varint
 from .splice import Fragments, input_pieces
@@ -229,6 +229,7 @@ class GenAIExporter:
         content: bool,
         timeout: float = 10.0,
         max_request_bytes: int = 3_000_000,
+        route: Route = DIRECT,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the OTLP endpoint must be an http(s) URL, got {url!r}")
@@ -240,7 +241,7 @@ class GenAIExporter:
         }
         self._encoder = GenAIEncoder(service_name=service_name, version=version, content=content)
         self._max_request_bytes = max_request_bytes
-        self._poster = HttpPoster(label="otlp", timeout=timeout, secrets=tuple(headers.values()))
+        self._poster = HttpPoster(label="otlp", timeout=timeout, secrets=tuple(headers.values()), route=route)
 
     async def export(self, records: Sequence[CallRecord]) -> ExportResult:
         result = ExportResult(ExportStatus.OK)

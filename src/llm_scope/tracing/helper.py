@@ -94,17 +94,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
     logs = BatchedStream(2)
     configure_logging(options.log_level, options.log_format, logs)
     call_lines = CallLines(options.log_format, logs)
-    lf = options.langfuse
-    exporter = None
-    if lf is not None:
-        exporter = LangfuseExporter(
-            host=lf["host"],
-            public_key=lf["public_key"],
-            secret_key=lf["secret_key"],
-            environment=lf["environment"],
-            release=lf["release"],
-            version=lf.get("version", ""),
-        )
+    exporter = LangfuseExporter(**options.langfuse) if options.langfuse is not None else None
     otel = [GenAIExporter(**options.otel)] if options.otel is not None else []
     pipeline = TracePipeline(
         options.store_path,

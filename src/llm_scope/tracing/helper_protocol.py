@@ -43,7 +43,7 @@ class HelperOptions:
     """Everything the helper needs to build its pipeline: it reads no settings of its own."""
 
     store_path: Path
-    langfuse: dict[str, str] | None  # LangfuseExporter's keyword arguments; None: no export
+    langfuse: dict[str, Any] | None  # LangfuseExporter's keyword arguments; None: no export
     secrets: tuple[str, ...]
     trace_content: bool
     max_outbox: int

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from llm_scope.types import CallRecord
 
-from .exporting import ExportResult, ExportStatus, HttpPoster, gzipped_chunks, parse_retry_after
+from .exporting import DIRECT, ExportResult, ExportStatus, HttpPoster, Route, gzipped_chunks, parse_retry_after
 from .otlp import SDK_NAME, RecordEncoder, validate_environment
 
 __all__ = [
@@ -81,6 +81,7 @@ class LangfuseExporter:
         version: str = "",
         timeout: float = 10.0,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        route: Route = DIRECT,
     ) -> None:
         if not host.startswith(("http://", "https://")):
             raise ValueError(f"Langfuse host must be an http(s) URL, got {host!r}")
@@ -96,7 +97,7 @@ class LangfuseExporter:
             "x-langfuse-sdk-version": version,
         }
         token = self._otlp_headers["Authorization"].removeprefix("Basic ")
-        self._poster = HttpPoster(label="langfuse", timeout=timeout, secrets=(secret_key, token))
+        self._poster = HttpPoster(label="langfuse", timeout=timeout, secrets=(secret_key, token), route=route)
 
     async def export(self, records: Sequence[CallRecord]) -> ExportResult:
         """POST the records, stopping at the first failed chunk; retrying all is safe: span ids are stable."""
