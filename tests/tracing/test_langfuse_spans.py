@@ -180,6 +180,17 @@ def test_gateway_facts_are_observation_metadata_and_caller_metadata_trace_metada
     assert prefix + "team" not in attrs  # sent once
 
 
+def test_session_facts_are_observation_metadata_when_the_call_has_them() -> None:
+    prefix = "langfuse.observation.metadata."
+    facts = {"tool_calls": {"Bash": 2, "Read": 1}, "subagent": "agent-7", "repo": "llm-scope", "branch": "main"}
+    attrs = wire(only_span(encode(reference_record(**facts))))
+    assert attrs[prefix + "tool_calls"] == {"stringValue": '{"Bash": 2, "Read": 1}'}
+    assert attrs[prefix + "subagent"] == {"stringValue": "agent-7"}
+    assert (attrs[prefix + "repo"], attrs[prefix + "branch"]) == ({"stringValue": "llm-scope"}, {"stringValue": "main"})
+    plain_call = wire(only_span(encode(reference_record())))
+    assert not {prefix + name for name in facts} & set(plain_call)  # a call without them sends nothing extra
+
+
 def test_failed_call_is_an_error_level_generation() -> None:
     record = reference_record(
         status_code=429,

@@ -227,6 +227,8 @@ class RecordEncoder:
         latency = _metadata_value(record.upstream_latency)
         if latency is not None and latency != "":
             attrs.append(encoded_attribute(_KEY_UPSTREAM_LATENCY, latency))
+        if record.tool_calls or record.subagent or record.repo:  # session facts: on some calls only
+            attrs += _generation_metadata(_session_facts(record))
         attrs.append(self._version)
         return attrs
 
@@ -246,6 +248,16 @@ def usage_details(record: CallRecord) -> dict[str, int] | None:
         # Cut off before the output was counted: send the input side only; output and total are unknown.
         del usage["output"], usage["total"]
     return usage
+
+
+def _session_facts(record: CallRecord) -> Iterable[tuple[str, Any]]:
+    """What the dashboard's session view shows, so a Langfuse user can filter on it too: the tool calls the
+    model made by name, the subagent marker the tool sent, and the repository and branch (only with
+    LLM_SCOPE_SESSION_REPO on). The gateway's retries are already there, as `gateway_attempts`."""
+    yield "tool_calls", record.tool_calls
+    yield "subagent", record.subagent
+    yield "repo", record.repo
+    yield "branch", record.branch
 
 
 def _gateway_facts(*values: Any) -> bytes:
