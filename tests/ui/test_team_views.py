@@ -134,6 +134,9 @@ def test_a_session_shows_its_tool_calls_subagents_retries_and_repository(gw: Gat
     expect(cell(rows.nth(0), "tools")).to_contain_text("Task 1")
     expect(rows.nth(1).get_by_test_id("call-subagent")).to_have_text("subagent")
     expect(page.get_by_test_id("call-subagent")).to_have_count(1)
+    rows.nth(0).locator("a").first.click()  # the call itself says the same
+    expect(page.get_by_test_id("detail-tools").locator("[data-tool='Task']")).to_have_attribute("data-value", "1")
+    expect(page.get_by_test_id("detail-repo")).to_have_text("llm-scope @ feat/sessions-17")
 
 
 def test_calls_filter_by_tool(gw: GatewayServer, page: Page) -> None:

@@ -26,7 +26,6 @@ the helper filled per call (`callfacts`, `autosession`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -36,7 +35,7 @@ from ..accounting.cost import Prices
 from ..types import CallRecord
 from .autosession import DERIVED_PREFIX, IDLE_GAP
 from .cachebreaks import explain
-from .queries import COST_BUCKETS, MAX_LIMIT, TraceFilter, money
+from .queries import COST_BUCKETS, MAX_LIMIT, TraceFilter, money, tool_counts
 from .queries import MODEL as MODEL
 from .store import SUMMARY_COLUMNS, Store
 
@@ -216,17 +215,6 @@ def _add_tool_calls(store: Store, f: TraceFilter, sessions: list[dict[str, Any]]
         counts = totals[session["session_id"]]
         session["tool_calls"] = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
         session["tool_call_count"] = sum(counts.values())
-
-
-def tool_counts(stored: Any) -> dict[str, int]:
-    """A stored tool_calls cell as {name: count} ({} for NULL or anything unreadable)."""
-    if not stored:
-        return {}
-    try:
-        value = json.loads(stored)
-    except ValueError:
-        return {}
-    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
 
 
 def _ranked(counts: dict[Any, int]) -> list[Any]:

@@ -5,6 +5,7 @@ Filters arrive as plain values; every value is bound as a SQL parameter, never f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,7 @@ def get_trace(store: TraceStore, trace_id: str) -> dict[str, Any] | None:
     if not rows:
         return None
     row = rows[0]
+    row["tool_calls"] = tool_counts(row["tool_calls"]) or None  # {name: count}, as the sessions API gives it
     record = blobs.record_of(store, row)  # the input put back from its stored blocks
     row.update(
         {
@@ -194,3 +196,14 @@ def usage(store: TraceStore, f: TraceFilter) -> dict[str, Any]:
     out["total"] = money(store.query(f"SELECT {totals} FROM traces{where}", params)[0])
     out["rejected_name"] = REJECTED_NAME
     return out
+
+
+def tool_counts(stored: Any) -> dict[str, int]:
+    """A stored tool_calls cell as {name: count} ({} for NULL or anything unreadable)."""
+    if not stored:
+        return {}
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}

@@ -115,6 +115,10 @@ export async function callView(main, ctx) {
         `'${t.requested_model || ""}' is what the client sent`) : null],
       ["Provider", t.provider || DASH],
       ["Finish", t.finish_reason || DASH],
+      ["Tool calls", t.tool_calls ? h("span", { "data-testid": "detail-tools" }, Object.entries(t.tool_calls).map(([n, c], i) =>
+        [i ? " · " : "", h("span", { "data-tool": n, "data-value": c }, `${n} ${c}`)])) : null],
+      ["Subagent", t.subagent ? h("span", { "data-testid": "detail-subagent" }, t.subagent) : null],
+      ["Repository", t.repo ? h("span", { "data-testid": "detail-repo" }, `${t.repo}${t.branch ? ` @ ${t.branch}` : ""}`) : null],
     ]),
     error,
     h(
