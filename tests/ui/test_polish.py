@@ -108,6 +108,11 @@ def test_date_range_picker_filters_calls_and_usage(gw: GatewayServer, page: Page
     expect(page.get_by_test_id("usage-calls")).to_have_attribute(
         "data-value", str(api(gw, "/api/usage")["total"]["calls"])
     )
+    open_view(page, gw, "sessions?from=2020-01-01&to=2020-01-31")  # the sessions list takes the same picker
+    expect(page.get_by_test_id("sessions-range")).to_have_value("custom")
+    expect(page.get_by_test_id("sessions-empty")).to_be_visible()
+    page.get_by_test_id("sessions-range").select_option("all")
+    expect(page.get_by_test_id("sessions-count")).to_contain_text(f"{api(gw, '/api/sessions')['total']} session")
 
 
 def test_tables_sort_by_header_and_keep_the_order_on_refresh(gw: GatewayServer, page: Page) -> None:

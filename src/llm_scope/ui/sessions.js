@@ -3,13 +3,13 @@
 
 import { modelCell, shortId } from "./calls.js";
 import { lines } from "./charts.js";
+import { bounds, rangeFrom, rangeParams, rangePicker } from "./range.js";
 import {
   add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, fmtPct, fmtSpan, fmtTime, h, hashFor, isoTime, num, statusBadge,
 } from "./dom.js";
 
 const DASH = "—";
 const LIMIT = 200;
-const RANGES = [["all", "All time"], ["1", "Last 24 hours"], ["7", "Last 7 days"], ["30", "Last 30 days"]];
 const SAVED_TITLE = "What the cache reads did not cost, against the model's list input price";
 const SORTS = [["last_call", "Last activity"], ["cost", "Cost"], ["calls", "Turns"], ["tokens", "Tokens"],
   ["errors", "Errors"], ["unpriced", "Unpriced calls"], ["first_call", "Started"]];
@@ -68,8 +68,8 @@ function sessionRow(r, withRepo) {
 
 export async function sessionsView(main, ctx) {
   const filters = { client: ctx.params.get("client") || "", user: ctx.params.get("user") || "",
-    sort: ctx.params.get("sort") || "last_call",
-    range: RANGES.some(([v]) => v === ctx.params.get("range")) ? ctx.params.get("range") : "all" };
+    sort: ctx.params.get("sort") || "last_call" };
+  let range = rangeFrom(ctx.params, "all");
   const body = h("tbody", { id: "sessions-body" });
   const head = h("thead");
   const TITLES = { "Cache saved": SAVED_TITLE, "Subagent calls": SUBAGENT_TITLE, Retries: RETRIES_TITLE };
@@ -85,7 +85,7 @@ export async function sessionsView(main, ctx) {
   const exportLink = h("a", { class: "button", "data-testid": "sessions-csv", download: "sessions.csv" }, "CSV");
   let last = "";
   const apply = () => {
-    history.replaceState(null, "", hashFor("sessions", null, filters));
+    history.replaceState(null, "", hashFor("sessions", null, { ...filters, ...rangeParams(range) }));
     last = "";
     return refresh().catch(() => {});
   };
@@ -102,12 +102,10 @@ export async function sessionsView(main, ctx) {
   const sortSelect = h("select", { id: "sessions-sort", "data-testid": "sessions-sort" },
     SORTS.map(([v, label]) => h("option", { value: v, selected: v === filters.sort }, `Sort: ${label}`)));
   sortSelect.addEventListener("change", () => { filters.sort = sortSelect.value; apply(); });
-  const rangeSelect = h("select", { id: "sessions-range", "data-testid": "sessions-range" },
-    RANGES.map(([v, label]) => h("option", { value: v, selected: v === filters.range }, label)));
-  rangeSelect.addEventListener("change", () => { filters.range = rangeSelect.value; apply(); });
+  const picker = rangePicker("sessions", range, (r) => { range = r; apply(); });
   add(main,
     h("div", { class: "toolbar" }, h("h1", {}, "Sessions"), summary, h("span", { class: "spacer" }),
-      h("div", { class: "filters" }, clientSelect, userInput, rangeSelect, sortSelect, exportLink)),
+      h("div", { class: "filters" }, clientSelect, userInput, picker, sortSelect, exportLink)),
     h("div", { class: "table-wrap" }, h(
       "table",
       { class: "grid", id: "sessions-table", "data-testid": "sessions-table" },
@@ -122,8 +120,8 @@ export async function sessionsView(main, ctx) {
   }).catch(() => {});
 
   async function refresh() {
-    const since = filters.range === "all" ? null : Math.floor(Date.now() / 1000 - Number(filters.range) * 86400);
-    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since };
+    const { since, until } = bounds(range);
+    const params = { limit: LIMIT, client: filters.client, user: filters.user, sort: filters.sort, since, until };
     const data = await api("api/sessions", params);
     const signature = JSON.stringify(data);
     if (signature === last || !ctx.alive()) return;
