@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # `python bench/servers.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.probes import outbox_rows, stored_traces
-from bench.procs import Service, cpu_seconds, free_port, settle, tree
+from bench.procs import CLK_TCK, Service, free_port, settle, tree
 from bench.scale import machine, pinned
 from bench.targets import ROOT, VENVS, _clean_env, llm_scope_service, project_python, version_of
 
@@ -108,6 +108,17 @@ def llm_scope_stack(name: str, workdir: Path, mock_port: int, sink_port: int) ->
     return Stack(name, svc, api_key=key, db=workdir / tag / "data" / "llm-scope.db")
 
 
+def user_system(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of the processes: how much of a stack's cost is the kernel's socket work."""
+    user = system = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError):
+            raw = Path(f"/proc/{pid}/stat").read_text()
+            fields = raw[raw.rindex(")") + 2 :].split()
+            user, system = user + int(fields[11]), system + int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
 def drain(stack: Stack, max_wait: float) -> None:
     """Bounded wait until llm-scope's store holds every call answered so far and its outbox is empty."""
     if stack.db is None:
@@ -139,7 +150,7 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
     drain(stack, args.drain_max)
     settle(stack.service.pid, max_wait=3)
     pids = tree(stack.service.pid)
-    cpu0 = cpu_seconds(pids)
+    user0, system0 = user_system(pids)
     load.stdin.write("go\n")
     load.stdin.flush()
     result = json.loads(load.stdout.readline())
@@ -147,7 +158,7 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
     stack.served += result["total"]
     drain(stack, args.drain_max)
     settle(stack.service.pid, max_wait=3)
-    cpu1 = cpu_seconds(pids)
+    user1, system1 = user_system(pids)
     count = result["count"]
     return {
         "stack": stack.name,
@@ -158,7 +169,8 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
         "rps": result["rps"],
         "p50": result["latency_ms"]["p50"],
         "p99": result["latency_ms"]["p99"],
-        "cpu_ms": (cpu1 - cpu0) * 1000 / count if count else None,
+        "cpu_ms": (user1 - user0 + system1 - system0) * 1000 / count if count else None,
+        "system_ms": (system1 - system0) * 1000 / count if count else None,
     }
 
 
@@ -230,12 +242,17 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_ms": _median(cpus),
                 "cpu_min": min(cpus, default=None),
                 "cpu_max": max(cpus, default=None),
+                "system_ms": _median([r["system_ms"] for r in rs]),
             }
         )
     return sorted(out, key=lambda r: (r["concurrency"], STACKS.index(r["stack"])))
 
 
-HEADER = "| stack | conc. | CPU/call ms (median; range) | calls/s | p50 ms | p99 ms | errors |\n" + "|---" * 7 + "|"
+HEADER = (
+    "| stack | conc. | CPU/call ms (median; range) | of it kernel | calls/s | p50 ms | p99 ms | errors |\n"
+    + "|---" * 8
+    + "|"
+)
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -245,7 +262,8 @@ def _num(value: float | None, fmt: str) -> str:
 def format_row(r: dict[str, Any]) -> str:
     spread = f" ({_num(r['cpu_min'], '.3f')}-{_num(r['cpu_max'], '.3f')})" if r["runs"] > 1 else ""
     return (
-        f"| {r['stack']} | {r['concurrency']} | {_num(r['cpu_ms'], '.3f')}{spread} | {_num(r['rps'], ',.0f')} "
+        f"| {r['stack']} | {r['concurrency']} | {_num(r['cpu_ms'], '.3f')}{spread} | {_num(r['system_ms'], '.3f')} "
+        f"| {_num(r['rps'], ',.0f')} "
         f"| {_num(r['p50'], '.2f')} | {_num(r['p99'], '.2f')} | {r['errors']} |"
     )
 
