@@ -39,7 +39,7 @@ if __package__ in (None, ""):  # `python bench/servers.py`
 
 from bench.probes import outbox_rows, stored_traces
 from bench.procs import CLK_TCK, Service, free_port, settle, tree
-from bench.scale import machine, pinned
+from bench.scale import machine, pinned, roles
 from bench.targets import ROOT, VENVS, _clean_env, llm_scope_service, project_python, version_of
 
 GRANIAN_VERSION = "2.8.7"
@@ -150,7 +150,9 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
     drain(stack, args.drain_max)
     settle(stack.service.pid, max_wait=3)
     pids = tree(stack.service.pid)
+    helpers = roles(stack.service.pid)[1]
     user0, system0 = user_system(pids)
+    helper0 = sum(user_system(helpers))
     load.stdin.write("go\n")
     load.stdin.flush()
     result = json.loads(load.stdout.readline())
@@ -159,6 +161,7 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
     drain(stack, args.drain_max)
     settle(stack.service.pid, max_wait=3)
     user1, system1 = user_system(pids)
+    helper1 = sum(user_system(helpers))
     count = result["count"]
     return {
         "stack": stack.name,
@@ -171,6 +174,7 @@ def cell(stack: Stack, concurrency: int, args: argparse.Namespace) -> dict[str, 
         "p99": result["latency_ms"]["p99"],
         "cpu_ms": (user1 - user0 + system1 - system0) * 1000 / count if count else None,
         "system_ms": (system1 - system0) * 1000 / count if count else None,
+        "helper_ms": (helper1 - helper0) * 1000 / count if count and helpers else None,
     }
 
 
@@ -243,15 +247,15 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "cpu_min": min(cpus, default=None),
                 "cpu_max": max(cpus, default=None),
                 "system_ms": _median([r["system_ms"] for r in rs]),
+                "helper_ms": _median([r["helper_ms"] for r in rs]),
             }
         )
     return sorted(out, key=lambda r: (r["concurrency"], STACKS.index(r["stack"])))
 
 
 HEADER = (
-    "| stack | conc. | CPU/call ms (median; range) | of it kernel | calls/s | p50 ms | p99 ms | errors |\n"
-    + "|---" * 8
-    + "|"
+    "| stack | conc. | CPU/call ms (median; range) | of it kernel | of it trace helper | calls/s | p50 ms | p99 ms "
+    "| errors |\n" + "|---" * 9 + "|"
 )
 
 
@@ -263,6 +267,7 @@ def format_row(r: dict[str, Any]) -> str:
     spread = f" ({_num(r['cpu_min'], '.3f')}-{_num(r['cpu_max'], '.3f')})" if r["runs"] > 1 else ""
     return (
         f"| {r['stack']} | {r['concurrency']} | {_num(r['cpu_ms'], '.3f')}{spread} | {_num(r['system_ms'], '.3f')} "
+        f"| {_num(r['helper_ms'], '.3f') if r['helper_ms'] is not None else '—'} "
         f"| {_num(r['rps'], ',.0f')} "
         f"| {_num(r['p50'], '.2f')} | {_num(r['p99'], '.2f')} | {r['errors']} |"
     )
