@@ -21,6 +21,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.procs import cpu_seconds, free_port, tree
+from bench.scale import roles
 from bench.targets import ROOT, TOOLS_VENV, _clean_env, llm_scope_service, project_python, start_helper, tools_python
 
 
@@ -82,6 +83,7 @@ def main() -> None:
     p.add_argument("--top", type=int, default=40)
     p.add_argument("--native", action="store_true", help="include native (C) frames")
     p.add_argument("--gil", action="store_true", help="only sample the thread holding the GIL")
+    p.add_argument("--helper", action="store_true", help="sample the trace helper process instead of the gateway")
     args = p.parse_args()
     if tools_python(install=True) is None or not (TOOLS_VENV / "bin" / "py-spy").exists():
         sys.exit("py-spy is not available in bench/.venvs/tools")
@@ -99,9 +101,11 @@ def main() -> None:
             stdout=subprocess.PIPE, text=True, cwd=ROOT, env=_clean_env(),
         )  # fmt: skip
         time.sleep(1.5)
-        stacks = args.out / f"{args.mode}-c{args.concurrency}.collapsed"
+        who = "helper" if args.helper else "gateway"
+        stacks = args.out / f"{args.mode}-c{args.concurrency}-{who}.collapsed"
+        pid = roles(svc.pid)[1][0] if args.helper else svc.pid
         cpu0 = cpu_seconds(tree(svc.pid))
-        spy = [str(TOOLS_VENV / "bin" / "py-spy"), "record", "-p", str(svc.pid), "-d", str(int(args.duration)),
+        spy = [str(TOOLS_VENV / "bin" / "py-spy"), "record", "-p", str(pid), "-d", str(int(args.duration)),
                "-r", str(args.rate), "-f", "raw", "-o", str(stacks), "--nonblocking", "--threads"]  # fmt: skip
         if args.native:
             spy.append("--native")
@@ -111,7 +115,7 @@ def main() -> None:
         cpu1 = cpu_seconds(tree(svc.pid))
         out, _ = gen.communicate(timeout=60)
         print(out.strip().splitlines()[-1][:300])
-        print(f"gateway CPU while sampled: {cpu1 - cpu0:.2f} s over {args.duration:g} s")
+        print(f"gateway and helper CPU while sampled: {cpu1 - cpu0:.2f} s over {args.duration:g} s")
         print(f"collapsed stacks: {stacks}\n")
         print(top(stacks, args.top))
         print()
