@@ -18,6 +18,27 @@ class GatewayError(Exception):
     code: str | None = None
     anthropic_type: str | None = None  # when the status alone would pick the wrong Anthropic type
 
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        type: str | None = None,
+        code: str | None = None,
+        anthropic_type: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """An error kind is its status, OpenAI `type` and `code`, given on its class line
+        (`class RateLimited(GatewayError, status=429, ...)`): one row per kind, read like the table it is."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if type is not None:
+            cls.type = type
+        if code is not None:
+            cls.code = code
+        if anthropic_type is not None:
+            cls.anthropic_type = anthropic_type
+
     def __init__(
         self,
         message: str,
@@ -52,59 +73,40 @@ class GatewayError(Exception):
         }
 
 
-class InvalidRequest(GatewayError):
-    status = 400
-    type = "invalid_request_error"
-    code = "invalid_request"
+class InvalidRequest(GatewayError, status=400, type="invalid_request_error", code="invalid_request"):
+    """The request itself is wrong: sending it again unchanged will not help."""
 
 
-class AuthenticationFailed(GatewayError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
+class AuthenticationFailed(GatewayError, status=401, type="authentication_error", code="invalid_api_key"):
+    """No key, or one this gateway does not know."""
 
 
-class ModelNotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
+class ModelNotFound(GatewayError, status=404, type="invalid_request_error", code="model_not_found"):
+    """No deployment serves the model name (`model_not_found` is OpenAI's own code for it)."""
 
 
-class NotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
+class NotFound(GatewayError, status=404, type="invalid_request_error", code="not_found"):
+    """A trace, session, key or path that is not there."""
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
+class PayloadTooLarge(GatewayError, status=413, type="invalid_request_error", code="request_too_large"):
+    """A body over the gateway's size limit (`max_body_bytes`)."""
 
 
-class DeploymentUnavailable(GatewayError):
+class DeploymentUnavailable(
+    GatewayError, status=503, type="api_error", code="deployment_unavailable", anthropic_type="api_error"
+):
     """Every deployment of the name is unusable as configured (an unset `os.environ/NAME`, an unknown
     provider): 503, because the gateway is misconfigured, not the client's key (401) or request (400).
     Anthropic's type for 503 is `overloaded_error`, which clients retry as load; this is `api_error`."""
 
-    status = 503
-    type = "api_error"
-    code = "deployment_unavailable"
-    anthropic_type = "api_error"
 
-
-class UpstreamError(GatewayError):
+class UpstreamError(GatewayError, status=502, type="upstream_error", code="bad_gateway"):
     """The upstream answered with an error, failed, or could not be reached."""
 
-    status = 502
-    type = "upstream_error"
-    code = "bad_gateway"
 
-
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    type = "timeout_error"
-    code = "upstream_timeout"
+class UpstreamTimeout(UpstreamError, status=504, type="timeout_error", code="upstream_timeout"):
+    """The upstream did not answer, or stalled mid-stream, within the call's timeout."""
 
 
 _ANTHROPIC_TYPES = {
