@@ -7,7 +7,22 @@ single boundary that sees them (providers), so handlers only ever serialize.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict, Unpack
+
+
+class ErrorKind(TypedDict, total=False):
+    """What sets an error apart, given on a subclass's line or on one error raised (None: the class's own)."""
+
+    status: int | None
+    type: str | None  # OpenAI's error `type`
+    code: str | None
+    anthropic_type: str | None  # when the status alone would pick the wrong Anthropic type
+
+
+def _take(target: object, kind: ErrorKind) -> None:
+    for name, value in kind.items():
+        if value is not None:
+            setattr(target, name, value)
 
 
 class GatewayError(Exception):
@@ -16,49 +31,22 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code: str | None = None
-    anthropic_type: str | None = None  # when the status alone would pick the wrong Anthropic type
+    anthropic_type: str | None = None
 
-    def __init_subclass__(
-        cls,
-        *,
-        status: int | None = None,
-        type: str | None = None,
-        code: str | None = None,
-        anthropic_type: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """An error kind is its status, OpenAI `type` and `code`, given on its class line
-        (`class RateLimited(GatewayError, status=429, ...)`): one row per kind, read like the table it is."""
-        super().__init_subclass__(**kwargs)
-        if status is not None:
-            cls.status = status
-        if type is not None:
-            cls.type = type
-        if code is not None:
-            cls.code = code
-        if anthropic_type is not None:
-            cls.anthropic_type = anthropic_type
+    def __init_subclass__(cls, **kind: Unpack[ErrorKind]) -> None:
+        """An error kind is declared on its class line (`class RateLimited(GatewayError, status=429, ...)`):
+        one row per kind, set by the same code that lets one raised error override it."""
+        super().__init_subclass__()
+        _take(cls, kind)
 
     def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        type: str | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        retry_after: float | None = None,
+        self, message: str, *, param: str | None = None, retry_after: float | None = None, **kind: Unpack[ErrorKind]
     ) -> None:
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
-        if type is not None:
-            self.type = type
-        if code is not None:
-            self.code = code
         self.param = param
         self.retry_after = retry_after
+        _take(self, kind)
 
     def openai_body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
