@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..types import CallRecord
 
@@ -41,6 +41,16 @@ POSTGRES = Dialect(
     hour=f"to_char({_UTC}, 'YYYY-MM-DD\"T\"HH24:00')",
     concat_distinct="string_agg(DISTINCT {}, ',')",
 )
+
+
+T = TypeVar("T")
+
+
+def started(part: T | None) -> T:
+    """A store, once the trace pipeline has started and made it; asked for before then, a bug to surface."""
+    if part is None:
+        raise RuntimeError("trace pipeline not started")
+    return part
 
 
 SCORE_COLUMNS = "id, trace_id, name, value, data_type, comment, created"
