@@ -7,7 +7,22 @@ single boundary that sees them (providers), so handlers only ever serialize.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict, Unpack
+
+
+class ErrorKind(TypedDict, total=False):
+    """What sets an error apart, given on a subclass's line or on one error raised (None: the class's own)."""
+
+    status: int | None
+    type: str | None  # OpenAI's error `type`
+    code: str | None
+    anthropic_type: str | None  # when the status alone would pick the wrong Anthropic type
+
+
+def _take(target: object, kind: ErrorKind) -> None:
+    for name, value in kind.items():
+        if value is not None:
+            setattr(target, name, value)
 
 
 class GatewayError(Exception):
@@ -16,28 +31,22 @@ class GatewayError(Exception):
     status = 500
     type = "api_error"
     code: str | None = None
-    anthropic_type: str | None = None  # when the status alone would pick the wrong Anthropic type
+    anthropic_type: str | None = None
+
+    def __init_subclass__(cls, **kind: Unpack[ErrorKind]) -> None:
+        """An error kind is declared on its class line (`class RateLimited(GatewayError, status=429, ...)`):
+        one row per kind, set by the same code that lets one raised error override it."""
+        super().__init_subclass__()
+        _take(cls, kind)
 
     def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        type: str | None = None,
-        code: str | None = None,
-        param: str | None = None,
-        retry_after: float | None = None,
+        self, message: str, *, param: str | None = None, retry_after: float | None = None, **kind: Unpack[ErrorKind]
     ) -> None:
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
-        if type is not None:
-            self.type = type
-        if code is not None:
-            self.code = code
         self.param = param
         self.retry_after = retry_after
+        _take(self, kind)
 
     def openai_body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
@@ -52,59 +61,40 @@ class GatewayError(Exception):
         }
 
 
-class InvalidRequest(GatewayError):
-    status = 400
-    type = "invalid_request_error"
-    code = "invalid_request"
+class InvalidRequest(GatewayError, status=400, type="invalid_request_error", code="invalid_request"):
+    """The request itself is wrong: sending it again unchanged will not help."""
 
 
-class AuthenticationFailed(GatewayError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
+class AuthenticationFailed(GatewayError, status=401, type="authentication_error", code="invalid_api_key"):
+    """No key, or one this gateway does not know."""
 
 
-class ModelNotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "model_not_found"
+class ModelNotFound(GatewayError, status=404, type="invalid_request_error", code="model_not_found"):
+    """No deployment serves the model name (`model_not_found` is OpenAI's own code for it)."""
 
 
-class NotFound(GatewayError):
-    status = 404
-    type = "invalid_request_error"
-    code = "not_found"
+class NotFound(GatewayError, status=404, type="invalid_request_error", code="not_found"):
+    """A trace, session, key or path that is not there."""
 
 
-class PayloadTooLarge(GatewayError):
-    status = 413
-    type = "invalid_request_error"
-    code = "request_too_large"
+class PayloadTooLarge(GatewayError, status=413, type="invalid_request_error", code="request_too_large"):
+    """A body over the gateway's size limit (`max_body_bytes`)."""
 
 
-class DeploymentUnavailable(GatewayError):
+class DeploymentUnavailable(
+    GatewayError, status=503, type="api_error", code="deployment_unavailable", anthropic_type="api_error"
+):
     """Every deployment of the name is unusable as configured (an unset `os.environ/NAME`, an unknown
     provider): 503, because the gateway is misconfigured, not the client's key (401) or request (400).
     Anthropic's type for 503 is `overloaded_error`, which clients retry as load; this is `api_error`."""
 
-    status = 503
-    type = "api_error"
-    code = "deployment_unavailable"
-    anthropic_type = "api_error"
 
-
-class UpstreamError(GatewayError):
+class UpstreamError(GatewayError, status=502, type="upstream_error", code="bad_gateway"):
     """The upstream answered with an error, failed, or could not be reached."""
 
-    status = 502
-    type = "upstream_error"
-    code = "bad_gateway"
 
-
-class UpstreamTimeout(UpstreamError):
-    status = 504
-    type = "timeout_error"
-    code = "upstream_timeout"
+class UpstreamTimeout(UpstreamError, status=504, type="timeout_error", code="upstream_timeout"):
+    """The upstream did not answer, or stalled mid-stream, within the call's timeout."""
 
 
 _ANTHROPIC_TYPES = {

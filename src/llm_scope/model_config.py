@@ -295,9 +295,7 @@ def _parse_entry(
 
 
 def _mock_deployments() -> list[Deployment]:
-    return [Deployment(model_name=m, provider="mock", model=m) for m in MOCK_MODELS] + [
-        Deployment(model_name="mock/*", provider="mock", model="*", wildcard=True)
-    ]
+    return [*(Deployment(model_name=m, provider="mock", model=m) for m in MOCK_MODELS), _wildcard("mock")]
 
 
 def default_deployments(settings: Settings) -> list[Deployment]:
@@ -310,46 +308,25 @@ def default_deployments(settings: Settings) -> list[Deployment]:
         base = getattr(settings, base_field) if base_field else None
         if provider == "azure" and not base:
             continue  # an Azure route needs AZURE_API_BASE: without it every call would fail
-        extra: dict[str, Any] = {}
         version = settings.azure_api_version if provider == "azure" else None
-        out.append(
-            Deployment(
-                model_name=f"{provider}/*",
-                provider=provider,
-                model="*",
-                api_base=base,
-                api_key=key,
-                api_version=version,
-                params=extra,
-                wildcard=True,
-            )
-        )
+        out.append(_wildcard(provider, api_base=base, api_key=key, api_version=version))
     if settings.aws_access_key_id and settings.aws_secret_access_key:
-        out.append(
-            Deployment(
-                model_name="bedrock/*",
-                provider="bedrock",
-                model="*",
-                wildcard=True,
-                params={
-                    "aws_access_key_id": settings.aws_access_key_id,
-                    "aws_secret_access_key": settings.aws_secret_access_key,
-                    "aws_region_name": settings.aws_region_name,
-                },
-            )
-        )
+        credentials = {
+            "aws_access_key_id": settings.aws_access_key_id,
+            "aws_secret_access_key": settings.aws_secret_access_key,
+            "aws_region_name": settings.aws_region_name,
+        }
+        out.append(_wildcard("bedrock", params=credentials))
     if settings.vertex_project:
-        out.append(
-            Deployment(
-                model_name="vertex_ai/*",
-                provider="vertex_ai",
-                model="*",
-                wildcard=True,
-                params={
-                    "vertex_project": settings.vertex_project,
-                    "vertex_location": settings.vertex_location,
-                    "vertex_credentials": settings.google_application_credentials,
-                },
-            )
-        )
+        project = {
+            "vertex_project": settings.vertex_project,
+            "vertex_location": settings.vertex_location,
+            "vertex_credentials": settings.google_application_credentials,
+        }
+        out.append(_wildcard("vertex_ai", params=project))
     return out
+
+
+def _wildcard(provider: str, **fields: Any) -> Deployment:
+    """`<provider>/*`: any model of the provider, named as LiteLLM names it."""
+    return Deployment(model_name=f"{provider}/*", provider=provider, model="*", wildcard=True, **fields)

@@ -13,6 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, Unpack
@@ -54,7 +55,8 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _row_to_key(row: sqlite3.Row) -> VirtualKey:
+def key_from_row(row: Mapping[str, Any] | sqlite3.Row) -> VirtualKey:
+    """A key from its `virtual_keys` row, which has the same columns in SQLite and PostgreSQL."""
     models = json.loads(row["models"]) if row["models"] else None
     return VirtualKey(
         id=row["id"],
@@ -166,12 +168,12 @@ class KeyStore:
         where = "" if include_revoked else " WHERE revoked IS NULL"
         with self._lock:
             rows = self.db.execute(f"SELECT * FROM virtual_keys{where} ORDER BY created").fetchall()
-        return [_row_to_key(r) for r in rows]
+        return [key_from_row(r) for r in rows]
 
     def get(self, key_id: str) -> VirtualKey | None:
         with self._lock:
             row = self.db.execute("SELECT * FROM virtual_keys WHERE id = ?", (key_id,)).fetchone()
-        return _row_to_key(row) if row else None
+        return key_from_row(row) if row else None
 
     def revoke(self, key_id: str) -> bool:
         with self._lock:
@@ -192,7 +194,7 @@ class KeyStore:
             return hit[1]
         with self._lock:
             row = self.db.execute("SELECT * FROM virtual_keys WHERE hash = ? AND revoked IS NULL", (digest,)).fetchone()
-        key = _row_to_key(row) if row else None
+        key = key_from_row(row) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now, key)

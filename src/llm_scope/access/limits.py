@@ -16,16 +16,12 @@ from ..errors import GatewayError
 from .keys import VirtualKey
 
 
-class RateLimited(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limit_exceeded"
+class RateLimited(GatewayError, status=429, type="rate_limit_error", code="rate_limit_exceeded"):
+    """Over the key's requests or tokens per minute; `retry_after` is the time to the next minute."""
 
 
-class BudgetExceeded(GatewayError):
-    status = 429
-    type = "insufficient_quota"
-    code = "budget_exceeded"
+class BudgetExceeded(GatewayError, status=429, type="insufficient_quota", code="budget_exceeded"):
+    """Over the key's daily or monthly USD budget; `retry_after` is the time to the next day or month."""
 
 
 @dataclass(frozen=True)

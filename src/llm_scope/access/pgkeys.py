@@ -12,7 +12,6 @@ key needs the database and fails with 503 while it is down.
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 import threading
 import time
@@ -20,7 +19,7 @@ from typing import Any, Unpack
 
 from ..errors import GatewayError
 from ..postgres import Database, DatabaseError
-from .keys import INSERT_COLUMNS, KEY_PREFIX, KeyLimits, VirtualKey, hash_key, new_key, row_values
+from .keys import INSERT_COLUMNS, KEY_PREFIX, KeyLimits, VirtualKey, hash_key, key_from_row, new_key, row_values
 
 log = logging.getLogger("llm_scope.access")
 REFRESH_SECONDS = 2.0
@@ -41,26 +40,8 @@ MIGRATIONS = [
 _NOW = "extract(epoch from clock_timestamp())"
 
 
-class KeyStoreUnavailable(GatewayError):
-    status = 503
-    type = "service_unavailable"
-    code = "key_store_unavailable"
-
-
-def _key(row: dict[str, Any]) -> VirtualKey:
-    models = json.loads(row["models"]) if row["models"] else None
-    return VirtualKey(
-        id=row["id"],
-        owner=row["owner"],
-        hint=row["hint"],
-        models=tuple(models) if models is not None else None,
-        budget_daily_usd=row["budget_daily_usd"],
-        budget_monthly_usd=row["budget_monthly_usd"],
-        rpm=row["rpm"],
-        tpm=row["tpm"],
-        created=row["created"],
-        revoked=row["revoked"],
-    )
+class KeyStoreUnavailable(GatewayError, status=503, type="service_unavailable", code="key_store_unavailable"):
+    """Managing keys (create, list, get, revoke) needs PostgreSQL; a lookup never does (keys are in memory)."""
 
 
 class PostgresKeyStore:
@@ -104,11 +85,11 @@ class PostgresKeyStore:
             return False
         if full:
             self._last_full = time.monotonic()
-            fresh = {row["hash"]: _key(row) for row in rows}
+            fresh = {row["hash"]: key_from_row(row) for row in rows}
             self._by_hash = {digest: key for digest, key in fresh.items() if key.revoked is None}
         else:
             for row in rows:
-                self._remember(row["hash"], _key(row))
+                self._remember(row["hash"], key_from_row(row))
         self._since = float(now)
         self._loaded_at = time.monotonic()
         return True
@@ -156,16 +137,16 @@ class PostgresKeyStore:
             [time.time(), key_id],
         )
         for row in rows:
-            self._remember(row["hash"], _key(row))
+            self._remember(row["hash"], key_from_row(row))
         return bool(rows)
 
     def list(self, *, include_revoked: bool = False) -> builtins.list[VirtualKey]:
         where = "" if include_revoked else " WHERE revoked IS NULL"
-        return [_key(row) for row in self._read(f"SELECT * FROM virtual_keys{where} ORDER BY created")]
+        return [key_from_row(row) for row in self._read(f"SELECT * FROM virtual_keys{where} ORDER BY created")]
 
     def get(self, key_id: str) -> VirtualKey | None:
         rows = self._read("SELECT * FROM virtual_keys WHERE id = ?", [key_id])
-        return _key(rows[0]) if rows else None
+        return key_from_row(rows[0]) if rows else None
 
     def _read(self, sql: str, params: builtins.list[Any] | None = None) -> builtins.list[dict[str, Any]]:
         try:

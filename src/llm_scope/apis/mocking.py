@@ -31,11 +31,12 @@ async def iterate(chunks: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def last_user_text(messages: Any) -> str:
+    """The text of the last user turn in a list of messages (chat, Messages, a Responses `input` list)."""
     for msg in reversed(messages if isinstance(messages, list) else []):
         if isinstance(msg, dict) and msg.get("role") == "user":
             content = msg.get("content")
             if isinstance(content, str):
                 return content
             if isinstance(content, list):
-                return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
     return ""

@@ -24,7 +24,7 @@ from .family import (
     validate_input,
     without_metadata,
 )
-from .mocking import iterate, named_event, reply, tokens
+from .mocking import iterate, last_user_text, named_event, reply, tokens
 
 
 def input_of(body: dict[str, Any]) -> Any:
@@ -69,25 +69,13 @@ def summarize_responses_json(raw: bytes) -> Summary:
     return summarize_response_object(obj)
 
 
-def _responses_input_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    for item in reversed(value if isinstance(value, list) else []):
-        if isinstance(item, dict) and item.get("role") == "user":
-            content = item.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-    return ""
-
-
 def mock(body: dict[str, Any], deployment: Deployment) -> MockAnswer:
     """A message echoing the input, or a call of the first function tool until its output comes back."""
     model = str(body.get("model") or "mock")
     ident = "resp_mock" + os.urandom(8).hex()
     created = int(time.time())
-    text = reply(_responses_input_text(body.get("input")))
+    given = body.get("input")
+    text = reply(given if isinstance(given, str) else last_user_text(given))
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
     given = body.get("input")
     last = given[-1] if isinstance(given, list) and given else {}

@@ -13,9 +13,9 @@ import collections
 import functools
 import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -59,16 +59,6 @@ class _Series:
     tokens: tuple[Any, ...]
 
 
-@dataclass
-class _PipelineSeen:
-    lost: int = 0
-    export_failures: int = 0
-    exported: int = 0
-    helper_restarts: int = 0
-    spilled: int = 0
-    ship_failures: int = 0
-
-
 class _FoldFirst:
     """A collector that yields nothing but folds pending calls in, registered first so every scrape of the
     registry (the metrics port's thread included) sees every call answered before it."""
@@ -91,134 +81,94 @@ class Metrics:
         self._fold_lock = threading.Lock()
         r.register(_FoldFirst(self))
         model = ["route", "model", "provider"]
-        self.requests = Counter(
-            f"{PREFIX}_requests",
+        counter, gauge, histogram = self._counter, self._gauge, self._histogram
+        self.requests = counter(
+            "requests",
             "Requests by route, model, provider, status and error type",
             ["route", "requested_model", "model", "provider", "status_code", "error_type"],
-            registry=r,
         )
-        self.duration = Histogram(
-            f"{PREFIX}_request_duration_seconds",
-            "Total request latency as the client saw it",
-            model,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+        self.duration = histogram("request_duration_seconds", "Total request latency as the client saw it", model)
+        self.upstream = histogram("upstream_duration_seconds", "Time spent waiting on the upstream", model)
+        self.overhead = histogram(
+            "overhead_seconds", "Gateway overhead: total latency minus upstream time", ["route"], OVERHEAD_BUCKETS
         )
-        self.upstream = Histogram(
-            f"{PREFIX}_upstream_duration_seconds",
-            "Time spent waiting on the upstream",
-            model,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.overhead = Histogram(
-            f"{PREFIX}_overhead_seconds",
-            "Gateway overhead: total latency minus upstream time",
-            ["route"],
-            buckets=OVERHEAD_BUCKETS,
-            registry=r,
-        )
-        self.ttft = Histogram(
-            f"{PREFIX}_time_to_first_token_seconds",
-            "Time to first token of streamed answers",
-            model,
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.tps = Histogram(
-            f"{PREFIX}_output_tokens_per_second",
+        self.ttft = histogram("time_to_first_token_seconds", "Time to first token of streamed answers", model)
+        self.tps = histogram(
+            "output_tokens_per_second",
             "Output tokens per second of generation time",
             ["model", "provider"],
-            buckets=TPS_BUCKETS,
-            registry=r,
+            TPS_BUCKETS,
         )
-        self.tokens = Counter(
-            f"{PREFIX}_tokens",
-            "Tokens by direction (input, output, cached, reasoning)",
-            ["direction", "model", "provider"],
-            registry=r,
+        self.tokens = counter(
+            "tokens", "Tokens by direction (input, output, cached, reasoning)", ["direction", "model", "provider"]
         )
-        self.client_requests = Counter(
-            f"{PREFIX}_client_requests",
+        self.client_requests = counter(
+            "client_requests",
             "Requests by client tool (claude-code, codex, cursor, openai-python, ...; other tools as other)",
             ["client", "route"],
-            registry=r,
         )
-        self.client_tokens = Counter(
-            f"{PREFIX}_client_tokens",
+        self.client_tokens = counter(
+            "client_tokens",
             "Tokens by client tool and direction (input, output, cached, cache_write, reasoning)",
             ["client", "direction"],
-            registry=r,
         )
-        self.cost = Counter(
-            f"{PREFIX}_cost_usd", "Spend in USD from the price table", ["model", "provider"], registry=r
+        self.cost = counter("cost_usd", "Spend in USD from the price table", ["model", "provider"])
+        self.in_flight = gauge("in_flight_requests", "Requests being served", "livesum", ["route"])
+        self.in_flight_streams = gauge("in_flight_streams", "Streams being relayed", "livesum")
+        self.upstream_failures = counter(
+            "upstream_failures", "Upstream failures per deployment", ["deployment", "provider", "kind"]
         )
-        self.in_flight = Gauge(
-            f"{PREFIX}_in_flight_requests", "Requests being served", ["route"], multiprocess_mode="livesum", registry=r
-        )
-        self.in_flight_streams = Gauge(
-            f"{PREFIX}_in_flight_streams", "Streams being relayed", multiprocess_mode="livesum", registry=r
-        )
-        self.upstream_failures = Counter(
-            f"{PREFIX}_upstream_failures",
-            "Upstream failures per deployment",
-            ["deployment", "provider", "kind"],
-            registry=r,
-        )
-        self.trace_queue = Gauge(
-            f"{PREFIX}_trace_queue_depth", "Trace records waiting in memory", multiprocess_mode="livesum", registry=r
-        )
-        self.trace_backlog = Gauge(
-            f"{PREFIX}_trace_outbox_backlog",
+        self.trace_queue = gauge("trace_queue_depth", "Trace records waiting in memory", "livesum")
+        self.trace_backlog = gauge(
+            "trace_outbox_backlog",
             "Outbox rows not yet acknowledged by their exporter (Langfuse, OTLP): one per exporter per call",
-            multiprocess_mode="livemax",
-            registry=r,
+            "livemax",
         )
-        self.trace_exported = Counter(
-            f"{PREFIX}_trace_exported",
-            "Traces acknowledged by an exporter (Langfuse, OTLP), counted once per exporter",
-            registry=r,
+        self.trace_exported = counter(
+            "trace_exported", "Traces acknowledged by an exporter (Langfuse, OTLP), counted once per exporter"
         )
-        self.trace_export_failures = Counter(
-            f"{PREFIX}_trace_export_failures", "Failed export attempts (Langfuse, OTLP)", registry=r
+        self.trace_export_failures = counter("trace_export_failures", "Failed export attempts (Langfuse, OTLP)")
+        self.trace_lost = counter("trace_records_lost", "Trace records dropped (must stay 0)")
+        self.trace_spilled = counter("trace_records_spilled", "Trace records written to the spill file (helper behind)")
+        self.trace_spill_pending = gauge("trace_spill_pending", "Trace records in the spill file", "livesum")
+        self.trace_helper_restarts = counter(
+            "trace_helper_restarts", "Times the trace helper process died and was started again"
         )
-        self.trace_lost = Counter(f"{PREFIX}_trace_records_lost", "Trace records dropped (must stay 0)", registry=r)
-        self.trace_spilled = Counter(
-            f"{PREFIX}_trace_records_spilled", "Trace records written to the spill file (helper behind)", registry=r
-        )
-        self.trace_spill_pending = Gauge(
-            f"{PREFIX}_trace_spill_pending", "Trace records in the spill file", multiprocess_mode="livesum", registry=r
-        )
-        self.trace_helper_restarts = Counter(
-            f"{PREFIX}_trace_helper_restarts", "Times the trace helper process died and was started again", registry=r
-        )
-        self.trace_ship_backlog = Gauge(
-            f"{PREFIX}_trace_ship_backlog",
+        self.trace_ship_backlog = gauge(
+            "trace_ship_backlog",
             "Traces stored locally and not yet shipped to PostgreSQL (DATABASE_URL)",
-            multiprocess_mode="livemax",  # the workers share one local store: each reports the same rows
-            registry=r,
+            "livemax",  # the workers share one local store: each reports the same rows
         )
-        self.trace_ship_failures = Counter(
-            f"{PREFIX}_trace_ship_failures", "Failed attempts to ship traces to PostgreSQL", registry=r
-        )
-        self.budget_alerts = Counter(
-            f"{PREFIX}_budget_alerts",
+        self.trace_ship_failures = counter("trace_ship_failures", "Failed attempts to ship traces to PostgreSQL")
+        self.budget_alerts = counter(
+            "budget_alerts",
             "Budget alert webhooks by threshold (80, 100 percent) and outcome (delivered, failed: retried later)",
             ["threshold", "outcome"],
-            registry=r,
         )
-        self.overload_rejections = Counter(
-            f"{PREFIX}_overload_rejections",
-            "API calls refused with 503 because the gateway was at capacity",
-            ["route"],
-            registry=r,
+        self.overload_rejections = counter(
+            "overload_rejections", "API calls refused with 503 because the gateway was at capacity", ["route"]
         )
-        self._seen = _PipelineSeen()
+        # What `sync_pipeline` and `sync_shipping` published last, by counter: they publish the increase.
+        self._seen: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, str, str, int, str], _Series] = {}
         self._clients = frozenset(clients)
         self._client_children: dict[tuple[str | None, str], tuple[Any, tuple[Any, ...]]] = {}
+
+    # Every metric is named under PREFIX and registered in this registry (which multiprocess mode merges).
+
+    def _counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
+
+    def _gauge(self, name: str, doc: str, mode: Literal["livesum", "livemax"], labels: Sequence[str] = ()) -> Gauge:
+        """`mode`: how multiprocess mode merges the workers' values (live ones only: a dead worker's are gone)."""
+        return Gauge(f"{PREFIX}_{name}", doc, labels, multiprocess_mode=mode, registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> Histogram:
+        return Histogram(f"{PREFIX}_{name}", doc, labels, buckets=buckets, registry=self.registry)
 
     def _model_label(self, name: str) -> str:
         """A bounded label value: names a client made up must not mint series without limit."""
@@ -371,19 +321,19 @@ class Metrics:
                 ("helper_restarts", self.trace_helper_restarts, helper_restarts),
                 ("spilled", self.trace_spilled, spilled),
             ):
-                seen = getattr(self._seen, name)
+                seen = self._seen[name]
                 if value > seen:
                     counter.inc(value - seen)
-                    setattr(self._seen, name, value)
+                    self._seen[name] = value
 
     def sync_shipping(self, *, backlog: int, failures: int) -> None:
         """Mirror the trace helper's shipping to PostgreSQL (a helper that restarts counts failures anew)."""
         with self._lock:
             self.trace_ship_backlog.set(backlog)
-            seen = self._seen.ship_failures
+            seen = self._seen["ship_failures"]
             if failures > seen:
                 self.trace_ship_failures.inc(failures - seen)
-            self._seen.ship_failures = failures
+            self._seen["ship_failures"] = failures
 
     # --- exposition ------------------------------------------------------------------------------------
 

@@ -7,48 +7,28 @@ which is the only place Anthropic's API accepts them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from .. import jsoncodec
-from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..types import Deployment
-from .base import CallOptions, UpstreamResponse
-from .egress import verify_setting
-from .upstream_http import UpstreamHTTP
+from .passthrough import PassthroughProvider
 
 DEFAULT_BASE = "https://api.anthropic.com"
 DEFAULT_VERSION = "2023-06-01"
 
 
-class AnthropicCompatProvider:
-    def __init__(self, http: UpstreamHTTP, families: Iterable[ApiFamily] = FAMILIES) -> None:
-        self.http = http
-        self.families = by_name(families)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-
-    async def call(
-        self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
-    ) -> UpstreamResponse:
+class AnthropicCompatProvider(PassthroughProvider):
+    def target(self, deployment: Deployment, path: str) -> tuple[str, dict[str, str]]:
+        """A client's own `anthropic-version` (forwarded) replaces the default one."""
         base = (deployment.api_base or DEFAULT_BASE).rstrip("/")
         if base.endswith("/v1"):
             base = base[:-3]
-        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION, **options.headers}
+        headers = {"content-type": "application/json", "anthropic-version": DEFAULT_VERSION}
         if deployment.api_key:
             headers["x-api-key"] = deployment.api_key
-        payload = hoist_system_messages(body)
-        payload["model"] = deployment.model
-        data = jsoncodec.dumps(payload)
-        return await self.http.post(
-            f"{base}/{self.families[api].upstream_path}",
-            headers,
-            data,
-            stream=bool(body.get("stream")),
-            options=options,
-            verify=verify_setting(deployment.params.get("ssl_verify")),
-        )
+        return f"{base}/{path}", headers
+
+    def payload(self, body: dict[str, Any]) -> dict[str, Any]:
+        return hoist_system_messages(body)
 
 
 def hoist_system_messages(body: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,11 @@ or as SSE chunks) and raises
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..apis import ApiName
+from ..apis import FAMILIES, ApiFamily, ApiName, by_name
 from ..types import Deployment
 
 
@@ -47,6 +47,17 @@ class Provider(Protocol):
     ) -> UpstreamResponse: ...
 
     async def aclose(self) -> None: ...
+
+
+class FamilyProvider:
+    """What every provider starts from: the families it answers, by the name `call` gets (a runtime-made
+    family answers like the table's), and nothing to release unless it holds a connection pool."""
+
+    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
+        self.families = by_name(families)
+
+    async def aclose(self) -> None:
+        return None
 
 
 # Upstream response headers worth passing back to clients (rate limits, request ids for support).

@@ -15,15 +15,15 @@ import operator
 import os
 import re
 import traceback
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import ModuleType
 from typing import Any
 
-from ..apis import FAMILIES, ApiFamily, ApiName, by_name
+from ..apis import ApiName
 from ..errors import OPENAI_TYPES_BY_STATUS, GatewayError, UpstreamError, UpstreamTimeout
 from ..model_config import OPENAI_COMPATIBLE
 from ..types import Deployment
-from .base import CallOptions, UpstreamResponse
+from .base import CallOptions, FamilyProvider, UpstreamResponse
 
 log = logging.getLogger("llm_scope.providers")
 _litellm: ModuleType | None = None
@@ -59,13 +59,7 @@ def load_litellm() -> ModuleType:
     return _litellm
 
 
-class LiteLLMProvider:
-    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
-        self.families = by_name(families)
-
-    async def aclose(self) -> None:
-        return None
-
+class LiteLLMProvider(FamilyProvider):
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:

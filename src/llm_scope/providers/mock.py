@@ -7,21 +7,14 @@ in text once the tool result comes back), which is enough to try an IDE's agent 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from ..apis import FAMILIES, ApiFamily, ApiName, by_name
+from ..apis import ApiName
 from ..types import Deployment
-from .base import CallOptions, UpstreamResponse
+from .base import CallOptions, FamilyProvider, UpstreamResponse
 
 
-class MockProvider:
-    def __init__(self, families: Iterable[ApiFamily] = FAMILIES) -> None:
-        self.families = by_name(families)
-
-    async def aclose(self) -> None:
-        return None
-
+class MockProvider(FamilyProvider):
     async def call(
         self, api: ApiName, deployment: Deployment, body: dict[str, Any], options: CallOptions
     ) -> UpstreamResponse:

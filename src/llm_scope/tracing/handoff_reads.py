@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from . import helper_protocol
 from .spill import Spill
-from .storage import TraceStore
+from .storage import TraceStore, started
 from .store import Store
 
 T = TypeVar("T")
@@ -39,16 +39,12 @@ class HandoffReads:
 
     @property
     def store(self) -> TraceStore:
-        if self._store is None:
-            raise RuntimeError("trace pipeline not started")
-        return self._store
+        return started(self._store)
 
     @property
     def local(self) -> Store:
         """This instance's own SQLite store (the same as `store` unless DATABASE_URL is set)."""
-        if self._local is None:
-            raise RuntimeError("trace pipeline not started")
-        return self._local
+        return started(self._local)
 
     @property
     def ship_backlog(self) -> int:

@@ -27,6 +27,20 @@ log = logging.getLogger("llm_scope.tracing")
 TRACE_KINDS = {"langfuse": "trace", "otel": "otel"}
 
 
+async def pause(wake: asyncio.Event, delay: float) -> None:
+    """Between two rounds of a sending loop (a lane's, the shipper's): sleep out the backoff `delay`, or with
+    none, wait up to a second for `wake` (new rows) and clear it."""
+    if delay:
+        await asyncio.sleep(delay)
+    else:
+        # asyncio.timeout, not wait_for: on 3.11 a cancel that lands as the event fires is swallowed
+        # by wait_for, and stop() then waited for the loop forever (seen in the SIGTERM test).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await wake.wait()
+    wake.clear()
+
+
 def trace_kind(exporter: Exporter) -> str:
     return TRACE_KINDS.get(exporter.name, exporter.name)
 
@@ -80,15 +94,7 @@ class ExportLane:
     async def run(self) -> None:
         delay = 0.0
         while not self._stopping:
-            if delay:
-                await asyncio.sleep(delay)
-            else:
-                # asyncio.timeout, not wait_for: on 3.11 a cancel that lands as the event fires is swallowed
-                # by wait_for, and stop() then waited for this loop forever (seen in the SIGTERM test).
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self.wake.wait()
-            self.wake.clear()
+            await pause(self.wake, delay)
             try:
                 result = await self.export_batch()
             except Exception:

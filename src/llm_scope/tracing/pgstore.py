@@ -19,7 +19,7 @@ from ..types import CallRecord
 from . import blobs
 from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import SUMMARY_COLUMNS, summary_values
-from .storage import POSTGRES
+from .storage import POSTGRES, SCORE_COLUMNS, score_row
 
 _REAL = "DOUBLE PRECISION"
 MIGRATIONS: list[str] = [
@@ -72,16 +72,11 @@ _TEXT = (
     | {"error_type", "key_id", "record", "input_refs"}
     | {name for name, kind in FACT_COLUMNS if kind == "TEXT"}
 )
-_INT = {
-    "status_code",
-    "stream",
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-} | {name for name, kind in FACT_COLUMNS if kind == "INTEGER"}
+_INT = (
+    {"status_code", "stream"}
+    | {name for name in SUMMARY_COLUMNS if name.endswith("_tokens")}
+    | {name for name, kind in FACT_COLUMNS if kind == "INTEGER"}
+)
 _KINDS = tuple("text" if c in _TEXT else "int" if c in _INT else "real" for c in _COLUMNS)
 _INT64 = range(-(2**63), 2**63)
 _ROWS_PER_STATEMENT = 500  # 40 parameters a row, well under PostgreSQL's 65,535
@@ -158,13 +153,13 @@ class PostgresStore:
         return sum(self.db.transaction(statements)[upserts:])
 
     def write_scores(self, rows: Sequence[Sequence[Any]]) -> None:
-        """Score rows (id, trace_id, name, value, data_type, comment, created); a known id is replaced."""
+        """Score rows (in SCORE_COLUMNS order); a known id is replaced."""
         if not rows:
             return
         self.db.transaction(
             [
                 (
-                    "INSERT INTO scores (id, trace_id, name, value, data_type, comment, created) VALUES "
+                    f"INSERT INTO scores ({SCORE_COLUMNS}) VALUES "
                     "(?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value, "
                     "data_type = EXCLUDED.data_type, comment = EXCLUDED.comment, created = EXCLUDED.created",
                     list(row),
@@ -174,19 +169,7 @@ class PostgresStore:
         )
 
     def add_score(self, score: dict[str, Any], *, outbox_payload: str | None = None) -> None:
-        self.write_scores(
-            [
-                (
-                    score["id"],
-                    score["traceId"],
-                    score["name"],
-                    str(score["value"]),
-                    score["dataType"],
-                    score.get("comment"),
-                    time.time(),
-                )
-            ]
-        )
+        self.write_scores([score_row(score)])
 
     def prune(self, retention_days: float) -> int:
         """Delete in batches of 10,000 rows, each its own short transaction: no long lock on the table."""

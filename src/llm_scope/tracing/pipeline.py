@@ -30,6 +30,7 @@ from .exporting import Exporter
 from .helper_protocol import PipelineStats
 from .lanes import ExportLane
 from .records import enrich
+from .storage import started
 from .store import Store
 
 log = logging.getLogger("llm_scope.tracing")
@@ -92,9 +93,7 @@ class TracePipeline:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            raise RuntimeError("trace pipeline not started")
-        return self._store
+        return started(self._store)
 
     @property
     def exporter(self) -> Exporter | None:

@@ -63,17 +63,17 @@ class TraceFilter:
     client: str | None = None  # a normalized tool name (accounting/clients.py)
 
     def where(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if self.user is not None:
-            clauses.append("user_id = ?")
-            params.append(self.user)
-        if self.session is not None:
-            clauses.append("session_id = ?")
-            params.append(self.session)
-        if self.client is not None:
-            clauses.append("client = ?")
-            params.append(self.client)
+        """The WHERE clause and its parameters: a column against a value, for each filter given; the model
+        and the status have rules of their own."""
+        given = (
+            ("user_id = ?", self.user),
+            ("session_id = ?", self.session),
+            ("client = ?", self.client),
+            ("start_time >= ?", self.since),
+            ("start_time < ?", self.until),
+        )
+        clauses = [clause for clause, value in given if value is not None]
+        params: list[Any] = [value for _, value in given if value is not None]
         if self.model == REJECTED_NAME:  # the one row model lists show for them
             clauses.append(REJECTED)
         elif self.model is not None:
@@ -88,12 +88,6 @@ class TraceFilter:
         elif self.status is not None:
             clauses.append("status_code = ?")
             params.append(int(self.status))
-        if self.since is not None:
-            clauses.append("start_time >= ?")
-            params.append(self.since)
-        if self.until is not None:
-            clauses.append("start_time < ?")
-            params.append(self.until)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 

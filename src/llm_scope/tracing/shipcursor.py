@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from .records import SUMMARY_COLUMNS
+from .storage import SCORE_COLUMNS
 from .writelock import WriteLock
 
 
@@ -19,8 +20,8 @@ class ShippingCursor:
     _writes: WriteLock  # the cross-process write lock: writers queue in the kernel, not in SQLite's busy handler
 
     def unshipped(self, target: str, limit: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The oldest trace rows (rowid, summary columns…, record, input_refs) and score rows (rowid, id,
-        trace_id, name, value, data_type, comment, created) not yet shipped to `target`."""
+        """The oldest trace rows (rowid, summary columns…, record, input_refs) and score rows (rowid,
+        SCORE_COLUMNS…) not yet shipped to `target`."""
         with self._lock:
             traces, scores = self._cursor(target)
             trace_rows = self.db.execute(
@@ -29,8 +30,7 @@ class ShippingCursor:
                 (traces, limit),
             ).fetchall()
             score_rows = self.db.execute(
-                "SELECT rowid, id, trace_id, name, value, data_type, comment, created FROM scores WHERE rowid > ?"
-                " ORDER BY rowid LIMIT ?",
+                f"SELECT rowid, {SCORE_COLUMNS} FROM scores WHERE rowid > ? ORDER BY rowid LIMIT ?",
                 (scores, limit),
             ).fetchall()
         return [tuple(r) for r in trace_rows], [tuple(r) for r in score_rows]

@@ -26,6 +26,7 @@ from typing import Any
 from ..postgres import DatabaseError
 from . import blobs
 from .blocks import flat
+from .lanes import pause
 from .pgstore import PostgresStore
 from .store import Store
 
@@ -113,13 +114,7 @@ class Shipper:
         delay = 0.0
         loop = asyncio.get_running_loop()
         while True:
-            if delay:
-                await asyncio.sleep(delay)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self._wake.wait()
-            self._wake.clear()
+            await pause(self._wake, delay)
             try:
                 while await self._step() == self.batch_size:
                     pass

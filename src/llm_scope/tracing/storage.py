@@ -8,9 +8,10 @@ expressions the engines spell differently come from the store's `Dialect`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..types import CallRecord
 
@@ -40,6 +41,33 @@ POSTGRES = Dialect(
     hour=f"to_char({_UTC}, 'YYYY-MM-DD\"T\"HH24:00')",
     concat_distinct="string_agg(DISTINCT {}, ',')",
 )
+
+
+T = TypeVar("T")
+
+
+def started(part: T | None) -> T:
+    """A store, once the trace pipeline has started and made it; asked for before then, a bug to surface."""
+    if part is None:
+        raise RuntimeError("trace pipeline not started")
+    return part
+
+
+SCORE_COLUMNS = "id, trace_id, name, value, data_type, comment, created"
+
+
+def score_row(score: dict[str, Any]) -> tuple[Any, ...]:
+    """A score (the API's camelCase JSON) as either store keeps it, in SCORE_COLUMNS order: the value as text
+    whatever its data type, and the time it was recorded here."""
+    return (
+        score["id"],
+        score["traceId"],
+        score["name"],
+        str(score["value"]),
+        score["dataType"],
+        score.get("comment"),
+        time.time(),
+    )
 
 
 class TraceStore(Protocol):

@@ -26,7 +26,7 @@ from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import COST_PARTS, record_from_dict, summary_values
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .shipcursor import ShippingCursor
-from .storage import SQLITE
+from .storage import SCORE_COLUMNS, SQLITE, score_row
 from .writelock import WriteLock
 
 MIGRATIONS: list[str] = [
@@ -261,17 +261,7 @@ class Store(ShippingCursor):
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO scores (id, trace_id, name, value, data_type, comment, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        score["id"],
-                        score["traceId"],
-                        score["name"],
-                        str(score["value"]),
-                        score["dataType"],
-                        score.get("comment"),
-                        time.time(),
-                    ),
+                    f"INSERT OR REPLACE INTO scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", score_row(score)
                 )
                 if outbox_payload is not None:
                     self.db.execute(

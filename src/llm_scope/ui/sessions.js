@@ -32,6 +32,20 @@ const toolTitle = (calls) => Object.entries(calls || {}).map(([n, c]) => `${n}: 
 const repoText = (r) => (r.repos || []).length ? `${r.repos.join(", ")}${(r.branches || []).length
   ? ` @ ${r.branches.join(", ")}` : ""}` : DASH;
 
+/** A row's token buckets (a session's, a turn's, a tool's): fresh input, cache reads, cache writes, output. */
+export const tokenCells = (r) => [
+  num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
+  num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
+  num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
+  num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
+];
+
+/** What the cache did for a session's or a tool's calls: the share of input it served, and what that saved. */
+export const cacheCells = (r) => [
+  num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
+  num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+];
+
 function sessionRow(r, withRepo) {
   const href = hashFor("session", r.session_id);
   const span = r.last_call - r.first_call;
@@ -55,12 +69,8 @@ function sessionRow(r, withRepo) {
     num(r.retries ? fmtInt(r.retries) : DASH, r.retries, { "data-col": "retries",
       title: `${r.gateway_retries || 0} by the gateway, ${r.client_resends || 0} re-sent by the client` }),
     num(r.errors ? fmtInt(r.errors) : DASH, r.errors, { "data-col": "errors", class: r.errors ? "num bad-text" : "num" }),
-    num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
-    num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
-    num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
-    num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
-    num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
-    num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+    tokenCells(r),
+    cacheCells(r),
     num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
       { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 }),
   );
@@ -156,10 +166,7 @@ function timelineRow(t, t0, running, offset) {
     h("td", { "data-col": "status" }, statusBadge(t),
       t.cache_break ? h("span", { class: "tag break", "data-testid": "cache-break", title: breakTitle(t) },
         `cache break${known(t) ? `: ${t.cache_break_cause.join(", ")}` : ""}`) : null),
-    num(fmtInt(t.fresh_input_tokens), t.fresh_input_tokens, { "data-col": "fresh-in" }),
-    num(fmtInt(t.cache_read_tokens), t.cache_read_tokens, { "data-col": "cache-read" }),
-    num(fmtInt(t.cache_write_tokens), t.cache_write_tokens, { "data-col": "cache-write" }),
-    num(fmtInt(t.output_tokens), t.output_tokens, { "data-col": "tokens-out" }),
+    tokenCells(t),
     h("td", { "data-col": "tools", class: "small", title: toolTitle(t.tool_calls) }, toolList(t.tool_calls, 2),
       t.subagent ? h("span", { class: "tag", "data-testid": "call-subagent", title: SUBAGENT_TITLE },
         `subagent${t.subagent === "agent" ? "" : `: ${t.subagent}`}`) : null,

@@ -4,10 +4,10 @@
 // was asked are one "(rejected)" row, never a model of their own in the tables, charts or filters.
 
 import { hbars, lines, stackedBars, topSeries } from "./charts.js";
-import { add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, fmtPct, h, hashFor, num } from "./dom.js";
+import { add, api, clear, costNodes, fmtCost, fmtInt, fmtMs, h, hashFor, num } from "./dom.js";
 import { REJECTED } from "./calls.js";
 import { bounds, rangeFrom, rangeParams, rangePicker } from "./range.js";
-import { tile } from "./sessions.js";
+import { cacheCells, tile, tokenCells } from "./sessions.js";
 
 const BUCKETS = [["cost_fresh_input", "Input $", "cost-input"], ["cost_cache_read", "Cache read $", "cost-cache-read"],
   ["cost_cache_write", "Cache write $", "cost-cache-write"], ["cost_plain_output", "Output $", "cost-output"],
@@ -99,12 +99,8 @@ function clientsTable(rows) {
       h("tbody", {}, rows.map((r) => h("tr", { "data-testid": "client-usage-row", "data-name": r.client || "" },
         h("td", {}, r.client ? h("a", { href: hashFor("sessions", null, { client: r.client }) }, r.client) : "(unknown)"),
         num(fmtInt(r.calls), r.calls, { "data-col": "calls" }),
-        num(fmtInt(r.fresh_input_tokens), r.fresh_input_tokens, { "data-col": "fresh-in" }),
-        num(fmtInt(r.cache_read_tokens), r.cache_read_tokens, { "data-col": "cache-read" }),
-        num(fmtInt(r.cache_write_tokens), r.cache_write_tokens, { "data-col": "cache-write" }),
-        num(fmtInt(r.output_tokens), r.output_tokens, { "data-col": "tokens-out" }),
-        num(fmtPct(r.cache_hit_ratio), r.cache_hit_ratio, { "data-col": "cache-hit" }),
-        num(fmtCost(r.cache_saved_usd), r.cache_saved_usd, { "data-col": "cache-saved" }),
+        tokenCells(r),
+        cacheCells(r),
         ...bucketCells(r),
         num(costNodes(r.cost_total, r.unpriced_calls), r.cost_total,
           { "data-col": "cost", "data-unpriced": r.unpriced_calls || 0 })))))),
