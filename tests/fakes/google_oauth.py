@@ -44,6 +44,9 @@ AUDIENCES = frozenset(
 TOKEN_LIFETIME_S = 3599
 MAX_ASSERTION_S = 3600  # Google refuses an assertion whose exp is more than an hour after its iat
 CLOCK_SKEW_S = 300
+# A token is honoured this long past the expiry announced with it: the client times `expires_in` from when the
+# answer reached it, a little after the fake did, so once the fake refuses a token the client knows it is stale.
+EXPIRY_MARGIN_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -109,14 +112,15 @@ class TokenIssuer:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._accounts: dict[str, ServiceAccount] = {}
+        self._accounts: dict[str, tuple[ServiceAccount, int]] = {}  # e-mail → (account, token lifetime)
         self._issued: dict[str, tuple[str, float]] = {}  # token → (account, expiry in time.time())
         self._revoked: set[str] = set()
         self.refused: list[str] = []
 
-    def trust(self, account: ServiceAccount) -> None:
+    def trust(self, account: ServiceAccount, lifetime_s: int = TOKEN_LIFETIME_S) -> None:
+        """Honour the account's grants; its tokens last `lifetime_s` (short ones test a client's refresh)."""
         with self._lock:
-            self._accounts[account.client_email] = account
+            self._accounts[account.client_email] = (account, lifetime_s)
 
     def revoke(self, account: ServiceAccount) -> None:
         """Grants still succeed, but every token of this account is refused where it is used: what a client
@@ -134,8 +138,8 @@ class TokenIssuer:
             account, expiry = self._issued.get(token, ("", 0.0))
             return expiry > time.time() and account not in self._revoked
 
-    def grant(self, form: dict[str, str]) -> str:
-        """The access token for a JWT-bearer grant, or GrantRefused with Google's error and description."""
+    def grant(self, form: dict[str, str]) -> tuple[str, int]:
+        """The access token for a JWT-bearer grant and its lifetime, or GrantRefused with Google's error."""
         if form.get("grant_type") != GRANT_TYPE:
             raise GrantRefused("unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}")
         parts = form.get("assertion", "").split(".")
@@ -148,7 +152,7 @@ class TokenIssuer:
         if header.get("alg") != "RS256":
             raise GrantRefused("invalid_grant", f"Invalid JWT: unsupported algorithm {header.get('alg')!r}")
         with self._lock:
-            account = self._accounts.get(str(claims.get("iss")))
+            account, lifetime = self._accounts.get(str(claims.get("iss")), (None, 0))
         if account is None:
             raise GrantRefused("invalid_grant", "Invalid grant: account not found")
         if header.get("kid") not in (None, account.private_key_id):
@@ -161,18 +165,18 @@ class TokenIssuer:
         _check_claims(claims)
         token = "ya29.fake-" + secrets.token_urlsafe(48)
         with self._lock:
-            self._issued[token] = (account.client_email, time.time() + TOKEN_LIFETIME_S)
-        return token
+            self._issued[token] = (account.client_email, time.time() + lifetime + EXPIRY_MARGIN_S)
+        return token, lifetime
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         form = {k: v[0] for k, v in parse_qs((await request.read()).decode(errors="replace")).items()}
         try:
-            token = self.grant(form)
+            token, lifetime = self.grant(form)
         except GrantRefused as refused:
             with self._lock:
                 self.refused.append(refused.description)
             return web.json_response({"error": refused.error, "error_description": refused.description}, status=400)
-        return web.json_response({"access_token": token, "expires_in": TOKEN_LIFETIME_S, "token_type": "Bearer"})
+        return web.json_response({"access_token": token, "expires_in": lifetime, "token_type": "Bearer"})
 
 
 def _check_claims(claims: dict[str, Any]) -> None:

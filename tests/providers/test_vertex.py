@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,21 @@ def revoked_account(gemini_fake: FakeGemini) -> ServiceAccount:
     return account
 
 
-def models(google: FakeGemini, good: ServiceAccount, revoked: ServiceAccount) -> list[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def short_lived_account(gemini_fake: FakeGemini) -> ServiceAccount:
+    """An account whose tokens last a second: each call after the first needs a fresh one."""
+    account = ServiceAccount.create("vertex-fake-project", "short-lived")
+    gemini_fake.oauth.trust(account, lifetime_s=1)
+    return account
+
+
+def models(google: FakeGemini, *accounts: ServiceAccount) -> list[dict[str, Any]]:
     def entry(name: str, model: str, account: ServiceAccount, location: str, **params: Any) -> dict[str, Any]:
         params.setdefault("vertex_credentials", json.dumps(account.info(google.token_uri)))
         where = {"vertex_project": account.project_id, "vertex_location": location}
         return {"model_name": name, "litellm_params": {"model": model, "api_base": google.url, **where, **params}}
 
+    good, revoked, short = accounts
     stranger = ServiceAccount.create("vertex-fake-project", "stranger")  # a key the token endpoint never saw
     from_env = {"vertex_credentials": "os.environ/GOOGLE_APPLICATION_CREDENTIALS"}
     return [
@@ -57,6 +67,7 @@ def models(google: FakeGemini, good: ServiceAccount, revoked: ServiceAccount) ->
         entry("vertex-revoked-flash", f"vertex_ai/{FLASH}", revoked, "us-central1"),
         entry("vertex-revoked-claude", f"vertex_ai/{CLAUDE}", revoked, "us-east5"),
         entry("vertex-stranger", f"vertex_ai/{FLASH}", stranger, "us-central1"),
+        entry("vertex-short-lived", f"vertex_ai/{CLAUDE}", short, "us-east5"),
     ]
 
 
@@ -65,13 +76,15 @@ def gateway(
     gemini_fake: FakeGemini,
     vertex_account: ServiceAccount,
     revoked_account: ServiceAccount,
+    short_lived_account: ServiceAccount,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayServer]:
     tmp: Path = tmp_path_factory.mktemp("vertex")
     key_file = tmp / "service-account.json"  # the file a user downloads and names in GOOGLE_APPLICATION_CREDENTIALS
     key_file.write_text(json.dumps(vertex_account.info(gemini_fake.token_uri)))
     environ = {"GOOGLE_APPLICATION_CREDENTIALS": str(key_file)}
-    config = model_config(models(gemini_fake, vertex_account, revoked_account), environ=environ)
+    accounts = (vertex_account, revoked_account, short_lived_account)
+    config = model_config(models(gemini_fake, *accounts), environ=environ)
     with GatewayServer(make_settings(tmp), model_config=config) as server:
         yield server
 
@@ -164,6 +177,27 @@ def test_the_token_endpoint_checked_every_grant_and_tokens_are_reused(
         assert call(gateway, "chat", "vertex-flash", f"token reuse {n}", False).status_code == 200
     assert len([req for req in gemini_fake.requests if req.path == "/token"]) == grants
     assert not [why for why in gemini_fake.oauth.refused if "stranger" not in why]
+
+
+def test_an_expired_token_is_replaced_before_the_next_call(gateway: GatewayServer, gemini_fake: FakeGemini) -> None:
+    """Tokens expire (after an hour at Google): once the fake refuses the first token, the next call must carry a
+    new one, got from the token endpoint before the call, not a 401 from Vertex."""
+
+    def token_of(text: str) -> str:
+        asked = [req for req in gemini_fake.requests if text.encode() in req.body]
+        assert len(asked) == 1
+        return asked[0].headers["authorization"].removeprefix("Bearer ")
+
+    assert call(gateway, "messages", "vertex-short-lived", "first of two", False).status_code == 200
+    first = token_of("first of two")
+    deadline = time.monotonic() + 30
+    while gemini_fake.oauth.valid(first):  # waiting for a state, not timing anything
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    r = call(gateway, "messages", "vertex-short-lived", "second of two", False)
+    assert r.status_code == 200, r.text
+    second = token_of("second of two")
+    assert second != first and second in gemini_fake.oauth.issued
 
 
 ERROR_CASES = [  # (model, trigger, status the client gets)
