@@ -95,6 +95,8 @@ class ServiceAccount:
 
 
 class GrantRefused(Exception):
+    """A grant the endpoint turns down: Google's OAuth `error` code and its `error_description`."""
+
     def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
         self.error, self.description = error, description
@@ -149,6 +151,8 @@ class TokenIssuer:
             header, claims = json.loads(_b64(parts[0])), json.loads(_b64(parts[1]))
         except ValueError as exc:
             raise GrantRefused("invalid_grant", "Invalid JWT: not JSON") from exc
+        if not isinstance(header, dict) or not isinstance(claims, dict):
+            raise GrantRefused("invalid_grant", "Invalid JWT: header and claims must be JSON objects")
         if header.get("alg") != "RS256":
             raise GrantRefused("invalid_grant", f"Invalid JWT: unsupported algorithm {header.get('alg')!r}")
         with self._lock:
