@@ -2,9 +2,16 @@
 
 ``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse`` with an API key (the
 ``key`` query parameter or the ``x-goog-api-key`` header, both as Google accepts them), and the same two
-methods under ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`` with a bearer token.
-Answers are ``GenerateContentResponse`` objects; a stream is SSE whose every event is one of them, and
-carries ``usageMetadata`` throughout, complete on the last event, as the service sends it.
+methods under ``/v1/projects/{p}/locations/{l}/publishers/google/models/{model}`` with a bearer token that
+the fake's own OAuth endpoint (``POST /token``, ``google_oauth.py``) issued to a service account it trusts;
+any other Authorization is Google's 401 UNAUTHENTICATED. Answers are ``GenerateContentResponse`` objects; a
+stream is SSE whose every event is one of them, and carries ``usageMetadata`` throughout, complete on the last
+event, as the service sends it.
+
+Claude on Vertex: ``publishers/anthropic/models/{model}:rawPredict`` and ``:streamRawPredict`` (same token),
+whose bodies are Anthropic Messages without ``model`` and with ``anthropic_version: vertex-2023-10-16``; the
+answers are Anthropic's (``wire.anthropic_message`` / ``anthropic_stream``), errors too, except a 429, which
+Vertex's own quota answers in Google's shape (RESOURCE_EXHAUSTED).
 
 Numbers (see ``tests/fakes/wire.py``): the reply is ``fake_reply(last user text)``; ``promptTokenCount`` =
 FAKE_PROMPT_TOKENS + GEMINI_CACHED_TOKENS (the whole prompt, cache included, as Gemini counts it),
@@ -23,10 +30,11 @@ from typing import Any
 from aiohttp import web
 
 from . import wire
+from .google_oauth import TOKEN_PATH, TokenIssuer
 from .upstream import RECORD, SEQ, FakeUpstream
 
 GEMINI_KEY = "AIzaFakeGeminiKey-0123456789abcdefghijk"
-VERTEX_TOKEN = "ya29.fake-vertex-access-token-0123456789"
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 GEMINI_CACHED_TOKENS = 4
 GEMINI_THOUGHT_TOKENS = 5
 _STATUS = {
@@ -81,13 +89,37 @@ def response(rid: str, model: str, text: str, finish: str | None, usage: dict[st
     return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": rid}
 
 
+def claude_body_problem(body: dict[str, Any], stream: bool) -> str | None:
+    """What Vertex's rawPredict refuses in an Anthropic body: the Vertex version, the model named in the URL only,
+    and `stream` agreeing with the method (streamRawPredict)."""
+    if body.get("anthropic_version") != VERTEX_ANTHROPIC_VERSION:
+        return f"anthropic_version: must be {VERTEX_ANTHROPIC_VERSION!r} on Vertex AI"
+    if "model" in body:
+        return "model: Extra inputs are not permitted"
+    if bool(body.get("stream")) != stream:
+        return "stream: must be true with streamRawPredict and absent or false with rawPredict"
+    return None
+
+
 class FakeGemini(FakeUpstream):
-    """A FakeUpstream (recording, FAKE_* tokens, disconnect tracking) with Gemini's and Vertex's routes."""
+    """A FakeUpstream (recording, FAKE_* tokens, disconnect tracking) with Gemini's and Vertex's routes, and
+    Google's OAuth token endpoint for the Vertex ones (`oauth`: trust a service account, read issued tokens)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.oauth = TokenIssuer()
+
+    @property
+    def token_uri(self) -> str:
+        return self.url + TOKEN_PATH
 
     def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
+        publishers = "/v1/projects/{project}/locations/{location}/publishers"
         app.router.add_post("/v1beta/models/{call}", self._studio)
-        app.router.add_post("/v1/projects/{project}/locations/{location}/publishers/google/models/{call}", self._vertex)
+        app.router.add_post(publishers + "/google/models/{call}", self._vertex)
+        app.router.add_post(publishers + "/anthropic/models/{call}", self._vertex_claude)
+        app.router.add_post(TOKEN_PATH, self.oauth.handle)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         return app
 
@@ -101,11 +133,43 @@ class FakeGemini(FakeUpstream):
             return google_error(400, "API key not valid. Please pass a valid API key.", "API_KEY_INVALID")
         return await self._generate(request)
 
+    def _unauthenticated(self, request: web.Request) -> web.Response | None:
+        scheme, _, token = request[RECORD].headers.get("authorization", "").partition(" ")
+        if scheme == "Bearer" and self.oauth.valid(token):
+            return None
+        message = (
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other"
+            " valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+        )
+        return google_error(401, message, "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+
     async def _vertex(self, request: web.Request) -> web.StreamResponse:
-        if request[RECORD].headers.get("authorization") != f"Bearer {VERTEX_TOKEN}":
-            message = "Request had invalid authentication credentials. Expected OAuth 2 access token."
-            return google_error(401, message, "ACCESS_TOKEN_TYPE_UNSUPPORTED")
+        if (refused := self._unauthenticated(request)) is not None:
+            return refused
         return await self._generate(request)
+
+    async def _vertex_claude(self, request: web.Request) -> web.StreamResponse:
+        if (refused := self._unauthenticated(request)) is not None:
+            return refused
+        model, _, method = request.match_info["call"].partition(":")
+        if method not in ("rawPredict", "streamRawPredict"):
+            return google_error(404, f"Method {method!r} not found for publishers/anthropic/models/{model}.")
+        body = self._body(request)
+        stream = method == "streamRawPredict"
+        if (problem := claude_body_problem(body, stream)) is not None:
+            error = {"type": "error", "error": {"type": "invalid_request_error", "message": problem}}
+            return web.json_response(error, status=400)
+        beh = self._behaviour(wire.last_user_text(body.get("messages")))
+        if beh.error_status == 429:  # Vertex's own quota refuses it before the model sees it
+            quota = "aiplatform.googleapis.com/online_prediction_requests_per_base_model"
+            return google_error(429, f"Quota exceeded for {quota}.", "RATE_LIMIT_EXCEEDED")
+        if (early := await self._prelude(request, beh, stream, wire.anthropic_error)) is not None:
+            return early
+        rid = f"msg_vrtx_fake_{request[SEQ]:06d}"
+        answer = wire.anthropic_answer(body)
+        if not stream:
+            return web.json_response(wire.anthropic_message(rid, model, answer))
+        return await self._stream(request, wire.anthropic_stream(rid, model, answer, self._chunks(beh)), beh)
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["call"].partition(":")

@@ -9,6 +9,7 @@ never a hang; closing a stream early lets go of the upstream connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from llm_scope.providers.upstream_http import UpstreamHTTP
 from llm_scope.types import Deployment, Usage
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.bedrock import ACCESS_KEY, REGION, SECRET_KEY
-from tests.fakes.gemini import GEMINI_KEY
+from tests.fakes.gemini import GEMINI_KEY, FakeGemini
+from tests.fakes.google_oauth import ServiceAccount
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_PROMPT_TOKENS, fake_reply
 
@@ -83,6 +85,33 @@ def _gemini(up: FakeUpstream) -> Deployment:
     return Deployment("m", "gemini", "gemini-2.5-flash", api_base=up.url + "/v1beta", api_key=GEMINI_KEY)
 
 
+@functools.cache
+def _vertex_account() -> ServiceAccount:
+    return ServiceAccount.create("vertex-conformance")
+
+
+def _vertex(model: str, location: str) -> Callable[[FakeUpstream], Deployment]:
+    """A Vertex deployment as a LiteLLM config names one: project, location, a service-account key whose grants the
+    fake's token endpoint honours, and `api_base` putting the fake where LiteLLM's Vertex host would be."""
+
+    def deployment(up: FakeUpstream) -> Deployment:
+        assert isinstance(up, FakeGemini)
+        account = _vertex_account()
+        up.oauth.trust(account)
+        params = {
+            "vertex_project": account.project_id,
+            "vertex_location": location,
+            "vertex_credentials": json.dumps(account.info(up.token_uri)),
+        }
+        return Deployment("m", "vertex_ai", model, api_base=up.url, params=params)
+
+    return deployment
+
+
+_VERTEX_GEMINI = _vertex("gemini-2.5-flash", "us-central1")
+_VERTEX_CLAUDE = _vertex("claude-haiku-4-5@20251001", "us-east5")
+
+
 def _http() -> UpstreamHTTP:
     return UpstreamHTTP()
 
@@ -120,6 +149,10 @@ KINDS: dict[str, Kind] = {
     ),
     "litellm_adapter-gemini": Kind(LiteLLMProvider, "chat", _gemini, True, "gemini_fake"),
     "litellm_adapter-gemini-messages": Kind(LiteLLMProvider, "messages", _gemini, True, "gemini_fake"),
+    "litellm_adapter-vertex-gemini": Kind(LiteLLMProvider, "chat", _VERTEX_GEMINI, True, "gemini_fake"),
+    "litellm_adapter-vertex-gemini-messages": Kind(LiteLLMProvider, "messages", _VERTEX_GEMINI, True, "gemini_fake"),
+    "litellm_adapter-vertex-claude": Kind(LiteLLMProvider, "chat", _VERTEX_CLAUDE, True, "gemini_fake"),
+    "litellm_adapter-vertex-claude-messages": Kind(LiteLLMProvider, "messages", _VERTEX_CLAUDE, True, "gemini_fake"),
 }
 OPTIONS = CallOptions(timeout=10.0, connect_timeout=5.0)
 

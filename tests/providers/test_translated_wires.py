@@ -1,4 +1,5 @@
-"""The LiteLLM path against wire-faithful fakes of Amazon Bedrock, Gemini and Azure OpenAI, through the real gateway.
+"""The LiteLLM path against wire-faithful fakes of Amazon Bedrock, Gemini and Azure OpenAI, through the real gateway
+(Vertex AI: test_vertex.py).
 
 For chat completions and Messages, whole and streamed: the answer arrives, the stream is well-formed in the
 client's format, the fake saw the provider's own operation (Converse, InvokeModel, generateContent, their
@@ -14,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from llm_scope.accounting.cost import price_table
@@ -24,6 +24,15 @@ from tests.fakes.gemini import FakeGemini
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import FAKE_CACHE_CREATION_TOKENS, FAKE_CACHED_TOKENS, FAKE_PROMPT_TOKENS, fake_reply, word_count
 from tests.gateway_server import GatewayServer, make_settings, model_config
+from tests.providers.gateway_calls import (
+    PACE,
+    anthropic_stream_text,
+    call,
+    openai_stream_text,
+    sse_events,
+    trace_of,
+    ttft_is_the_first_tokens,
+)
 
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 AZURE_KEY = "azure-fake-key-0123456789abcdef"
@@ -49,9 +58,6 @@ def models(aws: FakeBedrock, google: FakeGemini, azure: FakeUpstream) -> list[di
         entry("gemini-flash", "gemini/gemini-2.5-flash", api_base=studio, api_key=gemini.GEMINI_KEY),
         entry("gemini-bad-key", "gemini/gemini-2.5-flash", api_base=studio, api_key="AIza-wrong"),
         entry("azure-mini", "azure/gpt-4o-mini", api_base=azure.url, api_key=AZURE_KEY, api_version="2024-10-21"),
-        entry(
-            "vertex-flash", "vertex_ai/gemini-2.5-flash", api_base=google.url, vertex_project="p", vertex_location="l"
-        ),
     ]
 
 
@@ -110,65 +116,11 @@ OPERATIONS = {  # (model, stream) → what the fake must have been asked for
     ("azure-mini", False): "/openai/deployments/gpt-4o-mini/chat/completions",
     ("azure-mini", True): "/openai/deployments/gpt-4o-mini/chat/completions",
 }
-PACE_S, PACED_GAPS = 0.2, 3
 HEADERS = {  # (model prefix) → how the fake saw the request authenticated
     "bedrock": ("authorization", f"AWS4-HMAC-SHA256 Credential={bedrock.ACCESS_KEY}/"),
     "gemini": ("x-goog-api-key", gemini.GEMINI_KEY),
     "azure": ("api-key", AZURE_KEY),
 }
-
-
-# --------------------------------------------------------------------------------------- reading streams
-
-
-def sse_events(raw: str) -> list[tuple[str | None, str]]:
-    events = []
-    for block in raw.replace("\r\n", "\n").split("\n\n"):
-        if not block.strip():
-            continue
-        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
-        assert set(fields) <= {"event", "data"} and "data" in fields, block
-        events.append((fields.get("event"), fields["data"]))
-    return events
-
-
-def openai_stream_text(raw: str) -> str:
-    """A chat stream as OpenAI sends one: chunks, one finish_reason, one usage chunk, then [DONE]."""
-    events = sse_events(raw)
-    assert events[-1] == (None, "[DONE]") and all(name is None for name, _ in events)
-    chunks = [json.loads(data) for _, data in events[:-1]]
-    assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
-    assert sum(1 for c in chunks for choice in c["choices"] if choice.get("finish_reason")) == 1
-    assert sum(1 for c in chunks if c.get("usage")) == 1
-    return "".join(choice["delta"].get("content") or "" for c in chunks for choice in c["choices"])
-
-
-def anthropic_stream_text(raw: str) -> str:
-    """A Messages stream as Anthropic sends one: each event named by its type, in the documented order."""
-    events = [(name, json.loads(data)) for name, data in sse_events(raw)]
-    assert all(name == data["type"] for name, data in events), events
-    types = [name for name, _ in events if name != "ping"]
-    assert types[0] == "message_start" and types[-2:] == ["message_delta", "message_stop"], types
-    assert types.index("content_block_start") < types.index("content_block_delta") < types.index("content_block_stop")
-    assert events[[n for n, _ in events].index("message_delta")][1]["delta"]["stop_reason"] == "end_turn"
-    return "".join(d["delta"].get("text", "") for n, d in events if n == "content_block_delta")
-
-
-def call(gateway: GatewayServer, api: str, model: str, text: str, stream: bool) -> httpx.Response:
-    body: dict[str, Any] = {"model": model, "max_tokens": 200, "messages": [{"role": "user", "content": text}]}
-    if stream:
-        body["stream"] = True
-        if api == "chat":
-            body["stream_options"] = {"include_usage": True}
-    path = "/v1/chat/completions" if api == "chat" else "/v1/messages"
-    with gateway.client() as http:
-        return http.post(path, json=body)
-
-
-def trace_of(gateway: GatewayServer, response: httpx.Response) -> dict[str, Any]:
-    with gateway.client() as http:
-        trace: dict[str, Any] = http.get(f"/api/traces/{response.headers['x-trace-id']}").json()
-    return trace
 
 
 # ------------------------------------------------------------------------------------------------ tests
@@ -183,7 +135,7 @@ def test_answer_usage_and_cost(
     provider = model.split("-")[0]
     fake: FakeUpstream = request.getfixturevalue({"azure": "upstream"}.get(provider, f"{provider}_fake"))
     # A paced stream: at least PACED_GAPS sleeps of the fake come after the first token in every format.
-    pace = f"FAKE_CHUNK_DELAY={PACE_S} FAKE_CHUNKS=4 " if stream else ""
+    pace = PACE if stream else ""
     prompt = f"{pace}tell me about {model} {api} {'stream' if stream else 'whole'}"
     r = call(gateway, api, model, prompt, stream)
     assert r.status_code == 200, r.text
@@ -208,10 +160,7 @@ def test_answer_usage_and_cost(
     assert trace["cost_total"] == pytest.approx(dollars(model, buckets), rel=1e-9, abs=1e-12)
     assert trace["cost_total"] > 0 and trace["status_code"] == 200
     if stream:  # the first token's time, not the end's: a stream buffered anywhere fails this on any machine
-        # At least PACED_GAPS sleeps follow the first token; half of them is the bound, so the few milliseconds
-        # between the fake's clock and ours on a loaded machine cannot fail it, while a buffered stream does.
-        gaps_ms = PACED_GAPS * PACE_S * 1000
-        assert trace["ttft_ms"] is not None and 0 <= trace["ttft_ms"] <= trace["duration_ms"] - gaps_ms / 2
+        assert ttft_is_the_first_tokens(trace), trace
     assert all(secret not in json.dumps(trace) for secret in (bedrock.SECRET_KEY, gemini.GEMINI_KEY, AZURE_KEY))
 
 
@@ -249,18 +198,6 @@ def test_a_slow_bedrock_is_a_timeout(gateway: GatewayServer, api: str) -> None:
     r = call(gateway, api, "bedrock-slow", "FAKE_SLOW=3 are you there", False)
     assert r.status_code == 504, r.text
     assert trace_of(gateway, r)["status_code"] == 504
-
-
-def test_vertex_needs_google_auth_which_the_runtime_set_leaves_out(
-    gateway: GatewayServer, gemini_fake: FakeGemini
-) -> None:
-    """A known limit, like /v1/responses' `mcp`: LiteLLM gets a Vertex token through google-auth, which neither
-    lock installs, so a vertex_ai model fails before any request, with a clean 502 that names what is missing.
-    The fake's Vertex routes are ready for the day google-auth is added (and this test then fails)."""
-    r = call(gateway, "chat", "vertex-flash", "vertex please", False)
-    assert r.status_code == 502 and "google.auth" in r.json()["error"]["message"]
-    assert "Traceback" not in r.text and "github.com" not in r.text
-    assert not [req for req in gemini_fake.requests if b"vertex please" in req.body]
 
 
 @pytest.mark.parametrize("api", ["chat", "messages"])
