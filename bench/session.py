@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -114,7 +115,17 @@ async def drive(port: int, key: str, sessions: int, kb: float, seconds: float) -
 
 
 def store_bytes(data: Path) -> int:
-    return sum(p.stat().st_size for p in data.glob("llm-scope.db*"))
+    """What the store holds, in bytes: its pages in use, as a reader sees them (the WAL's included). The files'
+    sizes are not it: the WAL is reused after a checkpoint and the database keeps freed pages, so between two
+    moments the files can stay the same size while rows were written, or shrink."""
+    db = sqlite3.connect(f"file:{data / 'llm-scope.db'}?mode=ro", uri=True)
+    try:
+        size, pages, free = (
+            db.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count", "freelist_count")
+        )
+        return int(size * (pages - free))
+    finally:
+        db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
