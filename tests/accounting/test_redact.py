@@ -28,6 +28,8 @@ LANGFUSE_SECRET = "sk-lf-1234abcd-5678-efgh-9012-ijklmnop"
 GOOGLE_KEY = "AIza" + "B" * 35
 GROQ_KEY = "gsk_" + "a1B2" * 6
 XAI_KEY = "xai-" + "Z9y8" * 6
+GOOGLE_TOKEN = "ya29.a0AfB_" + "c1D2e3" * 8
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,14 @@ XAI_KEY = "xai-" + "Z9y8" * 6
         pytest.param(f"google {GOOGLE_KEY}", f"google {REDACTED}", id="google"),
         pytest.param(f"groq {GROQ_KEY}", f"groq {REDACTED}", id="groq"),
         pytest.param(f"xai {XAI_KEY}", f"xai {REDACTED}", id="xai"),
+        pytest.param(f"vertex said: bad token {GOOGLE_TOKEN}", f"vertex said: bad token {REDACTED}", id="google-oauth"),
+        pytest.param(f"my key file:\n{PEM}thanks", f"my key file:\n{REDACTED}\nthanks", id="pem-private-key"),
+        pytest.param(  # as it stands in a JSON body: the newlines escaped
+            '{"private_key": "' + PEM.replace("\n", "\\n") + '", "x": 1}',
+            '{"private_key": "' + REDACTED + '\\n", "x": 1}',
+            id="pem-in-json-text",
+        ),
+        pytest.param(f"cut off: {PEM[:60]}", f"cut off: {REDACTED}", id="pem-without-its-end"),
         pytest.param(
             "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
             f"Authorization: Bearer {REDACTED}",

@@ -23,11 +23,14 @@ _KEY_PATTERNS = re.compile(
     r"|AIza[0-9A-Za-z_\-]{35}"  # Google API key
     r"|gsk_[A-Za-z0-9]{20,}"  # Groq
     r"|xai-[A-Za-z0-9]{20,}"  # xAI
+    r"|ya29\.[A-Za-z0-9_\-\.]{20,}"  # a Google OAuth access token (Vertex AI)
     r")"
+    # A PEM private key, such as a service account's: the whole block, from BEGIN to END.
+    r"|-----BEGIN (?:[A-Z]+ )*PRIVATE KEY-----[\s\S]*?(?:-----END (?:[A-Z]+ )*PRIVATE KEY-----|\Z)"
     r"|(?<=[Bb]earer )[A-Za-z0-9_\-\.=]{12,}"  # any bearer token in text
 )
 # A literal that every _KEY_PATTERNS match contains or follows: keep the two in step.
-_KEY_MARKERS = ("sk-", "pk-lf-", "AKIA", "AIza", "gsk_", "xai-", "earer ")
+_KEY_MARKERS = ("sk-", "pk-lf-", "AKIA", "AIza", "gsk_", "xai-", "ya29.", "PRIVATE KEY-----", "earer ")
 
 SECRET_FIELDS = frozenset(
     {
@@ -42,6 +45,7 @@ SECRET_FIELDS = frozenset(
         "aws_secret_access_key",
         "aws_session_token",
         "vertex_credentials",
+        "private_key",
         "client_secret",
         "access_token",
         "refresh_token",
