@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib
 import json
 import os
 import subprocess
@@ -29,7 +30,17 @@ from typing import Any
 
 from .procs import free_port
 
-SOURCES = ("fold", "hand-over", "gc0", "gc1", "gc2")
+# What each source times (a name missing from the code measured, e.g. an older tree, is left out).
+WATCHED = {
+    "fold": ("llm_scope.metrics", "Metrics", "fold"),
+    "hand-over": ("llm_scope.tracing.handoff", "TraceHandoff", "_send_queued"),
+    "pickling": ("llm_scope.tracing.handoff_queue", "PendingRecords", "_seal"),  # 16 records, as calls end
+    "acks": ("llm_scope.tracing.handoff", "TraceHandoff", "_settle"),
+    "cost": ("llm_scope.metrics", "Metrics", "add_cost"),
+    "sync": ("llm_scope.metrics", "Metrics", "sync_pipeline"),
+    "adopt": ("llm_scope.tracing.spill", "Spill", "adopt"),
+}
+SOURCES = (*WATCHED, "gc0", "gc1", "gc2")
 
 
 def _timed(spans: list[float], fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,11 +56,12 @@ def _timed(spans: list[float], fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _watch(spans: dict[str, list[float]]) -> None:
     """Wrap the periodic work by name (the same names in the code before the change), and time GC passes."""
-    from llm_scope.metrics import Metrics
-    from llm_scope.tracing.handoff import TraceHandoff
-
-    Metrics.fold = _timed(spans["fold"], Metrics.fold)  # type: ignore[method-assign]
-    TraceHandoff._send_queued = _timed(spans["hand-over"], TraceHandoff._send_queued)  # type: ignore[method-assign]
+    for name, (module, cls, method) in WATCHED.items():
+        try:
+            owner = getattr(importlib.import_module(module), cls)
+            setattr(owner, method, _timed(spans[name], getattr(owner, method)))
+        except (ImportError, AttributeError):
+            continue
     began = [0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -61,7 +73,20 @@ def _watch(spans: dict[str, list[float]]) -> None:
     gc.callbacks.append(on_gc)
 
 
-async def _measure(app: Any, port: int, duration: float, spans: dict[str, list[float]]) -> dict[str, Any]:
+def _children() -> list[int]:
+    tasks = Path(f"/proc/{os.getpid()}/task")
+    return [int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
+
+
+def _pin_children(others: set[int] | None) -> None:
+    """The trace helper, the mock, the sink and the load generator on `others`: the gateway's core is its own."""
+    for pid in _children() if others else ():
+        os.sched_setaffinity(pid, others)
+
+
+async def _measure(
+    app: Any, port: int, duration: float, spans: dict[str, list[float]], others: set[int] | None
+) -> dict[str, Any]:
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -77,6 +102,7 @@ async def _measure(app: Any, port: int, duration: float, spans: dict[str, list[f
     )  # fmt: skip
     assert load.stdout is not None and load.stdin is not None
     assert (await load.stdout.readline()).strip() == b"ready"
+    _pin_children(others)
     for each in spans.values():
         each.clear()  # start-up and warm-up excepted
     began = time.perf_counter()
@@ -88,7 +114,7 @@ async def _measure(app: Any, port: int, duration: float, spans: dict[str, list[f
     return {"load": json.loads(out.decode().strip().splitlines()[-1]), "wall": wall}
 
 
-def run(duration: float, pin: int | None) -> None:
+def run(duration: float, pin: int | None, others: set[int] | None = None) -> None:
     if pin is not None:
         os.sched_setaffinity(0, {pin})  # the trace helper, started from here, inherits it
     spans: dict[str, list[float]] = {name: [] for name in SOURCES}
@@ -105,7 +131,7 @@ def run(duration: float, pin: int | None) -> None:
             LANGFUSE_SECRET_KEY="sk-lf-bench-stalls", LANGFUSE_HOST=f"http://127.0.0.1:{sink_port}",
             LOG_LEVEL="warning",
         )  # fmt: skip
-        others = [
+        services = [
             subprocess.Popen([sys.executable, "-m", "bench.mock_upstream", "--port", str(mock_port)]),
             subprocess.Popen([sys.executable, "-m", "bench.otlp_sink", "--port", str(sink_port)]),
         ]
@@ -113,9 +139,9 @@ def run(duration: float, pin: int | None) -> None:
             from llm_scope.cli import app_factory
 
             _watch(spans)
-            result = asyncio.run(_measure(app_factory(), port, duration, spans))
+            result = asyncio.run(_measure(app_factory(), port, duration, spans, others))
         finally:
-            for proc in others:
+            for proc in services:
                 proc.terminate()
                 proc.wait()
     latency = result["load"]["latency_ms"]
@@ -137,9 +163,20 @@ def run(duration: float, pin: int | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=8.0, help="measured seconds")
-    parser.add_argument("--pin", type=int, help="run the gateway and its helper on this CPU")
+    parser.add_argument("--pin", type=int, help="run the gateway (and, without --others, everything else) on this CPU")
+    parser.add_argument(
+        "--others", help="CPUs for the trace helper, the mock, the sink and the load generator, e.g. 1 or 1-3"
+    )
     args = parser.parse_args()
-    run(args.duration, args.pin)
+    run(args.duration, args.pin, _cpus(args.others) if args.others else None)
+
+
+def _cpus(spec: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
 
 
 if __name__ == "__main__":
