@@ -8,8 +8,9 @@ one closed-loop connection from `bench.loadgen`, and times the loop's periodic w
 collector's passes, by generation. For each it prints how many times it ran, the median, p99 and longest
 run, and the share of the time the loop spent in it (the share of requests that arrive during one).
 
-Wall times: on a machine shared with other work, a run can be preempted; compare medians, alternating the
-code compared (`PYTHONPATH=/tmp/old/src python -m bench.loop_stalls` measures other code).
+Wall times: on a machine shared with other work, a run can be preempted; the CPU columns (this thread's CPU
+time over the same span) leave preemption out. Compare medians, alternating the code compared
+(`PYTHONPATH=/tmp/old/src python -m bench.loop_stalls` measures other code).
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ WATCHED = {
 SOURCES = (*WATCHED, "gc0", "gc1", "gc2")
 
 
-def _timed(spans: list[float], fn: Callable[..., Any]) -> Callable[..., Any]:
+Spans = dict[str, list[tuple[float, float]]]  # by source: (wall seconds, this thread's CPU seconds) per run
+
+
+def _timed(spans: list[tuple[float, float]], fn: Callable[..., Any]) -> Callable[..., Any]:
     def timed(*args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return fn(*args, **kwargs)
         finally:
-            spans.append(time.perf_counter() - start)
+            spans.append((time.perf_counter() - start, time.thread_time() - cpu))
 
     return timed
 
 
-def _watch(spans: dict[str, list[float]]) -> None:
+def _watch(spans: Spans) -> None:
     """Wrap the periodic work by name (the same names in the code before the change), and time GC passes."""
     for name, (module, cls, method) in WATCHED.items():
         try:
@@ -62,13 +66,13 @@ def _watch(spans: dict[str, list[float]]) -> None:
             setattr(owner, method, _timed(spans[name], getattr(owner, method)))
         except (ImportError, AttributeError):
             continue
-    began = [0.0]
+    began = [0.0, 0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            began[0] = time.perf_counter()
+            began[:] = time.perf_counter(), time.thread_time()
         else:
-            spans[f"gc{info['generation']}"].append(time.perf_counter() - began[0])
+            spans[f"gc{info['generation']}"].append((time.perf_counter() - began[0], time.thread_time() - began[1]))
 
     gc.callbacks.append(on_gc)
 
@@ -84,9 +88,7 @@ def _pin_children(others: set[int] | None) -> None:
         os.sched_setaffinity(pid, others)
 
 
-async def _measure(
-    app: Any, port: int, duration: float, spans: dict[str, list[float]], others: set[int] | None
-) -> dict[str, Any]:
+async def _measure(app: Any, port: int, duration: float, spans: Spans, others: set[int] | None) -> dict[str, Any]:
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
@@ -117,7 +119,7 @@ async def _measure(
 def run(duration: float, pin: int | None, others: set[int] | None = None) -> None:
     if pin is not None:
         os.sched_setaffinity(0, {pin})  # the trace helper, started from here, inherits it
-    spans: dict[str, list[float]] = {name: [] for name in SOURCES}
+    spans: Spans = {name: [] for name in SOURCES}
     mock_port, sink_port, port = free_port(), free_port(), free_port()
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "config.yaml"
@@ -149,15 +151,16 @@ def run(duration: float, pin: int | None, others: set[int] | None = None) -> Non
         f"c1: {result['load']['count']:,} calls, p50 {latency['p50']:.3f} ms, p99 {latency['p99']:.3f} ms, "
         f"max {latency['max']:.1f} ms"
     )
-    print("source    | runs  | median ms | p99 ms | longest ms | share of the time")
+    print("source    | runs  | median ms | p99 ms | longest ms | CPU: median | p99   | longest | share of the time")
     for name in SOURCES:
-        each = sorted(spans[name])
-        if each:
-            median, p99 = each[len(each) // 2] * 1e3, each[int(len(each) * 0.99)] * 1e3
-            print(
-                f"{name:<9} | {len(each):>5} | {median:>9.3f} | {p99:>6.3f} | {each[-1] * 1e3:>10.3f}"
-                f" | {sum(each) / result['wall']:.2%}"
-            )
+        if not spans[name]:
+            continue
+        line = f"{name:<9} | {len(spans[name]):>5}"
+        walls, cpus = (sorted(s[at] * 1e3 for s in spans[name]) for at in (0, 1))
+        for each, widths in ((walls, (9, 6, 10)), (cpus, (11, 5, 7))):
+            for value, width in zip((each[len(each) // 2], each[int(len(each) * 0.99)], each[-1]), widths, strict=True):
+                line += f" | {value:>{width}.3f}"
+        print(f"{line} | {sum(walls) / 1e3 / result['wall']:.2%}")
 
 
 def main() -> None:

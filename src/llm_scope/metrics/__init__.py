@@ -236,7 +236,7 @@ class Metrics:
 
     def observe_call(self, record: CallRecord) -> None:
         """Everything known when the call ends (cost comes later, from the trace helper), only queued here:
-        `fold` writes the queued calls into the metrics, a quarter second later (the app's ticker) or before a
+        `fold` writes the queued calls into the metrics, 0.05 s later (the app's ticker) or before a
         scrape, whichever is first. Per call that is a deque append on the request path and a few additions in
         the fold, against the dozen locked increments and bucket walks observing each call cost (5.5 µs)."""
         self._calls.append(record)

@@ -1,6 +1,6 @@
 """The gateway's side of tracing: queue records, hand them to the helper process, read the store.
 
-`submit` is a list append on the request path, and every 16th call pickles the last 16 records (see
+`submit` is a list append on the request path, and every 8th call pickles the last 8 records (see
 `handoff_queue`). Every `flush_interval` what is pickled goes to the helper as one message; each record
 stays here until the helper says its rows are committed, so a helper that dies is restarted and given them
 again (trace ids are the store's keys and span ids are stable, so a resent record

@@ -2,8 +2,8 @@
 
 Pickling a whole tick's records at once, when they went to the helper, stalled the event loop 1-3 ms every
 0.2 s at concurrency 1 (a request that arrived meanwhile waited for it: that was the added p99). Here every
-`chunk` records submitted are pickled right away, into one chunk of their own: the pickling is spread over
-the calls (16 short rows take ~0.03-0.1 ms at once, against ~5% more CPU than one pickle per batch,
+`CHUNK` records submitted are pickled right away, into one chunk of their own: the pickling is spread over
+the calls (8 of the benchmark's records take ~0.05 ms at once, ~3% more CPU than one pickle per batch,
 measured), and what the tick does is join chunks into one message. The records themselves die at once,
 instead of living on to a GC pass that has to scan them.
 
@@ -22,7 +22,7 @@ from ..types import CallRecord
 from . import helper_protocol
 
 log = logging.getLogger("llm_scope.tracing")
-CHUNK = 16  # records per pickle: small enough to keep each one short, large enough to cost what a batch did
+CHUNK = 8  # records per pickle: small enough to keep each one short, large enough to cost what a batch did
 
 
 class PendingRecords:
