@@ -3,14 +3,18 @@
 At c1 a request that arrives while the loop runs something else waits for it to finish, so the tail of the
 added latency is made of the longest things the loop runs besides requests. This serves one llm-scope worker
 in this process (everything on: local store, Langfuse export to a loopback sink, metrics), drives it with
-one closed-loop connection from `bench.loadgen`, and times the loop's periodic work: the metrics fold
-(`Metrics.fold`), the hand-over of records to the trace helper (`TraceHandoff._send_queued`) and the garbage
-collector's passes, by generation. For each it prints how many times it ran, the median, p99 and longest
-run, and the share of the time the loop spent in it (the share of requests that arrive during one).
+one closed-loop connection from `bench.loadgen`, and times the loop's periodic work (`WATCHED`: the metrics
+fold, the hand-over of records to the trace helper, the pickling of records as calls finish, the helper's
+acknowledgements, the metrics' sync, the look for spill files) and the garbage collector's passes, by
+generation. For each it prints how many times it ran, the median, p99 and longest run, and the share of the
+time the loop spent in it (the share of requests that arrive during one). `--callbacks` also times every
+callback the loop runs, by name, to find what else shows up.
 
-Wall times: on a machine shared with other work, a run can be preempted; the CPU columns (this thread's CPU
-time over the same span) leave preemption out. Compare medians, alternating the code compared
-(`PYTHONPATH=/tmp/old/src python -m bench.loop_stalls` measures other code).
+`--pin 0` puts everything (the worker, its helper, the mock, the sink, the load) on CPU 0; `--pin 0 --others
+1` leaves CPU 0 to the worker, as with the helper on its own core. Wall times: on a machine shared with other
+work, a run can be preempted; the CPU columns (this thread's CPU time over the same span) leave preemption
+out. Compare medians, alternating the code compared (`PYTHONPATH=/tmp/old/src python -m bench.loop_stalls`
+measures other code; a source that code lacks is left out).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +81,27 @@ def _watch(spans: Spans) -> None:
     gc.callbacks.append(on_gc)
 
 
+def _watch_callbacks(spans: Spans) -> None:
+    """Every callback the loop runs, timed and named (a task's step by its coroutine), under "cb:<name>": what
+    else shows up besides the sources above. Requests show up too, as the tasks and protocols serving them."""
+    run = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        callback = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(callback, "__self__", None)
+        if isinstance(owner, asyncio.Task):
+            name = getattr(owner.get_coro(), "__qualname__", "?")
+        else:
+            name = getattr(callback, "__qualname__", type(callback).__name__)
+        start, cpu = time.perf_counter(), time.thread_time()
+        try:
+            run(handle)
+        finally:
+            spans.setdefault(f"cb:{name}", []).append((time.perf_counter() - start, time.thread_time() - cpu))
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign]
+
+
 def _children() -> list[int]:
     tasks = Path(f"/proc/{os.getpid()}/task")
     return [int(pid) for task in tasks.iterdir() for pid in (task / "children").read_text().split()]
@@ -116,7 +141,7 @@ async def _measure(app: Any, port: int, duration: float, spans: Spans, others: s
     return {"load": json.loads(out.decode().strip().splitlines()[-1]), "wall": wall}
 
 
-def run(duration: float, pin: int | None, others: set[int] | None = None) -> None:
+def run(duration: float, pin: int | None, others: set[int] | None = None, callbacks: bool = False) -> None:
     if pin is not None:
         os.sched_setaffinity(0, {pin})  # the trace helper, started from here, inherits it
     spans: Spans = {name: [] for name in SOURCES}
@@ -141,6 +166,8 @@ def run(duration: float, pin: int | None, others: set[int] | None = None) -> Non
             from llm_scope.cli import app_factory
 
             _watch(spans)
+            if callbacks:
+                _watch_callbacks(spans)
             result = asyncio.run(_measure(app_factory(), port, duration, spans, others))
         finally:
             for proc in services:
@@ -152,7 +179,15 @@ def run(duration: float, pin: int | None, others: set[int] | None = None) -> Non
         f"max {latency['max']:.1f} ms"
     )
     print("source    | runs  | median ms | p99 ms | longest ms | CPU: median | p99   | longest | share of the time")
-    for name in SOURCES:
+    _table(spans, SOURCES, result["wall"])
+    if callbacks:
+        named = [name for name in spans if name.startswith("cb:") and spans[name]]
+        print("\nthe loop's callbacks, by their longest CPU time (requests included):")
+        _table(spans, sorted(named, key=lambda n: -max(cpu for _, cpu in spans[n]))[:15], result["wall"])
+
+
+def _table(spans: Spans, names: Iterable[str], wall: float) -> None:
+    for name in names:
         if not spans[name]:
             continue
         line = f"{name:<9} | {len(spans[name]):>5}"
@@ -160,7 +195,7 @@ def run(duration: float, pin: int | None, others: set[int] | None = None) -> Non
         for each, widths in ((walls, (9, 6, 10)), (cpus, (11, 5, 7))):
             for value, width in zip((each[len(each) // 2], each[int(len(each) * 0.99)], each[-1]), widths, strict=True):
                 line += f" | {value:>{width}.3f}"
-        print(f"{line} | {sum(walls) / 1e3 / result['wall']:.2%}")
+        print(f"{line} | {sum(walls) / 1e3 / wall:.2%}")
 
 
 def main() -> None:
@@ -170,8 +205,9 @@ def main() -> None:
     parser.add_argument(
         "--others", help="CPUs for the trace helper, the mock, the sink and the load generator, e.g. 1 or 1-3"
     )
+    parser.add_argument("--callbacks", action="store_true", help="also time every callback the loop runs, by name")
     args = parser.parse_args()
-    run(args.duration, args.pin, _cpus(args.others) if args.others else None)
+    run(args.duration, args.pin, _cpus(args.others) if args.others else None, args.callbacks)
 
 
 def _cpus(spec: str) -> set[int]:
