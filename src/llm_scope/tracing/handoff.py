@@ -3,9 +3,9 @@
 `submit` is a list append on the request path, and every 8th call pickles the last 8 records (see
 `handoff_queue`). Every `flush_interval` what is pickled goes to the helper as one message; each record
 stays here until the helper says its rows are committed, so a helper that dies is restarted and given them
-again (trace ids are the store's keys and span ids are stable, so a resent record
-is neither stored nor exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite
-connection, on a thread. If the helper cannot take them at shutdown, what it still owes is written here.
+again (trace ids are the store's keys and span ids are stable, so a resent record is neither stored nor
+exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite connection, on a thread.
+If the helper cannot take them at shutdown, what it still owes is written here.
 
 At most `queue_size` records (plus one batch) are held in memory. When the helper falls behind (all cores
 busy), the `overflow` policy decides: "spill" (the default) appends each batch it has no room for to a
