@@ -55,6 +55,20 @@ def test_folding_in_slices_gives_exactly_what_folding_at_once_does() -> None:
     assert b'llm_scope_requests_total{error_type="",model="m"' in sliced.render()
 
 
+def test_a_scrape_between_slices_sees_every_call_folded_so_far_and_queued() -> None:
+    """The slices' sums wait to be written until the queue is empty; a scrape in between must not miss them."""
+    calls = [call(i) for i in range(23)]
+    at_once, sliced = Metrics(), Metrics()
+    for record in calls:
+        at_once.observe_call(record)
+        sliced.observe_call(record)
+    at_once.fold()
+    assert sliced.fold(5) and sliced.fold(5)  # 10 folded, not written yet; 13 queued
+    assert samples(sliced) == samples(at_once)  # render folds the rest and writes it all
+    assert sliced.fold(5) is False
+    assert samples(sliced) == samples(at_once)  # and nothing twice
+
+
 async def _helper_priority(db: Path, nice: int) -> tuple[int, int]:
     options = HelperOptions(
         store_path=db, langfuse=None, secrets=(), trace_content=True, max_outbox=1000, retention_days=30, nice=nice

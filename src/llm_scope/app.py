@@ -49,13 +49,14 @@ from .types import CallRecord
 
 log = logging.getLogger("llm_scope")
 # How often finished calls are folded into the metrics (scrapes fold first): the most a scrape of another
-# worker's counts (multiprocess mode) can lag behind.
-METRICS_FOLD_SECONDS = 0.25
-FOLD_SLICE = 32  # calls folded between two turns of the loop: ~0.15 ms, the most a request waits on a fold
+# worker's counts (multiprocess mode) can lag behind. Often, so the records queued for it die young: at
+# 0.25 s at c1 most of them outlived a GC pass, which then scanned them (docs/PERFORMANCE.md).
+METRICS_FOLD_SECONDS = 0.05
+FOLD_SLICE = 16  # calls folded between two turns of the loop: ~0.05 ms, the most a request waits on a fold
 
 
 class ObservedRecorder:
-    """Finished calls go to the metrics (queued, folded in every quarter second), the key's budget counters,
+    """Finished calls go to the metrics (queued, folded in every 0.05 s), the key's budget counters,
     and the trace pipeline, whose helper process prices, logs, stores and exports them in batches."""
 
     def __init__(

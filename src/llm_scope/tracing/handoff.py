@@ -1,10 +1,11 @@
 """The gateway's side of tracing: queue records, hand them to the helper process, read the store.
 
-`submit` is a deque append on the request path. Every `flush_interval` the queue goes to the helper as one
-message; each record stays here until the helper says its rows are committed, so a helper that dies is
-restarted and given them again (trace ids are the store's keys and span ids are stable, so a resent record
-is neither stored nor exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite
-connection, on a thread. If the helper cannot take them at shutdown, what it still owes is written here.
+`submit` is a list append on the request path, and every 8th call pickles the last 8 records (see
+`handoff_queue`). Every `flush_interval` what is pickled goes to the helper as one message; each record
+stays here until the helper says its rows are committed, so a helper that dies is restarted and given them
+again (trace ids are the store's keys and span ids are stable, so a resent record is neither stored nor
+exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite connection, on a thread.
+If the helper cannot take them at shutdown, what it still owes is written here.
 
 At most `queue_size` records (plus one batch) are held in memory. When the helper falls behind (all cores
 busy), the `overflow` policy decides: "spill" (the default) appends each batch it has no room for to a
@@ -34,6 +35,7 @@ from ..types import CallRecord
 from . import helper_protocol
 from .autosession import SessionRuns
 from .callfacts import note
+from .handoff_queue import PendingRecords
 from .handoff_reads import COUNTERS, HandoffReads
 from .records import enrich
 from .spill import Spill, Taken
@@ -75,7 +77,7 @@ class TraceHandoff(HandoffReads):
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.flush_timeout = flush_timeout
-        self._queue: collections.deque[CallRecord] = collections.deque()
+        self._queue = PendingRecords(self._lose, at_most=min(batch_size, queue_size))
         # Sent and not yet committed by the helper, by sequence number (sent in order, answered in order):
         # the message, its record count, and the spilled frame it came from, if it did.
         self._unacked: dict[int, tuple[tuple[Any, ...], int, Taken | None]] = {}
@@ -213,26 +215,17 @@ class TraceHandoff(HandoffReads):
         """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
         self._send_spilled()
         queue = self._queue
-        while queue and (everything or not self._spills or self._unacked_records < self.queue_size):
-            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
-            if (blob := self._dump(batch)) is not None:
-                self._send(("records", blob), len(batch))
-        while queue:
-            batch = [queue.popleft() for _ in range(min(len(queue), self.batch_size))]
-            if (blob := self._dump(batch)) is not None and not self.spill.append(blob, len(batch)):
-                self._lose(len(batch), "the trace helper is behind and the spill file could not be written")
+        while everything or not self._spills or self._unacked_records < self.queue_size:
+            if (batch := queue.take(self.batch_size)) is None:
+                return
+            self._send(("records", batch[0]), batch[1])
+        while (batch := queue.take(self.batch_size)) is not None:
+            if not self.spill.append(*batch):
+                self._lose(batch[1], "the trace helper is behind and the spill file could not be written")
 
     def _send_spilled(self) -> None:
         while self._unacked_records < self.queue_size and (taken := self.spill.take()) is not None:
             self._send(("records", taken.body), taken.count, taken)
-
-    def _dump(self, batch: list[CallRecord]) -> bytes | None:
-        try:
-            return helper_protocol.dump_rows(batch)
-        except Exception:  # something in a record pickle cannot take: lose that batch, loudly, not the pipe
-            log.exception("trace records could not be encoded for the helper; dropping them")
-            self._lose(len(batch), "trace records could not be encoded")
-            return None
 
     def _send(self, message: tuple[str, Any], records: int = 0, taken: Taken | None = None) -> None:
         self._seq += 1

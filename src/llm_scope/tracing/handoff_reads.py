@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from . import helper_protocol
+from .handoff_queue import PendingRecords
 from .spill import Spill
 from .storage import TraceStore, started
 from .store import Store
@@ -27,7 +28,7 @@ class HandoffReads:
     _local: Store | None
     _db: ThreadPoolExecutor
     _proc: asyncio.subprocess.Process | None
-    _queue: collections.deque[Any]
+    _queue: PendingRecords  # records not handed over yet
     _unacked_records: int
     _stopping: bool
     _submitted: int

@@ -4,10 +4,11 @@ Messages are pickled tuples behind a 4-byte length. Pickle, because both ends ar
 is private to the two processes (inherited at spawn, never a socket another process could reach), and it
 carries CallRecords as they are: a JSON round trip would cost more than the work the helper takes over.
 
-Gateway → helper: ("init", HelperOptions), then ("records", seq, dump_rows([CallRecord])) and ("score", seq, dict),
+Gateway → helper: ("init", HelperOptions), then ("records", seq, batch) and ("score", seq, dict),
 and finally ("stop", export_deadline). Helper → gateway: ("done", seq, stats) once a message's rows are
 committed to SQLite (with the USD spent by model and provider, for the cost metric), in order, and
-("stats", stats) now and then. A batch of records is pickled once, by `dump_rows`, into bytes that go
+("stats", stats) now and then. A batch is `dump_rows` pickles of a few records each, one after another:
+records are pickled once, as calls finish (see `handoff_queue`), into bytes that go
 either on the pipe or, while the helper is behind, into the spill file (see `spill`) and later on the pipe
 unchanged: a spilled batch is never decoded and encoded again.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import operator
 import pickle
 import struct
@@ -92,7 +94,14 @@ def dump_rows(records: Sequence[CallRecord]) -> bytes:
 
 
 def load_rows(blob: bytes) -> list[CallRecord]:
-    return unpack(pickle.loads(blob))
+    """A batch: one or more `dump_rows` pickles one after another (the gateway pickles records a few at a
+    time as calls finish and joins them at the hand-over; see `handoff_queue`). One unpickler each: a
+    pickle's memo indices count from its own start."""
+    stream = io.BytesIO(blob)
+    rows: list[tuple[Any, ...]] = pickle.Unpickler(stream).load()
+    while stream.tell() < len(blob):
+        rows.extend(pickle.Unpickler(stream).load())
+    return unpack(rows)
 
 
 def encode(message: tuple[Any, ...]) -> bytes:
