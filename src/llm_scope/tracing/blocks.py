@@ -40,17 +40,22 @@ def block_digest(block: Any) -> bytes:
 
 
 class BlockList(list[Any]):
-    """A list input that carries its refs from `enrich` to the store and the exporters: hashed once."""
+    """A list input that carries its refs from `enrich` to the store and the exporters: hashed once.
 
-    __slots__ = ("refs",)
+    Before `enrich`, an input read from the body's bytes (`bodyblocks`) carries `digests` instead: its
+    blocks' digests taken there (None where none was), which the screen and `with_refs` use as they are."""
+
+    __slots__ = ("digests", "refs")
     refs: Refs
+    digests: list[bytes | None]
 
 
 class BlockDict(dict[Any, Any]):
     """A dict input (Anthropic's messages, system and tools) that carries its refs, as BlockList does."""
 
-    __slots__ = ("refs",)
+    __slots__ = ("digests", "refs")
     refs: Refs
+    digests: list[bytes | None]
 
 
 def blocks(value: Any) -> Iterator[Any]:
@@ -101,6 +106,19 @@ def refs_of(value: Any) -> Refs:
         return refs
     carried = with_refs(value)
     return carried.refs if isinstance(carried, BlockList | BlockDict) else key_of(block_digest(value))
+
+
+def carried_refs(value: Any) -> Refs | None:
+    """The input's refs where it carries them or its blocks' digests (the rest taken now); else None."""
+    refs = getattr(value, "refs", None)
+    if refs is not None:
+        return refs
+    digests = getattr(value, "digests", None)
+    if digests is None:
+        return None
+    items = list(blocks(value))
+    keys = iter([key_of(d if d is not None else block_digest(b)) for b, d in zip(items, digests, strict=True)])
+    return _shape(value, keys)
 
 
 def flat(refs: Refs) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
+from .blocks import carried_refs
 
 # Anthropic content blocks that are calls the model made (client tools, server tools, MCP connector tools).
 _ANTHROPIC_CALLS = frozenset(("tool_use", "server_tool_use", "mcp_tool_use"))
@@ -100,9 +101,16 @@ def _call_names(output: Any) -> Iterator[str]:
 
 def request_digest(content: Any) -> str | None:
     """A short digest of the request's content (messages or input, system or instructions, tools): two calls
-    with the same one sent the same request. None without content (an unparsable body)."""
+    with the same one sent the same request. None without content (an unparsable body).
+
+    An input read from the body's bytes (`bodyblocks`) is digested by its blocks' keys, so its size costs
+    nothing here; the same body read again gives the same keys, so a re-send still gives the same digest.
+    """
     if content is None:
         return None
+    refs = carried_refs(content)
+    if refs is not None:  # the blocks' keys stand for their content: no re-encoding of 50-200 KB (issue 20)
+        return hashlib.sha256(b"refs:" + jsoncodec.dumps(refs)).hexdigest()[:24]
     try:
         data = jsoncodec.dumps(content)
     except (TypeError, ValueError):

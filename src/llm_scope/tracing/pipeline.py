@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ..accounting.cost import Prices
-from ..types import CallRecord
+from ..types import CallRecord, RawInput
 from .autosession import SessionRuns
+from .bodyblocks import BodyBlocks
 from .callfacts import note
 from .exporting import Exporter
 from .helper_protocol import PipelineStats
@@ -63,6 +64,7 @@ class TracePipeline:
         self.retention_days = retention_days
         self.session_repo = session_repo  # read the repository and branch the tools state in their prompts
         self.sessions = SessionRuns()
+        self.bodies = BodyBlocks()  # the blocks of the bodies handed over as bytes, read lately
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         # Each lane holds the records just written and not yet exported, by trace id, and sends these objects
@@ -162,6 +164,8 @@ class TracePipeline:
     async def _write(self, batch: list[CallRecord]) -> None:
         try:
             for record in batch:  # the session facts first: enrich may drop the content they come from
+                if type(record.input) is RawInput:
+                    record.input = self.bodies.input_of(record.input)
                 note(record, repo=self.session_repo)
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
             dropped = self.store.write(batch, outbox=bool(self.lanes), max_outbox=self.max_outbox, kinds=self._kinds)
