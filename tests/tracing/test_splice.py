@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from llm_scope.tracing.blocks import BlockTexts, with_refs
 from llm_scope.tracing.otlp import _dumps
-from llm_scope.tracing.splice import SMALLEST, Fragments, gzip_spliced, input_pieces
+from llm_scope.tracing.splice import SMALLEST, STORED_MAX, Fragments, gzip_spliced, input_pieces
 
 chunk = st.binary(max_size=300) | st.text(alphabet="ab☕\n", max_size=200).map(str.encode)
 
@@ -44,3 +44,15 @@ def test_large_blocks_are_compressed_once_and_spliced_in() -> None:
         data = b"span head " + joined.encode() + b" span tail"
         assert gzip.decompress(gzip_spliced(data, pieces)) == data
     assert fragments.hits == 2 and len(fragments) == 4  # `big` compressed once
+
+
+def test_short_gaps_between_pieces_go_in_stored_and_long_ones_compressed() -> None:
+    fragments = Fragments()
+    blocks = [b'{"role": "tool", "content": "%d' % n + b"x = 1\\n" * 40 + b'"}' for n in range(3)]
+    pieces = [fragments.piece(str(n), block.decode()) for n, block in enumerate(blocks)]
+    short, long = b", ", b", " + b"ab" * STORED_MAX
+    data = b"[" + blocks[0] + short + blocks[1] + long + blocks[2] + b"]"
+    body = gzip_spliced(data, pieces)
+    assert gzip.decompress(body) == data and zlib.decompressobj(31).decompress(body) == data
+    assert b"\x00\x02\x00\xfd\xff, " in body  # a stored block: its header, LEN 2, NLEN, the bytes
+    assert long not in body  # compressed
