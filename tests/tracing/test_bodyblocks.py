@@ -103,7 +103,7 @@ def test_a_secret_in_a_block_found_before_is_scrubbed_on_every_call() -> None:
     cache, clean = BodyBlocks(), CleanBlocks()
     turns = [{"role": "user", "content": f"my key is {SECRET} " + LONG}, {"role": "user", "content": LONG}]
     for n in range(1, 4):
-        data = json.dumps({"model": "m", "messages": turns + [{"role": "user", "content": f"{n} " + LONG}]}).encode()
+        data = json.dumps({"model": "m", "messages": [*turns, {"role": "user", "content": f"{n} " + LONG}]}).encode()
         stored = scrubbed(cache, clean, data)
         assert SECRET not in json.dumps(stored) and REDACTED in stored[0]["content"]
         assert stored[1:] == json.loads(data)["messages"][1:]
@@ -126,4 +126,4 @@ def test_a_coding_agents_calls_reach_the_trace_api_whole_and_scrubbed(gateway: G
             trace = http.get(f"/api/traces/{r.headers['x-trace-id']}").json()
             stored = trace["input"]
             assert UPSTREAM_KEY not in json.dumps(trace) and REDACTED in stored[1]["content"]
-            assert [stored[0]] + stored[2:] == [history[0]] + history[2:]  # the whole conversation, every call
+            assert [stored[0], *stored[2:]] == [history[0], *history[2:]]  # the whole conversation, every call

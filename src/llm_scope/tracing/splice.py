@@ -89,7 +89,7 @@ def gzip_spliced(data: bytes, pieces: Iterable[tuple[bytes, bytes]]) -> bytes:
     # A full flush clears the hash table (2 << memLevel+7 bytes), once per piece: the smallest table keeps that
     # a memset of 512 bytes instead of 128 KB; what the stream compresses is the small parts between pieces.
     stream = zlib.compressobj(LEVEL, zlib.DEFLATED, -15, 1)
-    out = [_HEADER]
+    out: list[bytes | memoryview] = [_HEADER]
     at = 0
     for raw, piece in pieces:
         found = _find(data, raw, at)
