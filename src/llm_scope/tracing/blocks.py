@@ -108,17 +108,9 @@ def refs_of(value: Any) -> Refs:
     return carried.refs if isinstance(carried, BlockList | BlockDict) else key_of(block_digest(value))
 
 
-def carried_refs(value: Any) -> Refs | None:
-    """The input's refs where it carries them or its blocks' digests (the rest taken now); else None."""
-    refs = getattr(value, "refs", None)
-    if refs is not None:
-        return refs
-    digests = getattr(value, "digests", None)
-    if digests is None:
-        return None
-    items = list(blocks(value))
-    keys = iter([key_of(d if d is not None else block_digest(b)) for b, d in zip(items, digests, strict=True)])
-    return _shape(value, keys)
+def shaped(value: Any, parts: Sequence[Any]) -> Refs:
+    """The input's shape (as refs have it) with `parts`, one per block in blocks() order, in the blocks' places."""
+    return _shape(value, iter(parts))
 
 
 def flat(refs: Refs) -> list[str]:

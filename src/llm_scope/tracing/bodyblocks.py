@@ -12,7 +12,8 @@ block by (see `blocks`), so the bytes of a known block are neither parsed, pickl
 Why a match is the block: the text at a block's start is a complete JSON object, array or string (numbers
 and literals are never kept, and they are short), and such a value ends at its closing delimiter without
 looking past it, so parsing from there would read exactly the text found. A block shorter than PREFIX is
-parsed every time (it is cheap to) and gets no digest here; the screen hashes it as it always did.
+parsed every time (it is cheap to), and its digest taken of its text as well. A number or literal block
+gets no digest (the screen passes those as they are).
 
 The input is then the family's `input_of` over the top-level values read, exactly what it gives over the
 body the gateway parsed (validation changes no body). A body this cannot read (it is not UTF-8, say) is
@@ -132,10 +133,10 @@ class BodyBlocks:
                 found[id(value)] = digest
                 return value, p + len(text)
         value, end = _DECODER.raw_decode(s, p)
+        text = s[p:end]
+        digest = sha256(text.encode()).digest()  # a short block's too: cheaper than the screen's pickle of it
+        found[id(value)] = digest
         if end - p >= PREFIX:
-            text = s[p:end]
-            digest = sha256(text.encode()).digest()
-            found[id(value)] = digest
             self._keep(digest, head, text, value)
         return value, end
 
