@@ -4,16 +4,18 @@ A coding agent sends its whole conversation on every call (50-200 KB), and all b
 what it sent the call before. The gateway hands such a body over as its bytes (`types.RawInput`) instead of
 pickling its parsed messages, and here the body is read back a top-level value at a time: each element of
 a top-level array (a message, a tool definition, an input item) and each top-level object or string is a
-*block*. A block's text is looked up among the texts of blocks read before (by its first PREFIX characters,
-then compared whole: a memcmp), and only a block not found is parsed. A block found is its value from
+*block*. A block's text is looked up among the texts of blocks read before, and only a block not found is
+parsed. In an array, the block that followed the previous element last time is tried first (a conversation
+repeats in order); otherwise a block is looked up by its first PREFIX characters. Either way it is compared
+whole (a memcmp). A block found is its value from
 before, with its digest: sha256 of its text, which the screen remembers verdicts by and the store keys the
 block by (see `blocks`), so the bytes of a known block are neither parsed, pickled nor hashed again.
 
 Why a match is the block: the text at a block's start is a complete JSON object, array or string (numbers
 and literals are never kept, and they are short), and such a value ends at its closing delimiter without
 looking past it, so parsing from there would read exactly the text found. A block shorter than PREFIX is
-parsed every time (it is cheap to), and its digest taken of its text as well. A number or literal block
-gets no digest (the screen passes those as they are).
+found only as the one that followed another (its first PREFIX characters run past its end). A number or
+literal is parsed every time and gets no digest (the screen passes those as they are).
 
 The input is then the family's `input_of` over the top-level values read, exactly what it gives over the
 body the gateway parsed (validation changes no body). A body this cannot read (it is not UTF-8, say) is
@@ -38,6 +40,7 @@ PREFIX = 256  # characters a block is looked up by; a shorter block is parsed ev
 CANDIDATES = 16  # blocks kept per prefix (many blocks may start alike: a tool result's envelope)
 BUDGET = 8 * 1024 * 1024  # characters of block text kept (least recently used out): ~60 conversations
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
+_WS1 = (" ", "\t", "\n", "\r")  # one character of it (a tuple: "" is not in it)
 _DECODER = json.JSONDecoder()  # raw_decode: one value from a position, and where it ends
 _CONTAINERS = ("{", "[", '"')
 
@@ -50,7 +53,7 @@ class BodyBlocks:
         self.budget = budget
         self.size = 0
         self.hits = 0  # blocks found rather than parsed: read by tests and benchmarks
-        self._entries: OrderedDict[bytes, tuple[str, Any]] = OrderedDict()  # digest -> (text, value)
+        self._entries: OrderedDict[bytes, _Block] = OrderedDict()  # by digest, least recently used first
         self._by_prefix: dict[str, list[bytes]] = {}
 
     def __len__(self) -> int:
@@ -91,7 +94,10 @@ class BodyBlocks:
                 if s[p : p + 1] != ":":
                     raise ValueError("expected ':'")
                 p = _skip(s, p + 1)
-                top[key], p = self._array(s, p, found) if s[p : p + 1] == "[" else self._value(s, p, found)
+                if s[p : p + 1] == "[":
+                    top[key], p = self._array(s, p, found)
+                else:
+                    top[key], p, _ = self._value(s, p, found)
                 p = _skip(s, p)
                 c = s[p : p + 1]
                 p = _skip(s, p + 1)
@@ -108,59 +114,86 @@ class BodyBlocks:
         p = _skip(s, p + 1)
         if s[p : p + 1] == "]":
             return items, p + 1
+        before: _Block | None = None
         while True:
-            value, p = self._value(s, p, found)
+            value, p, block = self._value(s, p, found, before)
+            if before is not None and block is not None:
+                before.next = block.digest
+            before = block
             items.append(value)
-            p = _skip(s, p)
             c = s[p : p + 1]
+            if c in _WS1:
+                p = _skip(s, p)
+                c = s[p : p + 1]
             if c == "]":
                 return items, p + 1
             if c != ",":
                 raise ValueError("expected ',' or ']'")
-            p = _skip(s, p + 1)
+            p += 1
+            if s[p : p + 1] in _WS1:  # ", " (json.dumps's own) without the regular expression's call
+                p = _skip(s, p) if s[p + 1 : p + 2] in _WS1 else p + 1
 
-    def _value(self, s: str, p: int, found: dict[int, bytes]) -> tuple[Any, int]:
-        """The value at p and where it ends: a block found, or parsed (and kept when PREFIX long or more)."""
+    def _value(
+        self, s: str, p: int, found: dict[int, bytes], before: _Block | None = None
+    ) -> tuple[Any, int, _Block | None]:
+        """The value at p, where it ends, and its block: the one that followed `before` last time, one found
+        by its first PREFIX characters, or parsed now (and kept)."""
         if s[p : p + 1] not in _CONTAINERS:
-            return _DECODER.raw_decode(s, p)  # a number or literal (or "" at the end: raises)
-        head = s[p : p + PREFIX]
+            value, end = _DECODER.raw_decode(s, p)  # a number or literal (or "" at the end: raises)
+            return value, end, None
         entries = self._entries
-        for digest in self._by_prefix.get(head, ()):
-            text, value = entries[digest]
-            if s.startswith(text, p):
-                entries.move_to_end(digest)
-                self.hits += 1
-                found[id(value)] = digest
-                return value, p + len(text)
+        block = entries.get(before.next) if before is not None and before.next is not None else None
+        if block is None or not s.startswith(block.text, p):
+            head = s[p : p + PREFIX]
+            block = next((b for d in self._by_prefix.get(head, ()) if s.startswith((b := entries[d]).text, p)), None)
+        if block is not None:
+            entries.move_to_end(block.digest)
+            self.hits += 1
+            found[id(block.value)] = block.digest
+            return block.value, p + len(block.text), block
         value, end = _DECODER.raw_decode(s, p)
         text = s[p:end]
-        digest = sha256(text.encode()).digest()  # a short block's too: cheaper than the screen's pickle of it
-        found[id(value)] = digest
-        if end - p >= PREFIX:
-            self._keep(digest, head, text, value)
-        return value, end
+        block = _Block(sha256(text.encode()).digest(), text, value)
+        found[id(value)] = block.digest
+        if before is not None or len(text) >= PREFIX:  # else nothing would find it: it follows no block
+            self._keep(block)
+        return value, end, block
 
-    def _keep(self, digest: bytes, head: str, text: str, value: Any) -> None:
+    def _keep(self, block: _Block) -> None:
         entries = self._entries
-        if digest in entries:  # the same text under a prefix list that dropped it: keep one entry
+        if block.digest in entries:  # the same text under a prefix list that dropped it: keep one entry
             return
-        alike = self._by_prefix.setdefault(head, [])
-        if len(alike) >= CANDIDATES:
-            self._drop(alike[0])
-        entries[digest] = (text, value)
-        alike.insert(0, digest)  # the newest first: a conversation's latest blocks are the likeliest
-        self.size += len(text)
+        if len(block.text) >= PREFIX:  # a shorter one is found only as the block that follows another
+            alike = self._by_prefix.setdefault(block.text[:PREFIX], [])
+            if len(alike) >= CANDIDATES:
+                self._drop(alike[-1])
+            alike.insert(0, block.digest)  # the newest first: a conversation's latest blocks are the likeliest
+        entries[block.digest] = block
+        self.size += len(block.text)
         while self.size > self.budget and len(entries) > 1:
             self._drop(next(iter(entries)))
 
     def _drop(self, digest: bytes) -> None:
-        text, _ = self._entries.pop(digest)
+        text = self._entries.pop(digest).text
         self.size -= len(text)
-        head = text[:PREFIX]
-        alike = self._by_prefix[head]
-        alike.remove(digest)
-        if not alike:
-            del self._by_prefix[head]
+        if len(text) >= PREFIX:
+            head = text[:PREFIX]
+            alike = self._by_prefix[head]
+            alike.remove(digest)
+            if not alike:
+                del self._by_prefix[head]
+
+
+class _Block:
+    """A block read before: its digest, text and value, and the digest of the block that followed it."""
+
+    __slots__ = ("digest", "next", "text", "value")
+
+    def __init__(self, digest: bytes, text: str, value: Any) -> None:
+        self.digest = digest
+        self.text = text
+        self.value = value
+        self.next: bytes | None = None
 
 
 def _skip(s: str, p: int) -> int:
