@@ -178,24 +178,30 @@ class BlockTexts:
         return used
 
     def input_json(self, value: Any, sep: str = ", ", colon: str = ": ") -> str:
-        """encode(value), from cached pieces where the value carries refs (a BlockList / BlockDict)."""
+        """encode(value), from cached pieces where the value carries refs (a BlockList / BlockDict).
+
+        One pass over the keys with C-level dict operations: a coding agent's call has ~70 blocks, and a
+        call per block through `assemble` cost ~100 µs of its export (measured)."""
         self._used = []  # this input's alone: bounded, and read right after the record is encoded
         refs = getattr(value, "refs", None)
         if refs is None:
             return self.encode(value)
-        found = dict(zip(flat(refs), blocks(value), strict=True))
-        return assemble(refs, lambda key: self._text(key, found[key]), sep, colon, self.encode)
-
-    def _text(self, key: str, block: Any) -> str:
-        texts = self._texts
-        text = texts.pop(key, None)
-        if text is not None:
-            self.hits += 1
-        else:
-            text = self.encode(block)
-            self.size += len(text)
-        texts[key] = text
-        self._used.append((key, text))
-        while self.size > self.budget and len(texts) > 1:
-            self.size -= len(texts.popitem(last=False)[1])
-        return text
+        keys = flat(refs)
+        cached = self._texts
+        get, touch = cached.get, cached.move_to_end
+        texts: list[str] = []
+        for key, block in zip(keys, blocks(value), strict=True):
+            text = get(key)
+            if text is None:
+                text = cached[key] = self.encode(block)
+                self.size += len(text)
+            else:
+                touch(key)
+                self.hits += 1
+            texts.append(text)
+        self._used = list(zip(keys, texts, strict=True))
+        while self.size > self.budget and len(cached) > 1:
+            self.size -= len(cached.popitem(last=False)[1])
+        if isinstance(refs, list):
+            return "[" + sep.join(texts) + "]"
+        return assemble(refs, dict(self._used).__getitem__, sep, colon, self.encode)

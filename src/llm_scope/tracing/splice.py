@@ -59,15 +59,15 @@ class Fragments:
 
     def piece(self, key: str, block_text: str) -> tuple[bytes, bytes]:
         """(the block's bytes in a request, its compressed piece), made now if not kept."""
-        kept = self._pieces.pop(key, None)
+        kept = self._pieces.get(key)
         if kept is not None:
+            self._pieces.move_to_end(key)
             self.hits += 1
-        else:
-            raw = text(block_text)  # as protowire writes the attribute: UTF-8, a lone surrogate escaped
-            compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
-            kept = (raw, compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH))
-            self.size += len(raw)
-        self._pieces[key] = kept
+            return kept
+        raw = text(block_text)  # as protowire writes the attribute: UTF-8, a lone surrogate escaped
+        compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -15)
+        kept = self._pieces[key] = (raw, compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH))
+        self.size += len(raw)
         while self.size > self.budget and len(self._pieces) > 1:
             self.size -= len(self._pieces.popitem(last=False)[1][0])
         return kept
