@@ -76,6 +76,19 @@ def test_blocks_seen_before_are_found_and_an_edited_one_is_read_anew() -> None:
     assert edited.digests[1] == second.digests[1] and edited.digests[3:] == second.digests[3:]
 
 
+def test_a_conversations_messages_so_far_are_found_in_one_run_and_a_changed_one_breaks_it() -> None:
+    cache = BodyBlocks()
+    read(cache, "chat", conversation(5))
+    hits = cache.hits
+    longer = read(cache, "chat", conversation(6))  # the system prompt and five turns as a run, then one parsed
+    assert cache.hits == hits + 6 and longer == json.loads(conversation(6))["messages"]
+    for edit in (0, 4):  # a turn rewritten at the start or the end of the run: read as sent, nothing stale
+        edited = read(cache, "chat", conversation(6, edit=edit))
+        assert edited == json.loads(conversation(6, edit=edit))["messages"]
+    shorter = read(cache, "chat", conversation(2))  # a run longer than the array does not match
+    assert shorter == json.loads(conversation(2))["messages"]
+
+
 def test_what_cannot_be_read_block_by_block_is_read_whole_or_unknown() -> None:
     cache = BodyBlocks()
     assert read(cache, "chat", b'{"model": "m", "messages": [1, 2] } ') == [1, 2]

@@ -55,6 +55,11 @@ class BodyBlocks:
         self.hits = 0  # blocks found rather than parsed: read by tests and benchmarks
         self._entries: OrderedDict[bytes, _Block] = OrderedDict()  # by digest, least recently used first
         self._by_prefix: dict[str, list[bytes]] = {}
+        # Arrays read lately as runs of blocks (a conversation's messages as its last call sent them), by their
+        # first block: the next call's array starts with the same text, compared whole in one memcmp.
+        self.run_size = 0
+        self._runs: OrderedDict[int, _Run] = OrderedDict()  # by id, least recently used first
+        self._runs_by_first: dict[bytes, list[_Run]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -114,24 +119,76 @@ class BodyBlocks:
         p = _skip(s, p + 1)
         if s[p : p + 1] == "]":
             return items, p + 1
+        start = p
+        chain: list[_Block] | None = []  # the elements' blocks, while every element has one
+        matched: _Run | None = None
         before: _Block | None = None
         while True:
             value, p, block = self._value(s, p, found, before)
-            if before is not None and block is not None:
-                before.next = block.digest
-            before = block
             items.append(value)
+            if block is None:
+                chain = None
+            else:
+                if before is not None:
+                    before.next = block.digest
+                if chain is not None:
+                    chain.append(block)
+                    if len(chain) == 1 and (matched := self._run(s, start, block)) is not None:
+                        chain = list(matched.blocks)  # the elements up to the run's end, in one compare
+                        items = [b.value for b in chain]
+                        for b in chain:
+                            found[id(b.value)] = b.digest
+                        self.hits += len(chain) - 1
+                        p = start + len(matched.text)
+                        block = chain[-1]
+            before = block
+            last = p
             c = s[p : p + 1]
             if c in _WS1:
                 p = _skip(s, p)
                 c = s[p : p + 1]
             if c == "]":
+                if chain is not None and len(chain) > 1 and (matched is None or len(chain) > len(matched.blocks)):
+                    self._keep_run(_Run(s[start:last], chain), matched)
                 return items, p + 1
             if c != ",":
                 raise ValueError("expected ',' or ']'")
             p += 1
             if s[p : p + 1] in _WS1:  # ", " (json.dumps's own) without the regular expression's call
                 p = _skip(s, p) if s[p + 1 : p + 2] in _WS1 else p + 1
+
+    def _run(self, s: str, start: int, first: _Block) -> _Run | None:
+        """The longest array run kept that starts with `first` and whose text is at `start`."""
+        best: _Run | None = None
+        for run in self._runs_by_first.get(first.digest, ()):
+            if (best is None or len(run.text) > len(best.text)) and s.startswith(run.text, start):
+                best = run
+        if best is not None:
+            self._runs.move_to_end(id(best))
+        return best
+
+    def _keep_run(self, run: _Run, replaces: _Run | None) -> None:
+        """Keep an array's elements as a run, in place of the run it extends (the conversation's last call)."""
+        if replaces is not None and id(replaces) in self._runs:
+            self._drop_run(replaces)
+        first = run.blocks[0].digest
+        alike = self._runs_by_first.get(first)
+        if alike is not None and len(alike) >= CANDIDATES:
+            self._drop_run(alike[-1])
+        self._runs_by_first.setdefault(first, []).insert(0, run)
+        self._runs[id(run)] = run
+        self.run_size += len(run.text)
+        while self.run_size > self.budget // 2 and len(self._runs) > 1:
+            self._drop_run(next(iter(self._runs.values())))
+
+    def _drop_run(self, run: _Run) -> None:
+        del self._runs[id(run)]
+        self.run_size -= len(run.text)
+        first = run.blocks[0].digest
+        alike = self._runs_by_first[first]
+        alike.remove(run)
+        if not alike:
+            del self._runs_by_first[first]
 
     def _value(
         self, s: str, p: int, found: dict[int, bytes], before: _Block | None = None
@@ -182,6 +239,16 @@ class BodyBlocks:
             alike.remove(digest)
             if not alike:
                 del self._by_prefix[head]
+
+
+class _Run:
+    """An array's elements as read before: their text from the first's start to the last's end, and blocks."""
+
+    __slots__ = ("blocks", "text")
+
+    def __init__(self, text: str, blocks: list[_Block]) -> None:
+        self.text = text
+        self.blocks = blocks
 
 
 class _Block:
