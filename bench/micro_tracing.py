@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -146,7 +145,7 @@ def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) ->
                 p0 = time.process_time()
                 message = helper_protocol.encode(("records", 1, helper_protocol.dump_rows(batch)))
                 p1 = time.process_time()
-                body = pickle.loads(message[4:])
+                body = helper_protocol.decode(message[4:])
                 batch = helper_protocol.load_rows(body[2])
                 for record in batch:  # as the pipeline does first
                     if type(record.input) is RawInput:

@@ -145,6 +145,11 @@ async def read(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
         body = await reader.readexactly(_LENGTH.unpack(header)[0])
     except (asyncio.IncompleteReadError, ConnectionError):
         return None
+    return decode(body)
+
+
+def decode(body: bytes) -> tuple[Any, ...]:
+    """A message from its frame's body (what follows the length)."""
     if body[:1] == b"B":  # the last element behind the pickle of the rest (see encode)
         size = _LENGTH.unpack_from(body, 1)[0]
         at = 1 + _LENGTH.size + size
