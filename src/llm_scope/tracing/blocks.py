@@ -22,6 +22,7 @@ from binascii import b2a_base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
+from itertools import islice
 from typing import Any
 
 from .. import jsoncodec
@@ -204,4 +205,11 @@ class BlockTexts:
             self.size -= len(cached.popitem(last=False)[1])
         if isinstance(refs, list):
             return "[" + sep.join(texts) + "]"
-        return assemble(refs, dict(self._used).__getitem__, sep, colon, self.encode)
+        pieces = iter(texts)  # a dict's values in refs order: one block, or a list of them
+        parts = [
+            self.encode(k)
+            + colon
+            + (next(pieces) if isinstance(v, str) else "[" + sep.join(islice(pieces, len(v))) + "]")
+            for k, v in refs.items()
+        ]
+        return "{" + sep.join(parts) + "}"
