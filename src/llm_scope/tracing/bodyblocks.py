@@ -64,6 +64,10 @@ class BodyBlocks:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def read(self, value: Any) -> Any:
+        """A record's input as the helper stores it: a RawInput read (see input_of), anything else as it is."""
+        return self.input_of(value) if type(value) is RawInput else value
+
     def input_of(self, raw: RawInput) -> Any:
         """The call's input, as `family.input_of(json.loads(raw.body))`; a list or dict input comes as a
         BlockList / BlockDict carrying `digests`: each block's, in `blocks()` order (None: none taken)."""

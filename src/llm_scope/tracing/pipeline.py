@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..accounting.cost import Prices
-from ..types import CallRecord, RawInput
+from ..types import CallRecord
 from .autosession import SessionRuns
 from .bodyblocks import BodyBlocks
 from .callfacts import note
@@ -164,8 +164,7 @@ class TracePipeline:
     async def _write(self, batch: list[CallRecord]) -> None:
         try:
             for record in batch:  # the session facts first: enrich may drop the content they come from
-                if type(record.input) is RawInput:
-                    record.input = self.bodies.input_of(record.input)
+                record.input = self.bodies.read(record.input)  # a large body's input, from its bytes
                 note(record, repo=self.session_repo)
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
             dropped = self.store.write(batch, outbox=bool(self.lanes), max_outbox=self.max_outbox, kinds=self._kinds)
