@@ -169,21 +169,34 @@ class BlockTexts:
         self.hits = 0
         self._texts: OrderedDict[str, str] = OrderedDict()
         self._used: list[tuple[str, str]] = []  # (key, text) of the last input joined: `splice` reads them
+        self._groups: list[int] = []  # how many of them stand in each JSON array (or alone), in order
+        self.sep = ", "  # what the last input's array elements were joined with
 
     def __len__(self) -> int:
         return len(self._texts)
 
     def take_used(self) -> list[tuple[str, str]]:
         """The blocks of the input joined last (none once taken), in order."""
-        used, self._used = self._used, []
+        used, self._used, self._groups = self._used, [], []
         return used
+
+    def take_groups(self) -> list[list[tuple[str, str]]]:
+        """The blocks of the input joined last (none once taken), as runs that stand side by side in its
+        JSON, `sep` between each two: an array's elements, or a block alone."""
+        used, groups = self._used, self._groups
+        self._used, self._groups = [], []
+        out, at = [], 0
+        for size in groups:
+            out.append(used[at : at + size])
+            at += size
+        return out
 
     def input_json(self, value: Any, sep: str = ", ", colon: str = ": ") -> str:
         """encode(value), from cached pieces where the value carries refs (a BlockList / BlockDict).
 
         One pass over the keys with C-level dict operations: a coding agent's call has ~70 blocks, and a
         call per block through `assemble` cost ~100 µs of its export (measured)."""
-        self._used = []  # this input's alone: bounded, and read right after the record is encoded
+        self._used, self._groups = [], []  # this input's alone: bounded, and read right after it is encoded
         refs = getattr(value, "refs", None)
         if refs is None:
             return self.encode(value)
@@ -201,10 +214,13 @@ class BlockTexts:
                 self.hits += 1
             texts.append(text)
         self._used = list(zip(keys, texts, strict=True))
+        self.sep = sep
         while self.size > self.budget and len(cached) > 1:
             self.size -= len(cached.popitem(last=False)[1])
         if isinstance(refs, list):
+            self._groups = [len(texts)] if texts else []
             return "[" + sep.join(texts) + "]"
+        self._groups = [n for v in refs.values() if (n := 1 if isinstance(v, str) else len(v))]
         pieces = iter(texts)  # a dict's values in refs order: one block, or a list of them
         parts = [
             self.encode(k)
