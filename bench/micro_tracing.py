@@ -21,7 +21,6 @@ import itertools
 import json
 import logging
 import os
-import pickle
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -30,15 +29,17 @@ from typing import Any
 
 from llm_scope.accounting.cost import Prices, lookup_prices, price_table
 from llm_scope.http.entry import TraceIds
+from llm_scope.http.handlers import RAW_INPUT_MIN
 from llm_scope.logs import BatchedStream, CallLines, configure_logging
 from llm_scope.tracing import helper_protocol
 from llm_scope.tracing.autosession import SessionRuns
+from llm_scope.tracing.bodyblocks import BodyBlocks
 from llm_scope.tracing.callfacts import note
 from llm_scope.tracing.otlp import RecordEncoder
 from llm_scope.tracing.records import enrich
 from llm_scope.tracing.splice import gzip_spliced
 from llm_scope.tracing.store import Store
-from llm_scope.types import CallRecord, Usage
+from llm_scope.types import CallRecord, RawInput, Usage
 
 SECRETS = ["sk-upstream-4f8a1c2e9b7d6a5f3e2d1c0b", "ls-master-key-0c9d8e7f6a5b4c3d"]
 STEPS = (
@@ -65,14 +66,15 @@ PROMPT = ["Say hello in one short sentence."]
 SESSION: list[Iterator[list[Any]]] = []  # with --session: a coding agent's calls, turn after turn
 
 
-def session_inputs(kb: float) -> Iterator[list[Any]]:
-    """Each call's messages as bench.session sends them: conversations growing to `kb`, one after another,
-    parsed afresh for each call as the helper gets them (nothing shared between calls but equal values)."""
+def session_inputs(kb: float) -> Iterator[Any]:
+    """Each call's input as the gateway hands bench.session's calls over: conversations growing to `kb`, one
+    after another; a body from RAW_INPUT_MIN on as its bytes (read back by the helper's BodyBlocks, in "pipe
+    in"), a shorter one as its messages parsed afresh (nothing shared between calls but equal values)."""
     from bench.session import conversation
 
     for n in itertools.count():
         for body in conversation(f"micro-{n}", kb):
-            yield json.loads(body)["messages"]
+            yield RawInput(body, "chat") if len(body) >= RAW_INPUT_MIN else json.loads(body)["messages"]
 
 
 def make_record() -> CallRecord:
@@ -130,6 +132,7 @@ def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) ->
     gc.freeze()  # as the app does once started: long-lived start-up objects stay out of every GC pass
     spent = dict.fromkeys((*STEPS, READ_BACK), 0.0)
     encoder = RecordEncoder(environment="bench", release="0")
+    bodies = BodyBlocks()
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "bench.db")
         for _ in range(stored // 2000):  # a store that has been in use: its indexes outgrow SQLite's cache
@@ -142,8 +145,11 @@ def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) ->
                 p0 = time.process_time()
                 message = helper_protocol.encode(("records", 1, helper_protocol.dump_rows(batch)))
                 p1 = time.process_time()
-                body = pickle.loads(message[4:])
+                body = helper_protocol.decode(message[4:])
                 batch = helper_protocol.load_rows(body[2])
+                for record in batch:  # as the pipeline does first
+                    if type(record.input) is RawInput:
+                        record.input = bodies.input_of(record.input)
                 f0 = time.process_time()
                 for record in batch if facts else ():
                     note(record)

@@ -23,8 +23,9 @@ from llm_scope import jsoncodec
     ],
 )
 def test_loads_matches_the_standard_library(text: str) -> None:
-    for data in (text.encode(), text):
-        got, want = jsoncodec.loads(data), json.loads(text)
+    padded = text[:-1] + ', "pad": "' + "x = 1\\n" * 4000 + '"}'  # a large body: checked by the walk
+    for data in (text.encode(), text, padded.encode()):
+        got, want = jsoncodec.loads(data), json.loads(data)
         assert got == want and json.dumps(got) == json.dumps(want)  # ints stay ints, not equal floats
 
 

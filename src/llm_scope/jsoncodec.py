@@ -21,6 +21,9 @@ import orjson
 _BIG = float(2**63)
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _NINETEEN_DIGITS = b"0" * 19
+# Bytes. The map reads and writes every byte (~0.7 ns each); the walk visits nodes, and a long body is mostly
+# long strings: on a coding agent's 85 KB body the walk costs ~40 µs against the map's ~60 (measured).
+_WALK_FROM = 16 * 1024
 
 
 def loads(data: bytes | str) -> Any:
@@ -28,7 +31,7 @@ def loads(data: bytes | str) -> Any:
         value = orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)  # valid-but-unusual JSON parses; invalid JSON raises a ValueError that says where
-    if isinstance(data, bytes) and _NINETEEN_DIGITS not in data.translate(_DIGITS_ONLY):
+    if isinstance(data, bytes) and len(data) < _WALK_FROM and _NINETEEN_DIGITS not in data.translate(_DIGITS_ONLY):
         return value
     return json.loads(data) if _has_huge_float(value) else value
 

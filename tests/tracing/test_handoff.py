@@ -15,12 +15,16 @@ from pathlib import Path
 
 import httpx
 
+from llm_scope.tracing.blobs import record_of
+from llm_scope.tracing.store import Store
 from tests.conftest import upstream_models
 from tests.fakes.otlp_receiver import OtlpReceiver
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, spawn_gateway
 from tests.polling import wait_until
 from tests.tracing.test_pipeline import chat, spans_of, traced_gateway
+
+LONG = "owed, and long: " + "x = 1\n" * 2000
 
 
 def helper_pid(gw: GatewayServer) -> int:
@@ -92,12 +96,19 @@ def test_records_a_dead_helper_owed_are_stored_at_shutdown(
         pid = helper_pid(gw)
         os.kill(pid, signal.SIGSTOP)
         ids = [chat(gw, f"owed {i}").headers["x-trace-id"] for i in range(3)]
+        big = chat(gw, LONG).headers["x-trace-id"]  # a body large enough to be handed over as its bytes
         wait_until(lambda: gw.app.state.pipeline.unsent == 0, "calls sent to the frozen helper, not stored")
         os.kill(pid, signal.SIGKILL)
         assert wait_gone(pid, 5)
     finally:
         gw.stop()  # at once: before a new helper starts, so the gateway must store them itself
-    assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+    assert {*ids, big} <= stored_ids(tmp_path / "data" / "llm-scope.db")
+    store = Store(tmp_path / "data" / "llm-scope.db")
+    try:
+        [row] = store.query("SELECT record, input_refs FROM traces WHERE trace_id = ?", [big])
+        assert record_of(store, row)["input"] == [{"role": "user", "content": LONG}]  # read from the bytes
+    finally:
+        store.close()
 
 
 def test_the_helper_leaves_with_its_gateway_after_storing_what_it_was_given(

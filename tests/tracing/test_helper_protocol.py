@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import pickle
 
 from llm_scope.tracing import helper_protocol
-from llm_scope.types import CallRecord, Cost, Usage
+from llm_scope.types import CallRecord, Cost, RawInput, Usage
 
 
 def full_record() -> CallRecord:
@@ -50,3 +51,30 @@ def test_records_survive_the_pipe() -> None:
     got = helper_protocol.load_rows(message[2])  # type: ignore[arg-type]
     assert got[0] == record and got[1] == CallRecord("cd" * 16, "chat_completion", 3.0)
     assert dataclasses.asdict(got[0]) == dataclasses.asdict(record)
+
+
+def test_bodies_handed_over_as_bytes_cross_behind_the_rows_and_big_payloads_behind_the_pickle() -> None:
+    bodies = [b'{"messages": [{"role": "user", "content": "%d"}]}' % n + b" " * 9000 for n in range(2)]
+    records = [full_record(), CallRecord("cd" * 16, "chat_completion", 3.0, input=RawInput(bodies[0], "chat"))]
+    records.append(CallRecord("ef" * 16, "messages", 4.0, input=RawInput(bodies[1], "messages")))
+    blob = helper_protocol.dump_rows(records)
+    assert blob.endswith(bodies[0] + bodies[1])  # appended as they are, not pickled
+    sent = helper_protocol.encode(("records", 8, blob))
+    assert sent.endswith(blob) and sent[4:5] == b"B"  # the payload behind the pickle of the rest
+
+    async def receive() -> tuple[object, ...] | None:
+        reader = asyncio.StreamReader()
+        reader.feed_data(sent + helper_protocol.encode(("score", 9, {"v": 1})))
+        reader.feed_eof()
+        message = await helper_protocol.read(reader)
+        assert await helper_protocol.read(reader) == ("score", 9, {"v": 1})  # small: pickled whole, as before
+        return message
+
+    message = asyncio.run(receive())
+    assert message is not None and message[:2] == ("records", 8) and message[2] == blob
+    got = helper_protocol.load_rows(message[2])  # type: ignore[arg-type]
+    assert got[0] == records[0] and dataclasses.asdict(got[0]) == dataclasses.asdict(records[0])
+    for record, body, family in zip(got[1:], bodies, ("chat", "messages"), strict=True):
+        assert type(record.input) is RawInput and (record.input.body, record.input.family) == (body, family)
+    # Rows as an earlier version pickled them (a spill file written before an upgrade) still load.
+    assert helper_protocol.load_rows(pickle.dumps(helper_protocol.pack(records[:1]), 5)) == records[:1]

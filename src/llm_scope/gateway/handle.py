@@ -21,7 +21,7 @@ from ..errors import DeploymentUnavailable, GatewayError
 from ..model_config import RetryPolicy
 from ..providers import provider_kind
 from ..providers.base import CallOptions, Provider, UpstreamResponse
-from ..types import CallRecord, Deployment, Recorder
+from ..types import CallRecord, Deployment, RawInput, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
 
@@ -80,6 +80,7 @@ class CallContext:
     key_id: str | None = None
     client_version: str | None = None
     subagent: str | None = None
+    body_bytes: bytes | None = None  # the request body as received, when large enough to hand over raw
 
     def new_record(self, body: dict[str, Any] | None, family: ApiFamily) -> CallRecord:
         body = body or {}
@@ -94,7 +95,9 @@ class CallContext:
             requested_model=str(body.get("model") or ""),
             stream=bool(body.get("stream")),
             model_parameters={k: v for k, v in body.items() if k in _PARAMETER_SET},
-            input=family.input_of(body) if body else None,
+            input=(family.input_of(body) if self.body_bytes is None else RawInput(self.body_bytes, family.name))
+            if body
+            else None,
             key_id=self.key_id,
             client_version=self.client_version,
             subagent=self.subagent,

@@ -28,6 +28,10 @@ from .entry import ClientGone, Incoming
 from .responses import RawResponse, StreamResponse, error_response, json_response
 from .state import state_of
 
+# Bodies from this size on reach the trace helper as their bytes, not as parsed messages: a coding agent's
+# (50-200 KB) then costs the gateway a copy instead of a pickle. A short call's parsed input pickles cheaper
+# than the helper would read it back from bytes.
+RAW_INPUT_MIN = 8192
 # Codex sends `session_id` (underscore) and, in later versions, `session-id`.
 SESSION_HEADERS = ("x-session-id", "x-claude-code-session-id", "x-codex-session-id", "session-id", "session_id")
 
@@ -132,10 +136,11 @@ class Handlers:
         route = family.route
         body: Any = None
         try:
-            body = parse_body(
-                await read_body(incoming.receive, incoming.headers.get("content-length"), self.max_body_bytes)
-            )
+            raw = await read_body(incoming.receive, incoming.headers.get("content-length"), self.max_body_bytes)
+            body = parse_body(raw)
             ctx = call_context(incoming, route, body)
+            if len(raw) >= RAW_INPUT_MIN:
+                ctx.body_bytes = raw  # the trace helper reads the input from these (see types.RawInput)
             body = family.validate(body)
         except GatewayError as exc:
             failed = call_context(incoming, route, None)

@@ -34,6 +34,7 @@ from ..logs import log_calls
 from ..types import CallRecord
 from . import helper_protocol
 from .autosession import SessionRuns
+from .bodyblocks import BodyBlocks
 from .callfacts import note
 from .handoff_queue import PendingRecords
 from .handoff_reads import COUNTERS, HandoffReads
@@ -336,7 +337,9 @@ class TraceHandoff(HandoffReads):
         prices_for = prices_resolver(options.price_overrides)
 
         def work() -> None:
+            bodies = BodyBlocks()
             for record in records:  # as the helper's pipeline does
+                record.input = bodies.read(record.input)
                 note(record, repo=options.session_repo)
                 enrich(record, prices_for=prices_for, secrets=options.secrets, trace_content=options.trace_content)
             self.local.prepare = self.local.prepare or SessionRuns().assign

@@ -25,6 +25,7 @@ from typing import Any
 from ..accounting.cost import Prices
 from ..types import CallRecord
 from .autosession import SessionRuns
+from .bodyblocks import BodyBlocks
 from .callfacts import note
 from .exporting import Exporter
 from .helper_protocol import PipelineStats
@@ -64,6 +65,7 @@ class TracePipeline:
         self.retention_days = retention_days
         self.session_repo = session_repo  # read the repository and branch the tools state in their prompts
         self.sessions = SessionRuns()
+        self.bodies = BodyBlocks()  # the blocks of the bodies handed over as bytes, read lately
         self.stats = PipelineStats()
         self._queue: collections.deque[CallRecord] = collections.deque()
         # Each lane holds the records just written and not yet exported, by trace id, and sends these objects
@@ -161,6 +163,7 @@ class TracePipeline:
     async def _write(self, batch: list[CallRecord]) -> None:
         try:
             for record in batch:  # the session facts first: enrich may drop the content they come from
+                record.input = self.bodies.read(record.input)  # a large body's input, from its bytes
                 note(record, repo=self.session_repo)
                 enrich(record, prices_for=self.prices_for, secrets=self.secrets, trace_content=self.trace_content)
             dropped = self.store.write(batch, outbox=bool(self.lanes), max_outbox=self.max_outbox, kinds=self._kinds)

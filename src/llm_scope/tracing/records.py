@@ -113,7 +113,8 @@ def enrich(
         record.metadata = {}
     if record.input is not None:
         digests: list[bytes | None] = []
-        scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests)
+        given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
+        scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
         record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
     if (record.output is not None or record.metadata) and _may_hold_secrets((record.output, record.metadata), secrets):
         record.output = redact_value(record.output, secrets)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -46,20 +47,29 @@ class CleanBlocks:
         self._secrets: tuple[str, ...] = ()
         self._digests: OrderedDict[bytes, None] = OrderedDict()
         self._out: list[bytes | None] | None = None
+        self._given: Iterator[bytes | None] | None = None
 
     def __len__(self) -> int:
         return len(self._digests)
 
-    def scrub_input(self, value: Any, secrets: tuple[str, ...], digests: list[bytes | None] | None = None) -> Any:
+    def scrub_input(
+        self,
+        value: Any,
+        secrets: tuple[str, ...],
+        digests: list[bytes | None] | None = None,
+        given: Sequence[bytes | None] | None = None,
+    ) -> Any:
         """redact_value(value, secrets), or `value` itself where that changes nothing (no copy is made).
 
         A list is screened element by element, and so is each list in a dict (the Messages API's
         {"messages": [...], "system": ..., "tools": [...]}); anything else is one block. `digests`, when
         given, gets each block's digest in that order where the block came through unchanged (None where
         it was scrubbed or not hashed): `blocks.with_refs` keys the stored blocks by them, hashing nothing
-        twice.
+        twice. `given` are digests already taken of the blocks, in that order (None: take one): those of
+        blocks read from the body's bytes (`bodyblocks`), of their text, which names the value as well.
         """
         self._out = digests
+        self._given = iter(given) if given is not None else None
         if secrets != self._secrets:
             self._digests.clear()  # a verdict holds only for the secrets it was reached under
             self._secrets = secrets
@@ -90,16 +100,18 @@ class CleanBlocks:
 
     def _scrub_block(self, block: Any, secrets: tuple[str, ...]) -> Any:
         out = self._out
+        digest = next(self._given, None) if self._given is not None else None
         if block is None or isinstance(block, bool | int | float):
             if out is not None:
                 out.append(None)
             return block  # redact_value leaves these as they are
-        try:
-            digest = sha256(pickle.dumps(block, 5)).digest()
-        except Exception:  # something pickle refuses: scrub it, and remember nothing
-            if out is not None:
-                out.append(None)
-            return redact_value(block, secrets)
+        if digest is None:
+            try:
+                digest = sha256(pickle.dumps(block, 5)).digest()
+            except Exception:  # something pickle refuses: scrub it, and remember nothing
+                if out is not None:
+                    out.append(None)
+                return redact_value(block, secrets)
         if out is not None:
             out.append(digest)
         digests = self._digests
