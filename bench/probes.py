@@ -75,12 +75,7 @@ def machine(litellm_version: str | None, loadavg_start: str) -> dict[str, Any]:
 
     from bench.targets import project_python, version_of
 
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model() or "?"
     mem = "?"
     with contextlib.suppress(OSError):
         kb = int(Path("/proc/meminfo").read_text().split()[1])
@@ -100,3 +95,12 @@ def machine(litellm_version: str | None, loadavg_start: str) -> dict[str, Any]:
         "loadavg_start": loadavg_start,
         "loadavg_end": loadavg(),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("" where /proc/cpuinfo does not say)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return ""

@@ -37,7 +37,7 @@ from typing import Any
 if __package__ in (None, ""):  # `python bench/scale.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.probes import outbox_rows, stored_traces
+from bench.probes import cpu_model, outbox_rows, stored_traces
 from bench.procs import Service, cpu_seconds, free_port, http_get, hwm_bytes, machine_busy_seconds, settle, tree
 from bench.targets import ROOT, _clean_env, llm_scope_service, project_python
 
@@ -273,13 +273,12 @@ def weighted(pairs: list[tuple[float | None, int]]) -> float | None:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {"cpus": os.cpu_count(), "cpu": model, "python": platform.python_version(), "kernel": platform.release()}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
 
 
 HEADER = (

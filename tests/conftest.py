@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.tls import CertAuthority, make_test_ca
 from tests.fakes.upstream import FakeUpstream, start_fake_upstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
 
@@ -18,6 +19,15 @@ def upstream() -> Iterator[FakeUpstream]:
     fake = start_fake_upstream(slow_seconds=3.0)
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
+    """A throw-away CA and a server certificate it signed, for TLS upstreams and backends on loopback."""
+    made = make_test_ca(tmp_path_factory.mktemp("ca"))
+    if made is None:
+        pytest.skip("no openssl command to make a test CA (scripts/system-deps.sh installs it)")
+    return made
 
 
 def upstream_models(upstream: FakeUpstream) -> list[dict[str, object]]:

@@ -71,6 +71,16 @@ def call(gateway: GatewayServer, api: str, model: str, text: str, stream: bool) 
         return http.post(path, json=body)
 
 
+def answered_text(r: httpx.Response, api: str, stream: bool) -> str:
+    """The answer's text from a 200, whole or streamed, in the API's own shape ("chat" or "messages")."""
+    assert r.status_code == 200, r.text
+    if not stream:
+        obj = r.json()
+        return str(obj["choices"][0]["message"]["content"] if api == "chat" else obj["content"][0]["text"])
+    assert r.headers["content-type"].startswith("text/event-stream")
+    return openai_stream_text(r.text) if api == "chat" else anthropic_stream_text(r.text)
+
+
 def trace_of(gateway: GatewayServer, response: httpx.Response) -> dict[str, Any]:
     with gateway.client() as http:
         trace: dict[str, Any] = http.get(f"/api/traces/{response.headers['x-trace-id']}").json()

@@ -16,7 +16,7 @@ import pytest
 from llm_scope.providers.egress import bypasses, parse_no_proxy, parse_proxy, verify_setting
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.connect_proxy import ConnectProxy, start_connect_proxy
-from tests.fakes.tls import CertAuthority, make_test_ca
+from tests.fakes.tls import CertAuthority
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.wire import fake_reply
 from tests.gateway_server import GatewayServer, make_settings, model_config
@@ -72,14 +72,6 @@ def test_proxy_urls() -> None:
     assert parse_proxy("corp-proxy:8080", "HTTP_PROXY").authorization is None
     with pytest.raises(ValueError, match="HTTPS_PROXY: only http:// proxies are supported"):
         parse_proxy("socks5://corp-proxy:1080", "HTTPS_PROXY")
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> CertAuthority:
-    made = make_test_ca(tmp_path_factory.mktemp("ca"))
-    if made is None:
-        pytest.skip("no openssl command to make a test CA (scripts/system-deps.sh installs it)")
-    return made
 
 
 @pytest.fixture(scope="module")

@@ -26,9 +26,8 @@ from tests.fakes.wire import FAKE_CACHE_CREATION_TOKENS, FAKE_CACHED_TOKENS, FAK
 from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.providers.gateway_calls import (
     PACE,
-    anthropic_stream_text,
+    answered_text,
     call,
-    openai_stream_text,
     sse_events,
     trace_of,
     ttft_is_the_first_tokens,
@@ -138,13 +137,7 @@ def test_answer_usage_and_cost(
     pace = PACE if stream else ""
     prompt = f"{pace}tell me about {model} {api} {'stream' if stream else 'whole'}"
     r = call(gateway, api, model, prompt, stream)
-    assert r.status_code == 200, r.text
-    if not stream:
-        obj = r.json()
-        text = obj["choices"][0]["message"]["content"] if api == "chat" else obj["content"][0]["text"]
-    else:
-        assert r.headers["content-type"].startswith("text/event-stream")
-        text = openai_stream_text(r.text) if api == "chat" else anthropic_stream_text(r.text)
+    text = answered_text(r, api, stream)
     assert text == fake_reply(prompt)
 
     asked = [req for req in fake.requests if prompt in req.body.decode()]
