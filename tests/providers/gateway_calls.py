@@ -81,6 +81,16 @@ def answered_text(r: httpx.Response, api: str, stream: bool) -> str:
     return openai_stream_text(r.text) if api == "chat" else anthropic_stream_text(r.text)
 
 
+def assert_error_in_clients_shape(r: httpx.Response, api: str, status: int) -> None:
+    """The status the client gets, in its API's own error body: OpenAI's four fields, or Anthropic's."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    if api == "chat":
+        assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["message"]
+    else:
+        assert body["type"] == "error" and body["error"]["type"] and body["error"]["message"]
+
+
 def trace_of(gateway: GatewayServer, response: httpx.Response) -> dict[str, Any]:
     with gateway.client() as http:
         trace: dict[str, Any] = http.get(f"/api/traces/{response.headers['x-trace-id']}").json()

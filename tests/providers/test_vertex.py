@@ -30,6 +30,7 @@ from tests.gateway_server import GatewayServer, make_settings, model_config
 from tests.providers.gateway_calls import (
     PACE,
     answered_text,
+    assert_error_in_clients_shape,
     call,
     trace_of,
     ttft_is_the_first_tokens,
@@ -213,12 +214,7 @@ def test_upstream_errors_keep_their_status_in_the_clients_shape(
     gateway: GatewayServer, model: str, trigger: str, status: int, api: str, stream: bool
 ) -> None:
     r = call(gateway, api, model, f"{trigger} please", stream)
-    assert r.status_code == status, r.text
-    body = r.json()
-    if api == "chat":
-        assert set(body["error"]) == {"message", "type", "param", "code"} and body["error"]["message"]
-    else:
-        assert body["type"] == "error" and body["error"]["type"] and body["error"]["message"]
+    assert_error_in_clients_shape(r, api, status)
     assert "Traceback" not in r.text and "ya29." not in r.text
     assert trace_of(gateway, r)["status_code"] == status
 
