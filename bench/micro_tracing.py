@@ -35,9 +35,10 @@ from llm_scope.tracing import helper_protocol
 from llm_scope.tracing.autosession import SessionRuns
 from llm_scope.tracing.bodyblocks import BodyBlocks
 from llm_scope.tracing.callfacts import note
+from llm_scope.tracing.langfuse import MAX_REQUEST_BYTES
 from llm_scope.tracing.otlp import RecordEncoder
 from llm_scope.tracing.records import enrich
-from llm_scope.tracing.splice import gzip_spliced
+from llm_scope.tracing.splice import gzip_spliced, size_of
 from llm_scope.tracing.store import Store
 from llm_scope.types import CallRecord, RawInput, Usage
 
@@ -174,12 +175,16 @@ def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) ->
                 t5 = time.process_time()
                 json_lines(batch)
                 t6 = time.process_time()
-                spans, pieces = [], []
-                for record in batch:  # as exporting.gzipped_chunks does
-                    spans.append(encoder.record(record))
-                    pieces += encoder.input_pieces()
+                spans = [encoder.record_parts(record) for record in batch]
                 t7 = time.process_time()
-                gzip_spliced(encoder.request(spans), pieces)
+                chunk, size = [], 0  # as exporting.gzipped_chunks does: requests of at most MAX_REQUEST_BYTES
+                for span in spans:
+                    if chunk and size + size_of(span) > MAX_REQUEST_BYTES:
+                        gzip_spliced(encoder.request_parts(chunk))
+                        chunk, size = [], 0
+                    chunk.append(span)
+                    size += size_of(span)
+                gzip_spliced(encoder.request_parts(chunk))
                 t8 = time.process_time()
                 times = (p1 - p0, f0 - p1, t0 - f0, t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)
                 for step, seconds in zip(STEPS, times, strict=True):

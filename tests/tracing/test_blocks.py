@@ -15,10 +15,14 @@ from hypothesis import strategies as st
 
 from llm_scope import jsoncodec
 from llm_scope.tracing import blocks
-from llm_scope.tracing.blocks import BlockList, BlockTexts, with_refs
+from llm_scope.tracing.blocks import BlockList, with_refs
 from llm_scope.tracing.genai import GenAIEncoder
-from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json, input_json
+from llm_scope.tracing.inputruns import InputRuns
+from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json, input_attribute
+from llm_scope.tracing.protowire import key_field, string_attribute
+from llm_scope.tracing.protowire import text as utf8
 from llm_scope.tracing.screen import CleanBlocks
+from llm_scope.tracing.splice import raw_of
 from llm_scope.types import CallRecord
 
 SECRET = "sk-proj-" + "Q9w8E7r6" * 5
@@ -49,9 +53,10 @@ inputs = (
 def test_blocks_join_to_the_whole_inputs_json(raw: Any) -> None:
     carried = with_refs(copy.deepcopy(raw))
     assert carried == raw
-    cache = BlockTexts(_dumps, budget=64)  # a tiny budget: blocks drop out and come back
-    for _ in range(2):  # encoded, then from the cache
-        assert input_json(cache, carried) == _json(raw)  # the exporters' text of the input
+    cache = InputRuns(_dumps, block_budget=64, run_budget=64)  # tiny budgets: blocks drop out and come back
+    key = key_field("langfuse.observation.input")
+    for _ in range(2):  # encoded, then from the cache: the exporters' attribute of the input
+        assert raw_of(input_attribute(key, cache, carried)) == string_attribute(key, utf8(_json(raw)))
     refs = blocks.refs_of(carried)
     stored = {key: jsoncodec.dumps_str(b) for key, b in zip(blocks.flat(refs), blocks.blocks(carried), strict=True)}
     assert json.loads(blocks.assemble(refs, stored.__getitem__)) == json.loads(jsoncodec.dumps_str(raw))

@@ -4,7 +4,7 @@ A coding agent sends its whole conversation on every call (50-200 KB), and all b
 is what it sent the call before. Cut into blocks (a message, a tool definition, a system prompt: the same
 cut `screen` screens by), almost every block of a call has been seen before. The store keeps each distinct
 block once (`blobs`) and a call as its input's *refs*: the input's shape with every block replaced by its
-key. The exporters keep each block's JSON by key and join the pieces instead of encoding the conversation.
+key. The exporters keep each block's bytes and each conversation's run of them by key (`inputruns`).
 
 The shape: a list is a list of blocks; a dict is, for each value, a list of blocks (a list value) or one
 block; anything else is one block. Refs mirror it: ["k1", "k2"], {"messages": ["k1"], "system": "k3"}, "k4".
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import pickle
 from binascii import b2a_base64
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from hashlib import sha256
-from itertools import islice
 from typing import Any
 
 from .. import jsoncodec
@@ -152,80 +150,3 @@ def assemble(
 def input_from(refs_text: str, bodies: dict[str, str]) -> Any:
     """A stored input back from its refs and its blocks' stored JSON (KeyError: a block is missing)."""
     return jsoncodec.loads(assemble(jsoncodec.loads(refs_text), bodies.__getitem__))
-
-
-# Encoded block texts the exporters keep (bytes of text, least recently used out): about 60 conversations of
-# 150 KB; a block is re-encoded only after it drops out.
-TEXT_BUDGET = 8 * 1024 * 1024
-
-
-class BlockTexts:
-    """Each block's JSON text by key, as `encode` writes it, so an export joins cached pieces (per exporter)."""
-
-    def __init__(self, encode: Callable[[Any], str], budget: int = TEXT_BUDGET) -> None:
-        self.encode = encode
-        self.budget = budget
-        self.size = 0
-        self.hits = 0
-        self._texts: OrderedDict[str, str] = OrderedDict()
-        self._used: list[tuple[str, str]] = []  # (key, text) of the last input joined: `splice` reads them
-        self._groups: list[int] = []  # how many of them stand in each JSON array (or alone), in order
-        self.sep = ", "  # what the last input's array elements were joined with
-
-    def __len__(self) -> int:
-        return len(self._texts)
-
-    def take_used(self) -> list[tuple[str, str]]:
-        """The blocks of the input joined last (none once taken), in order."""
-        used, self._used, self._groups = self._used, [], []
-        return used
-
-    def take_groups(self) -> list[list[tuple[str, str]]]:
-        """The blocks of the input joined last (none once taken), as runs that stand side by side in its
-        JSON, `sep` between each two: an array's elements, or a block alone."""
-        used, groups = self._used, self._groups
-        self._used, self._groups = [], []
-        out, at = [], 0
-        for size in groups:
-            out.append(used[at : at + size])
-            at += size
-        return out
-
-    def input_json(self, value: Any, sep: str = ", ", colon: str = ": ") -> str:
-        """encode(value), from cached pieces where the value carries refs (a BlockList / BlockDict).
-
-        One pass over the keys with C-level dict operations: a coding agent's call has ~70 blocks, and a
-        call per block through `assemble` cost ~100 µs of its export (measured)."""
-        self._used, self._groups = [], []  # this input's alone: bounded, and read right after it is encoded
-        refs = getattr(value, "refs", None)
-        if refs is None:
-            return self.encode(value)
-        keys = flat(refs)
-        cached = self._texts
-        get, touch = cached.get, cached.move_to_end
-        texts: list[str] = []
-        for key, block in zip(keys, blocks(value), strict=True):
-            text = get(key)
-            if text is None:
-                text = cached[key] = self.encode(block)
-                self.size += len(text)
-            else:
-                touch(key)
-                self.hits += 1
-            texts.append(text)
-        self._used = list(zip(keys, texts, strict=True))
-        self.sep = sep
-        while self.size > self.budget and len(cached) > 1:
-            self.size -= len(cached.popitem(last=False)[1])
-        if isinstance(refs, list):
-            self._groups = [len(texts)] if texts else []
-            return "[" + sep.join(texts) + "]"
-        self._groups = [n for v in refs.values() if (n := 1 if isinstance(v, str) else len(v))]
-        pieces = iter(texts)  # a dict's values in refs order: one block, or a list of them
-        parts = [
-            self.encode(k)
-            + colon
-            + (next(pieces) if isinstance(v, str) else "[" + sep.join(islice(pieces, len(v))) + "]")
-            for k, v in refs.items()
-        ]
-        return "{" + sep.join(parts) + "}"

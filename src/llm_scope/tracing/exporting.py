@@ -16,7 +16,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Protocol
 
 from ..types import CallRecord
-from .splice import gzip_spliced
+from .splice import Segment, gzip_spliced, size_of
 
 if TYPE_CHECKING:  # imported where a session is made: only the trace helper posts, and aiohttp is ~9 MB a worker
     import aiohttp
@@ -82,38 +82,33 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def gzipped_chunks(
     records: Sequence[CallRecord],
-    encode: Callable[[CallRecord], bytes],
-    request: Callable[[Sequence[bytes]], bytes],
+    encode: Callable[[CallRecord], list[Segment]],
+    request: Callable[[Sequence[Sequence[Segment]]], list[Segment]],
     *,
     max_bytes: int,
     label: str,
-    pieces: Callable[[], list[tuple[bytes, bytes]]] | None = None,
 ) -> list[bytes]:
     """Gzipped requests of at most `max_bytes` uncompressed each (backends refuse bodies of a few MB, and a
     413 would never go away). A record that cannot be encoded would fail the same way on every retry: it is
-    logged and left out rather than holding up the rest. `pieces`, read after each record is encoded, gives
-    its input's large blocks already compressed, to splice in rather than compress again (`splice`)."""
+    logged and left out rather than holding up the rest. Records come as segments (`splice`): their large
+    parts compressed once, spliced in rather than compressed again, and the request never joined."""
     bodies: list[bytes] = []
-    chunk: list[bytes] = []
-    spliced: list[tuple[bytes, bytes]] = []
+    chunk: list[list[Segment]] = []
     size = 0
     for record in records:
         try:
             encoded = encode(record)
         except Exception:
             _log.exception("%s: dropping unencodable record, trace %s", label, record.trace_id)
-            if pieces is not None:
-                pieces()  # the failed record's: not in any request
             continue
-        if chunk and size + len(encoded) > max_bytes:
-            bodies.append(gzip_spliced(request(chunk), spliced))
-            chunk, spliced, size = [], [], 0
+        length = size_of(encoded)
+        if chunk and size + length > max_bytes:
+            bodies.append(gzip_spliced(request(chunk)))
+            chunk, size = [], 0
         chunk.append(encoded)
-        if pieces is not None:
-            spliced += pieces()
-        size += len(encoded)
+        size += length
     if chunk:
-        bodies.append(gzip_spliced(request(chunk), spliced))
+        bodies.append(gzip_spliced(request(chunk)))
     return bodies
 
 

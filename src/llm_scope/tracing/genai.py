@@ -22,11 +22,11 @@ from urllib.parse import unquote
 
 from ..apis import FAMILIES
 from ..types import CallRecord
-from .blocks import BlockTexts
 from .exporting import DIRECT, ExportResult, ExportStatus, HttpPoster, Route, gzipped_chunks
-from .otlp import _dumps, _span_id, _status_message, _times, _trace_id, input_json, usage_details
-from .protowire import AttrValue, attribute, length_delimited, text, varint
-from .splice import Fragments, input_pieces
+from .inputruns import InputRuns
+from .otlp import _dumps, _span, _span_id, _status_message, _times, _trace_id, input_attribute, usage_details
+from .protowire import AttrValue, attribute, key_field, length_delimited, text, varint
+from .splice import Segment, raw_of, size_of
 
 SEMCONV_VERSION: Final = "1.41.0"
 SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
@@ -59,6 +59,7 @@ PARAMETERS: Final[dict[str, tuple[str, type]]] = {
     "presence_penalty": ("gen_ai.request.presence_penalty", float),
     "seed": ("gen_ai.request.seed", int),
 }
+_KEY_INPUT: Final = key_field("gen_ai.input.messages")
 _KIND_CLIENT: Final = b"\x30\x03"  # Span.kind = SPAN_KIND_CLIENT: the gateway calls the model
 
 
@@ -77,25 +78,33 @@ class GenAIEncoder:
         self.resource_field = length_delimited(b"\x0a", attributes)
         self.scope_field = length_delimited(b"\x0a", scope) + length_delimited(b"\x1a", SCHEMA_URL.encode())
         self._content = content
-        self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
-        self._fragments = Fragments()  # ... and compressed a block at a time, once (see splice)
-
-    def input_pieces(self) -> list[tuple[bytes, bytes]]:
-        """The last record's large input blocks, compressed, for `exporting.gzipped_chunks` to splice in."""
-        return input_pieces(self._inputs, self._fragments)
+        self._inputs = InputRuns(_dumps)  # a coding agent's conversation: encoded and compressed once a block
 
     def request(self, records: Sequence[CallRecord]) -> bytes:
         """One ExportTraceServiceRequest (raises on a record that cannot be encoded)."""
-        scope_spans = length_delimited(b"\x12", self.scope_field + b"".join(map(self.record, records)))
-        return length_delimited(b"\x0a", self.resource_field + scope_spans)
+        return raw_of(self.request_parts([self.record_parts(record) for record in records]))
+
+    def request_parts(self, spans: Sequence[Sequence[Segment]]) -> list[Segment]:
+        """An ExportTraceServiceRequest around spans encoded by `record_parts`, as segments."""
+        spans_size = sum(map(size_of, spans))
+        scope_spans = b"\x12" + varint(len(self.scope_field) + spans_size) + self.scope_field
+        head = self.resource_field + scope_spans  # the ResourceSpans up to its spans
+        out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
+        for span in spans:
+            out += span
+        return out
 
     def record(self, record: CallRecord) -> bytes:
         """One ScopeSpans.spans entry."""
+        return raw_of(self.record_parts(record))
+
+    def record_parts(self, record: CallRecord) -> list[Segment]:
+        """record(), as segments: the input's large parts as the pieces kept for them (`inputruns`)."""
         trace_id = _trace_id(record.trace_id)
         operation = OPERATIONS.get(record.route, record.route or "chat")
         model = record.requested_model or record.resolved_model
         name = f"{operation} {model}" if model else operation
-        attrs = [attribute("gen_ai.operation.name", operation)]
+        attrs: list[Segment] = [attribute("gen_ai.operation.name", operation)]
         if record.provider:
             attrs.append(attribute("gen_ai.provider.name", PROVIDERS.get(record.provider, record.provider)))
         if record.requested_model:
@@ -118,7 +127,7 @@ class GenAIEncoder:
             attrs.append(attribute("llm_scope.client", record.client))
         if self._content:
             if record.input is not None:
-                attrs.append(attribute("gen_ai.input.messages", input_json(self._inputs, record.input)))
+                attrs += input_attribute(_KEY_INPUT, self._inputs, record.input)
             if record.output is not None:
                 attrs.append(attribute("gen_ai.output.messages", _content(record.output)))
         if record.is_error:
@@ -128,18 +137,15 @@ class GenAIEncoder:
             tail = length_delimited(b"\x7a", status)
         else:
             tail = b""
-        body = b"".join(
-            (
-                length_delimited(b"\x0a", trace_id),
-                length_delimited(b"\x12", _span_id(trace_id.hex().encode() + b":genai")),
-                length_delimited(b"\x2a", text(name)),
-                _KIND_CLIENT,
-                _times(record.start_time, max(record.end_time, record.start_time)),
-                *attrs,
-                tail,
-            )
+        return _span(
+            length_delimited(b"\x0a", trace_id),
+            length_delimited(b"\x12", _span_id(trace_id.hex().encode() + b":genai")),
+            length_delimited(b"\x2a", text(name)),
+            _KIND_CLIENT,
+            _times(record.start_time, max(record.end_time, record.start_time)),
+            *attrs,
+            tail,
         )
-        return b"\x12" + varint(len(body)) + body
 
 
 def _parameters(parameters: dict[str, Any]) -> list[bytes]:
@@ -247,11 +253,10 @@ class GenAIExporter:
         result = ExportResult(ExportStatus.OK)
         bodies = gzipped_chunks(
             records,
-            self._encoder.record,
-            self._request,
+            self._encoder.record_parts,
+            self._encoder.request_parts,
             max_bytes=self._max_request_bytes,
             label="otlp",
-            pieces=self._encoder.input_pieces,
         )
         for body in bodies:
             result = await self._poster.post(self._url, body, self._headers)
@@ -261,7 +266,3 @@ class GenAIExporter:
 
     async def aclose(self) -> None:
         await self._poster.aclose()
-
-    def _request(self, spans: Sequence[bytes]) -> bytes:
-        scope_spans = length_delimited(b"\x12", self._encoder.scope_field + b"".join(spans))
-        return length_delimited(b"\x0a", self._encoder.resource_field + scope_spans)

@@ -127,9 +127,8 @@ class LangfuseExporter:
         """Gzipped requests of at most `max_request_bytes` each."""
         return gzipped_chunks(
             records,
-            self._encoder.record,
-            self._encoder.request,
+            self._encoder.record_parts,
+            self._encoder.request_parts,
             max_bytes=self._max_request_bytes,
             label="langfuse",
-            pieces=self._encoder.input_pieces,
         )

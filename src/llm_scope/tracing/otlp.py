@@ -44,7 +44,7 @@ from llm_scope.types import CallRecord
 from .. import internals
 from ..accounting.usage import refused_before_answer, usage_known
 from ..apis import FAMILIES
-from .blocks import BlockTexts
+from .inputruns import InputRuns
 from .protowire import (
     INT64_MAX,
     INT64_MIN,
@@ -57,10 +57,11 @@ from .protowire import (
     length_delimited,
     recurring_attribute,
     string_attribute,
+    string_attribute_head,
     text,
     varint,
 )
-from .splice import Fragments, input_pieces
+from .splice import Segment, raw_of, size_of
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -144,27 +145,33 @@ class RecordEncoder:
         self._environment = attribute("langfuse.environment", environment)
         if release:
             self._environment += attribute("langfuse.release", release)
-        self._inputs = BlockTexts(_dumps)  # a coding agent's conversation: encoded a block at a time, once
-        self._fragments = Fragments()  # ... and compressed a block at a time, once (see splice)
+        self._inputs = InputRuns(_dumps)  # a coding agent's conversation: encoded and compressed once a block
         # Both keyed by values that mostly repeat from call to call; typed, as True and 1 encode differently.
         self._route: Callable[[Any, Any, Any, Any], tuple[bytes, bytes]] = lru_cache(maxsize=256, typed=True)(
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
 
-    def input_pieces(self) -> list[tuple[bytes, bytes]]:
-        """The last record's large input blocks, compressed, for `exporting.gzipped_chunks` to splice in."""
-        return input_pieces(self._inputs, self._fragments)
-
     def request(self, records: Sequence[bytes]) -> bytes:
         """One ExportTraceServiceRequest around records already encoded by `record`."""
-        spans_size = sum(map(len, records))
+        return raw_of(self.request_parts([[r] for r in records]))
+
+    def request_parts(self, records: Sequence[Sequence[Segment]]) -> list[Segment]:
+        """request(), as segments around records encoded by `record_parts`."""
+        spans_size = sum(map(size_of, records))
         scope_spans = b"\x12" + varint(len(self._scope_field) + spans_size) + self._scope_field
         head = self._resource_field + scope_spans  # the ResourceSpans up to its spans
-        return b"".join((b"\x0a", varint(len(head) + spans_size), head, *records))
+        out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
+        for r in records:
+            out += r
+        return out
 
     def record(self, record: CallRecord) -> bytes:
         """The record's one span, a ScopeSpans.spans entry; raises if unencodable."""
+        return raw_of(self.record_parts(record))
+
+    def record_parts(self, record: CallRecord) -> list[Segment]:
+        """record(), as segments: the input's large parts as the pieces kept for them (`inputruns`)."""
         trace_id = _trace_id(record.trace_id)
         start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
 
@@ -196,15 +203,15 @@ class RecordEncoder:
         tail += attribute("langfuse.trace.name", route) + self._environment
         return _name_field(provider or FALLBACK_GENERATION_NAME), tail
 
-    def _generation(self, record: CallRecord) -> list[bytes]:
+    def _generation(self, record: CallRecord) -> list[Segment]:
         """The generation's own attributes, then the caller's metadata (trace level) and the gateway's facts."""
-        attrs = []
+        attrs: list[Segment] = []
         if model := record.resolved_model or record.requested_model:
             attrs.append(recurring_attribute("langfuse.observation.model.name", model))
         if record.model_parameters:
             attrs.append(string_attribute(_KEY_MODEL_PARAMETERS, text(_json(record.model_parameters))))
         if record.input is not None:
-            attrs.append(string_attribute(_KEY_INPUT, text(input_json(self._inputs, record.input))))
+            attrs += input_attribute(_KEY_INPUT, self._inputs, record.input)
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
         if (usage := usage_details(record)) is not None:
@@ -294,10 +301,24 @@ def _metadata_key(key: str) -> bytes:
     return key_field(f"langfuse.trace.metadata.{key}")
 
 
-def _span(*parts: bytes) -> bytes:
-    """A ScopeSpans.spans entry."""
-    body = b"".join(parts)
-    return b"\x12" + varint(len(body)) + body
+def _span(*parts: Segment) -> list[Segment]:
+    """A ScopeSpans.spans entry, as segments: the plain bytes joined between the pieces."""
+    out: list[Segment] = []
+    plain: list[bytes] = []
+    size = 0
+    for part in parts:
+        size += len(part)
+        if type(part) is bytes:
+            plain.append(part)
+        else:
+            out.append(b"".join(plain))
+            out.append(part)
+            plain = []
+    out.append(b"".join(plain))
+    first = out[0]
+    assert type(first) is bytes
+    out[0] = b"\x12" + varint(size) + first
+    return out
 
 
 def _name_field(name: str) -> bytes:
@@ -363,9 +384,11 @@ def _json(value: Any) -> str:
     return _dumps(value)
 
 
-def input_json(cache: BlockTexts, value: Any) -> str:
-    """_json(value), joined from the blocks' cached JSON where the input carries its blocks' keys."""
-    return value if isinstance(value, str) else cache.input_json(value)
+def input_attribute(key_field: bytes, cache: InputRuns, value: Any) -> list[Segment]:
+    """A string attribute of text(_json(value)), as segments: joined from the blocks and runs kept where the
+    input carries its blocks' keys."""
+    parts = [text(value)] if isinstance(value, str) else cache.parts(value)
+    return [string_attribute_head(key_field, size_of(parts)), *parts]
 
 
 def _metadata_value(value: Any) -> AttrValue | None:

@@ -92,9 +92,14 @@ def string_attribute(key_field: bytes, data: bytes) -> bytes:
     size = len(key_field) + n + 4  # KeyValue size when every length fits in one byte
     if size < 0x80:
         return b"\x4a%c%s\x12%c\x0a%c%s" % (size, key_field, n + 2, n, data)
+    return string_attribute_head(key_field, n) + data
+
+
+def string_attribute_head(key_field: bytes, n: int) -> bytes:
+    """string_attribute's bytes before its `n` bytes of text: what lets the text stay in parts (`inputruns`)."""
     value = b"\x0a" + varint(n)
     value = b"\x12" + varint(len(value) + n) + value
-    return b"".join((b"\x4a", varint(len(key_field) + len(value) + n), key_field, value, data))
+    return b"\x4a" + varint(len(key_field) + len(value) + n) + key_field + value
 
 
 # Span attributes of values that recur across calls (model, route, provider, ...); bounded, since some of
