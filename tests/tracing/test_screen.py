@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_scope.accounting.redact import REDACTED
+from llm_scope.tracing.bodyblocks import BodyBlocks
 from llm_scope.tracing.records import enrich, record_to_json
 from llm_scope.tracing.screen import CleanBlocks
-from llm_scope.types import CallRecord
+from llm_scope.types import CallRecord, RawInput
 
 from .test_records import SECRETS, exhaustive_enrich, make, prices_for
 
@@ -162,3 +163,31 @@ def test_cached_and_uncached_enrich_agree(calls: list[tuple[Any, list[str]]]) ->
         history = value if isinstance(value, list) else history
         record = make(input=value, metadata={"tags": ["t"]})
         assert stored(record, secrets, clean) == stored(record, secrets, None)
+
+
+def test_clean_runs_pass_a_conversations_repeated_blocks_and_screen_its_new_ones() -> None:
+    """Read from the body's bytes, as the helper reads a coding agent's calls: the blocks come with digests,
+    and an array whose blocks were all clean last call is passed as one run; a new block holding a secret is
+    still scrubbed, and a change of secrets forgets every run."""
+    bodies, clean = BodyBlocks(), CleanBlocks()
+    history = [{"role": "system", "content": "house rules\n" * 40}]
+    added = [{"role": "tool", "content": f"turn {n}: " + "x = 1\n" * 30} for n in range(4)]
+    added += [
+        {"role": "tool", "content": f"env: UPSTREAM={SECRETS[0]}"},
+        {"role": "user", "content": "tok-live-7f3a9c"},
+    ]
+    added += [{"role": "user", "content": "and on"}]
+    for turn, message in enumerate(added):
+        history.append(message)
+        secrets = SECRETS if turn < 5 else [*SECRETS, "tok-live-7f3a9c"]
+        body = json.dumps({"model": "m", "messages": history}).encode()
+        record = make(input=bodies.input_of(RawInput(body, "chat")))
+        assert record.input.digests and None not in record.input.digests  # type: ignore[union-attr]
+        run_hits = clean.hits
+        got = stored(record, secrets, clean)
+        assert got == stored(make(input=copy.deepcopy(history)), secrets, None), turn
+        if 0 < turn < 5:
+            assert clean.hits - run_hits == turn + 1  # the earlier messages, passed as one run
+            # this call's run kept in place of the last call's; not one holding a secret (turn 4)
+            assert clean.run_size == (turn + 2 if turn < 4 else turn + 1)
+        assert (f"UPSTREAM={SECRETS[0]}" not in got and "tok-live-7f3a9c" not in got) or turn < 4

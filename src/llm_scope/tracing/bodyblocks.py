@@ -29,12 +29,13 @@ import json
 import re
 from collections import OrderedDict
 from hashlib import sha256
+from itertools import chain
 from typing import Any
 
 from .. import jsoncodec
 from ..apis import FAMILIES, ApiFamily, by_name
 from ..types import RawInput
-from .blocks import BlockDict, BlockList, blocks
+from .blocks import BlockDict, BlockList
 
 PREFIX = 256  # characters a block is looked up by; a shorter block is parsed every time
 CANDIDATES = 16  # blocks kept per prefix (many blocks may start alike: a tool result's envelope)
@@ -83,7 +84,8 @@ class BodyBlocks:
         if not isinstance(value, list | dict):
             return value
         out: BlockList | BlockDict = BlockList(value) if isinstance(value, list) else BlockDict(value)
-        out.digests = [found.get(id(block)) for block in blocks(value)]
+        items = value if isinstance(value, list) else chain.from_iterable(_as_list(v) for v in value.values())
+        out.digests = list(map(found.get, map(id, items)))  # in blocks() order, at C speed (~70 blocks a call)
         return out
 
     def _body(self, s: str, found: dict[int, bytes]) -> dict[str, Any]:
@@ -265,6 +267,10 @@ class _Block:
         self.text = text
         self.value = value
         self.next: bytes | None = None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _skip(s: str, p: int) -> int:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pickle
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from hashlib import sha256
 from typing import Any
 
@@ -33,6 +33,10 @@ from ..accounting.redact import SECRET_FIELDS, may_hold_secrets, redact_value
 # faster (~0.6 against ~1 ns a byte here), and 256 bits leave no practical room for a collision that
 # would pass a block holding a secret as one remembered clean.
 LIMIT = 50_000  # digests, ~170 bytes each (8.5 MB at most): about 500 coding-agent conversations of 100 blocks
+# Digests kept in clean runs (an array's blocks, all clean, as the last call carried them), ~75 bytes each
+# beyond the digests themselves, and runs kept per first block.
+RUN_LIMIT = 20_000
+CANDIDATES = 8
 
 
 class CleanBlocks:
@@ -47,7 +51,14 @@ class CleanBlocks:
         self._secrets: tuple[str, ...] = ()
         self._digests: OrderedDict[bytes, None] = OrderedDict()
         self._out: list[bytes | None] | None = None
-        self._given: Iterator[bytes | None] | None = None
+        self._given: Sequence[bytes | None] | None = None
+        self._at = 0  # the next block's place in `_given`
+        # Arrays whose blocks were all clean, as their given digests (a conversation's messages as its last call
+        # carried them), by first digest: a call whose array starts with one is passed up to its end in one list
+        # compare, and only its new blocks are looked at one by one.
+        self._runs: OrderedDict[int, list[bytes | None]] = OrderedDict()
+        self._runs_by_first: dict[bytes | None, list[list[bytes | None]]] = {}
+        self.run_size = 0
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -69,9 +80,12 @@ class CleanBlocks:
         blocks read from the body's bytes (`bodyblocks`), of their text, which names the value as well.
         """
         self._out = digests
-        self._given = iter(given) if given is not None else None
+        self._given, self._at = given, 0
         if secrets != self._secrets:
             self._digests.clear()  # a verdict holds only for the secrets it was reached under
+            self._runs.clear()
+            self._runs_by_first.clear()
+            self.run_size = 0
             self._secrets = secrets
         if isinstance(value, list | tuple):
             return self._scrub_items(value, secrets)
@@ -89,18 +103,67 @@ class CleanBlocks:
         return self._scrub_block(value, secrets)
 
     def _scrub_items(self, items: list[Any] | tuple[Any, ...], secrets: tuple[str, ...]) -> Any:
+        start, base = self._at, self._clean_run(len(items))
+        done = 0 if base is None else len(base)
+        if done:
+            self.hits += done
+            self._at += done
+            if self._out is not None:
+                self._out += base  # type: ignore[arg-type]  # not None: done > 0
         copied: list[Any] | None = None
-        for i, item in enumerate(items):
+        for i in range(done, len(items)):
+            item = items[i]
             new = self._scrub_block(item, secrets)
             if new is not item:
                 if copied is None:
                     copied = list(items)
                 copied[i] = new
+        if copied is None and len(items) > max(done, 1) and self._given is not None:
+            run = list(self._given[start : start + len(items)])
+            out = self._out
+            if out is not None and None not in run and run == out[len(out) - len(items) :]:
+                self._keep_run(run, base)  # every block clean, under the digests it was given
         return items if copied is None else copied
 
+    def _clean_run(self, n: int) -> list[bytes | None] | None:
+        """The longest clean run kept that the next n given digests start with."""
+        given, at = self._given, self._at
+        if given is None or at >= len(given) or given[at] is None:
+            return None
+        best: list[bytes | None] | None = None
+        for run in self._runs_by_first.get(given[at], ()):
+            m = len(run)
+            if (best is None or m > len(best)) and m <= n and given[at : at + m] == run:
+                best = run
+        if best is not None:
+            self._runs.move_to_end(id(best))
+        return best
+
+    def _keep_run(self, run: list[bytes | None], replaces: list[bytes | None] | None) -> None:
+        if replaces is not None:
+            self._drop_run(replaces)  # extended: the conversation's next call extends this one
+        alike = self._runs_by_first.setdefault(run[0], [])
+        if len(alike) >= CANDIDATES:
+            self._drop_run(alike[0])
+            alike = self._runs_by_first.setdefault(run[0], [])
+        alike.append(run)
+        self._runs[id(run)] = run
+        self.run_size += len(run)
+        while self.run_size > RUN_LIMIT and len(self._runs) > 1:
+            self._drop_run(next(iter(self._runs.values())))
+
+    def _drop_run(self, run: list[bytes | None]) -> None:
+        del self._runs[id(run)]
+        self.run_size -= len(run)
+        alike = self._runs_by_first[run[0]]
+        del alike[next(i for i, kept in enumerate(alike) if kept is run)]  # by identity: equal runs are not it
+        if not alike:
+            del self._runs_by_first[run[0]]
+
     def _scrub_block(self, block: Any, secrets: tuple[str, ...]) -> Any:
-        out = self._out
-        digest = next(self._given, None) if self._given is not None else None
+        out, given, at = self._out, self._given, self._at
+        digest = given[at] if given is not None and at < len(given) else None
+        self._at = at + 1
         if block is None or isinstance(block, bool | int | float):
             if out is not None:
                 out.append(None)
