@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/session.py`
 
 from bench.loadgen import Conn, summary_ms
 from bench.probes import stored_traces
-from bench.procs import cpu_seconds, free_port, settle, tree
+from bench.procs import cpu_seconds, free_port, hwm_bytes, rss_bytes, settle, tree
 from bench.scale import Cores, parse_cpus, pinned, roles, start_upstreams
 from bench.targets import MODEL, llm_scope_service
 
@@ -182,13 +182,16 @@ def main(argv: list[str] | None = None) -> int:
             "served": served,
             "p50_ms": result["latency_ms"]["p50"],
             "p99_ms": result["latency_ms"]["p99"],
+            "helper_rss_mb": rss_bytes(helpers) / 2**20,  # after the cell: its caches as full as they got
+            "helper_peak_rss_mb": hwm_bytes(helpers) / 2**20,
         }
     print(
         f"session cell: conversations to {args.kb:g} KB (mean body {out['mean_body_kb']:.0f} KB), "
         f"{args.sessions} at once, gateway on cores {cores.gateway}\n"
         f"  {out['calls_per_s']:,.0f} calls/s, CPU {out['cpu_ms_per_call']:.3f} ms per call "
         f"(trace helper {out['helper_cpu_ms_per_call']:.3f}), store +{out['store_kb_per_call']:.1f} KB per call, "
-        f"p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms, traced {out['traced']}/{out['served']}"
+        f"p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms, traced {out['traced']}/{out['served']}\n"
+        f"  trace helper RSS {out['helper_rss_mb']:.0f} MB (peak {out['helper_peak_rss_mb']:.0f} MB)"
     )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

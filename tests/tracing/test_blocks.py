@@ -56,7 +56,8 @@ def test_blocks_join_to_the_whole_inputs_json(raw: Any) -> None:
     cache = InputRuns(_dumps, block_budget=64, run_budget=64)  # tiny budgets: blocks drop out and come back
     key = key_field("langfuse.observation.input")
     for _ in range(2):  # encoded, then from the cache: the exporters' attribute of the input
-        assert raw_of(input_attribute(key, cache, carried)) == string_attribute(key, utf8(_json(raw)))
+        attr = input_attribute(key, cache, carried)
+        assert (attr if type(attr) is bytes else raw_of(attr)) == string_attribute(key, utf8(_json(raw)))
     refs = blocks.refs_of(carried)
     stored = {key: jsoncodec.dumps_str(b) for key, b in zip(blocks.flat(refs), blocks.blocks(carried), strict=True)}
     assert json.loads(blocks.assemble(refs, stored.__getitem__)) == json.loads(jsoncodec.dumps_str(raw))

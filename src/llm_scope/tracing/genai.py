@@ -127,7 +127,8 @@ class GenAIEncoder:
             attrs.append(attribute("llm_scope.client", record.client))
         if self._content:
             if record.input is not None:
-                attrs += input_attribute(_KEY_INPUT, self._inputs, record.input)
+                content = input_attribute(_KEY_INPUT, self._inputs, record.input)
+                attrs += [content] if isinstance(content, bytes) else content
             if record.output is not None:
                 attrs.append(attribute("gen_ai.output.messages", _content(record.output)))
         if record.is_error:

@@ -61,7 +61,7 @@ from .protowire import (
     text,
     varint,
 )
-from .splice import Segment, raw_of, size_of
+from .splice import Piece, Segment, raw_of, size_of
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -191,8 +191,9 @@ class RecordEncoder:
             tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
         ids = b"\x0a\x10" + trace_id + b"\x12\x08" + _span_id(trace_id.hex().encode() + b":generation")
         head = self._heads[record.route in EMBEDDING_ROUTES]
-        attrs = self._generation(record)
-        return _span(ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
+        attrs, spliced = self._generation(record)
+        parts = (ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
+        return _span(*parts) if spliced else [_span_bytes(parts)]  # type: ignore[arg-type]  # all bytes
 
     def _encode_route(self, provider: str, model: str, route: str, client: str | None) -> tuple[bytes, bytes]:
         """The span name, and the trace attributes after user and session: they depend on nothing else.
@@ -203,15 +204,21 @@ class RecordEncoder:
         tail += attribute("langfuse.trace.name", route) + self._environment
         return _name_field(provider or FALLBACK_GENERATION_NAME), tail
 
-    def _generation(self, record: CallRecord) -> list[Segment]:
+    def _generation(self, record: CallRecord) -> tuple[list[Segment], bool]:
         """The generation's own attributes, then the caller's metadata (trace level) and the gateway's facts."""
         attrs: list[Segment] = []
+        spliced = False  # whether a piece is among them
         if model := record.resolved_model or record.requested_model:
             attrs.append(recurring_attribute("langfuse.observation.model.name", model))
         if record.model_parameters:
             attrs.append(string_attribute(_KEY_MODEL_PARAMETERS, text(_json(record.model_parameters))))
         if record.input is not None:
-            attrs += input_attribute(_KEY_INPUT, self._inputs, record.input)
+            content = input_attribute(_KEY_INPUT, self._inputs, record.input)
+            if isinstance(content, bytes):
+                attrs.append(content)
+            else:
+                attrs += content
+                spliced = True
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
         if (usage := usage_details(record)) is not None:
@@ -237,7 +244,7 @@ class RecordEncoder:
         if record.tool_calls or record.subagent or record.repo:  # session facts: on some calls only
             attrs += _generation_metadata(_session_facts(record))
         attrs.append(self._version)
-        return attrs
+        return attrs, spliced
 
 
 def usage_details(record: CallRecord) -> dict[str, int] | None:
@@ -299,6 +306,12 @@ def _caller_metadata(metadata: Mapping[Any, Any]) -> list[bytes]:
 @lru_cache(maxsize=1024)
 def _metadata_key(key: str) -> bytes:
     return key_field(f"langfuse.trace.metadata.{key}")
+
+
+def _span_bytes(parts: Sequence[bytes]) -> bytes:
+    """A ScopeSpans.spans entry of plain bytes (a short call's: one join)."""
+    body = b"".join(parts)
+    return b"\x12" + varint(len(body)) + body
 
 
 def _span(*parts: Segment) -> list[Segment]:
@@ -384,11 +397,15 @@ def _json(value: Any) -> str:
     return _dumps(value)
 
 
-def input_attribute(key_field: bytes, cache: InputRuns, value: Any) -> list[Segment]:
-    """A string attribute of text(_json(value)), as segments: joined from the blocks and runs kept where the
-    input carries its blocks' keys."""
-    parts = [text(value)] if isinstance(value, str) else cache.parts(value)
-    return [string_attribute_head(key_field, size_of(parts)), *parts]
+def input_attribute(key_field: bytes, cache: InputRuns, value: Any) -> bytes | list[Segment]:
+    """A string attribute of text(_json(value)): joined from the blocks and runs kept where the input carries
+    its blocks' keys; as segments where a piece is among them, else as bytes."""
+    if isinstance(value, str):
+        return string_attribute(key_field, text(value))
+    parts = cache.parts(value)
+    if any(type(p) is Piece for p in parts):
+        return [string_attribute_head(key_field, size_of(parts)), *parts]
+    return string_attribute(key_field, b"".join(parts))  # type: ignore[arg-type]  # no piece: all bytes
 
 
 def _metadata_value(value: Any) -> AttrValue | None:
