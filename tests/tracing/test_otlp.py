@@ -275,3 +275,20 @@ def test_unencodable_records_are_dropped_and_logged(caplog: pytest.LogCaptureFix
     assert decoded(gzip.decompress(body)) == reference_request(good, environment="default", release="0.1.0")
     for record in poison:
         assert record.trace_id in caplog.text
+
+
+def test_usage_and_cost_kept_by_one_encoder_are_told_apart_by_type() -> None:
+    """The encoder keeps usage and cost attributes by value: 1, 1.0 and True are equal values, and each must
+    still be written as itself (a later call's attributes are what a fresh encoder writes)."""
+    kept = RecordEncoder(environment="default", release="1")
+    variants = [
+        make(usage=Usage(input=1, output=2, total=3), cost=Cost(input=1.0, total=1.0)),
+        make(usage=Usage(input=True, output=2, total=3), cost=Cost(input=1, total=1)),  # type: ignore[arg-type]
+        make(usage=Usage(input=1.0, output=2, total=3), cost=Cost(input=True, total=True)),  # type: ignore[arg-type]
+        make(usage=Usage(input=1, output=2, total=3, cache_write=2, cache_write_1h=1), cost=Cost(cache_write=1.0)),
+        make(usage=Usage(input=1, output=2, total=3), cost=Cost(cache_write=1.0)),
+        make(status_code=502, error_type="upstream_error", usage=Usage(input=5), cost=Cost()),
+    ]
+    for _ in range(2):
+        for record in variants:
+            assert kept.record(record) == RecordEncoder(environment="default", release="1").record(record)

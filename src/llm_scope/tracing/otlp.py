@@ -33,13 +33,14 @@ import json
 import re
 import struct
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
 from operator import attrgetter
 from typing import Any, Final
 
-from llm_scope.types import CallRecord
+from llm_scope.types import CallRecord, Cost, Usage
 
 from .. import internals
 from ..accounting.usage import refused_before_answer, usage_known
@@ -151,6 +152,11 @@ class RecordEncoder:
             self._encode_route
         )
         self._gateway_facts: Callable[..., bytes] = lru_cache(maxsize=256, typed=True)(_gateway_facts)
+        # Usage and cost recur from call to call (the same prompt, the same answer length): their attributes
+        # are encoded once (~2.5 µs each of a short call's ~17). Keyed by their fields, typed: 1, 1.0 and
+        # True are equal keys but encode differently.
+        self._usage: Callable[..., bytes] = lru_cache(maxsize=1024, typed=True)(_usage_attribute)
+        self._cost: Callable[..., bytes] = lru_cache(maxsize=1024, typed=True)(_cost_attribute)
 
     def request(self, records: Sequence[bytes]) -> bytes:
         """One ExportTraceServiceRequest around records already encoded by `record`."""
@@ -221,10 +227,10 @@ class RecordEncoder:
                 spliced = True
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
-        if (usage := usage_details(record)) is not None:
-            attrs.append(string_attribute(_KEY_USAGE, text(_dumps(usage))))
+        if usage_known(record):
+            attrs.append(self._usage(_output_cut(record), *_usage_fields(record.usage)))
         if record.cost is not None:
-            attrs.append(string_attribute(_KEY_COST, text(_dumps(record.cost.details(record.usage)))))
+            attrs.append(self._cost(record.usage.cache_write_1h, *_cost_fields(record.cost)))
         if record.completion_start_time is not None:
             iso = f'"{_iso(record.completion_start_time)}"'  # json.dumps of a string with nothing to escape
             attrs.append(string_attribute(_KEY_COMPLETION_START, iso.encode()))
@@ -257,11 +263,32 @@ def usage_details(record: CallRecord) -> dict[str, int] | None:
     """
     if not usage_known(record):
         return None
-    usage = record.usage.details()
-    if record.is_error and not record.usage.output and not refused_before_answer(record):
-        # Cut off before the output was counted: send the input side only; output and total are unknown.
-        del usage["output"], usage["total"]
-    return usage
+    return _details(record.usage, _output_cut(record))
+
+
+def _output_cut(record: CallRecord) -> bool:
+    """Cut off before the output was counted: the input side is known; output and total are unknown."""
+    return record.is_error and not record.usage.output and not refused_before_answer(record)
+
+
+def _details(usage: Usage, output_cut: bool) -> dict[str, int]:
+    details = usage.details()
+    if output_cut:
+        del details["output"], details["total"]
+    return details
+
+
+_usage_fields: Final = attrgetter(*(f.name for f in fields(Usage)))
+_cost_fields: Final = attrgetter(*(f.name for f in fields(Cost)))
+
+
+def _usage_attribute(output_cut: bool, *values: int) -> bytes:
+    return string_attribute(_KEY_USAGE, text(_dumps(_details(Usage(*values), output_cut))))
+
+
+def _cost_attribute(cache_write_1h: int, *values: float) -> bytes:
+    # Cost.details reads nothing of the usage but whether its cache writes have a 1-hour share.
+    return string_attribute(_KEY_COST, text(_dumps(Cost(*values).details(Usage(cache_write_1h=cache_write_1h)))))
 
 
 def _session_facts(record: CallRecord) -> Iterable[tuple[str, Any]]:
