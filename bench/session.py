@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/session.py`
 
 from bench.loadgen import Conn, summary_ms
 from bench.probes import stored_traces
-from bench.procs import cpu_seconds, free_port, hwm_bytes, rss_bytes, settle, tree
+from bench.procs import cpu_seconds, free_port, http_get, hwm_bytes, rss_bytes, settle, tree
 from bench.scale import Cores, parse_cpus, pinned, roles, start_upstreams
 from bench.targets import MODEL, llm_scope_service
 
@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(svc.pid, max_wait=5)
         _, helpers = roles(svc.pid)
         cpu0, helper0, size0 = cpu_seconds(tree(svc.pid)), cpu_seconds(helpers), store_bytes(data)
+        sink0 = json.loads(http_get(sink_port, "/stats")[1])
         t0 = time.monotonic()
         result = asyncio.run(drive(svc.port, key, args.sessions, args.kb, args.duration))
         wall = time.monotonic() - t0
@@ -168,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.2)
         settle(svc.pid, max_wait=10)
         cpu1, helper1, size1 = cpu_seconds(tree(svc.pid)), cpu_seconds(helpers), store_bytes(data)
+        sink1 = json.loads(http_get(sink_port, "/stats")[1])
         n = result["count"] or 1
         out = {
             "kb": args.kb,
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             "served": served,
             "p50_ms": result["latency_ms"]["p50"],
             "p99_ms": result["latency_ms"]["p99"],
+            "export_posts": sink1["otlp_posts"] - sink0["otlp_posts"],
+            "export_kb_per_call": (sink1["bytes"] - sink0["bytes"]) / n / KB,  # gzipped, as sent
             "helper_rss_mb": rss_bytes(helpers) / 2**20,  # after the cell: its caches as full as they got
             "helper_peak_rss_mb": hwm_bytes(helpers) / 2**20,
         }
@@ -191,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  {out['calls_per_s']:,.0f} calls/s, CPU {out['cpu_ms_per_call']:.3f} ms per call "
         f"(trace helper {out['helper_cpu_ms_per_call']:.3f}), store +{out['store_kb_per_call']:.1f} KB per call, "
         f"p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms, traced {out['traced']}/{out['served']}\n"
-        f"  trace helper RSS {out['helper_rss_mb']:.0f} MB (peak {out['helper_peak_rss_mb']:.0f} MB)"
+        f"  trace helper RSS {out['helper_rss_mb']:.0f} MB (peak {out['helper_peak_rss_mb']:.0f} MB); "
+        f"export {out['export_posts']} POSTs, {out['export_kb_per_call']:.1f} KB per call (gzipped)"
     )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -129,13 +129,13 @@ class InputRuns:
             self._drop(alike[0])
         alike.append(run)
         self._runs[id(run)] = run
-        self.run_size += len(run.piece.raw) + len(run.piece.packed)
+        self.run_size += run.piece.size + run.piece.packed_size
         while self.run_size > self.run_budget and len(self._runs) > 1:
             self._drop(next(iter(self._runs.values())))
 
     def _drop(self, run: _Run) -> None:
         del self._runs[id(run)]
-        self.run_size -= len(run.piece.raw) + len(run.piece.packed)
+        self.run_size -= run.piece.size + run.piece.packed_size
         alike = self._by_first[run.keys[0]]
         alike.remove(run)
         if not alike:

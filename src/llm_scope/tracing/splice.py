@@ -47,18 +47,34 @@ _BYTES_OF_A: Final = ((0, 24), (8, 16), (16, 8), (24, 0))
 
 
 class Piece:
-    """A part's bytes, compressed alone (sync flushed), with its CRC-32 and x^(8 len) mod P to combine it."""
+    """A part's bytes, compressed alone (sync flushed), with its CRC-32 and x^(8 len) mod P to combine it.
 
-    __slots__ = ("crc", "packed", "raw", "shift")
+    Held as chunks: a conversation's run is the last call's run and the new turn, side by side, and joining
+    them would copy the whole conversation (and its compressed bytes) on every call; the chunks are shared
+    between the runs of one conversation instead, and a request's body takes them as they are."""
 
-    def __init__(self, raw: bytes, packed: bytes, crc: int, shift: int) -> None:
-        self.raw = raw
-        self.packed = packed
+    __slots__ = ("crc", "packed_size", "packs", "raws", "shift", "size")
+
+    def __init__(
+        self, raws: tuple[bytes, ...], packs: tuple[bytes, ...], crc: int, shift: int, size: int, packed_size: int
+    ) -> None:
+        self.raws = raws
+        self.packs = packs
         self.crc = crc
         self.shift = shift
+        self.size = size
+        self.packed_size = packed_size
 
     def __len__(self) -> int:
-        return len(self.raw)
+        return self.size
+
+    @property
+    def raw(self) -> bytes:
+        return b"".join(self.raws)
+
+    @property
+    def packed(self) -> bytes:
+        return b"".join(self.packs)
 
 
 Segment = bytes | Piece
@@ -74,16 +90,19 @@ def piece(raw: bytes) -> Piece:
     n = len(raw)
     wbits, memlevel = max(9, min(15, (n + 262).bit_length())), max(1, min(8, n.bit_length() - 7))
     compressor = zlib.compressobj(LEVEL, zlib.DEFLATED, -wbits, memlevel)
-    return Piece(raw, compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH), zlib.crc32(raw), shift(n))
+    packed = compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return Piece((raw,), (packed,), zlib.crc32(raw), shift(n), n, len(packed))
 
 
 def joined(first: Piece, second: Piece) -> Piece:
-    """The two pieces side by side, as one: their compressed bytes concatenate, their CRCs combine."""
+    """The two pieces side by side, as one: their chunks concatenate, their CRCs combine."""
     return Piece(
-        first.raw + second.raw,
-        first.packed + second.packed,
+        first.raws + second.raws,
+        first.packs + second.packs,
         _multiply(second.shift, first.crc) ^ second.crc,
         _multiply(first.shift, second.shift),
+        first.size + second.size,
+        first.packed_size + second.packed_size,
     )
 
 
@@ -121,7 +140,13 @@ def size_of(segments: Iterable[Segment]) -> int:
 
 def raw_of(segments: Iterable[Segment]) -> bytes:
     """The bytes the segments stand for, joined."""
-    return b"".join(s if type(s) is bytes else s.raw for s in segments)  # type: ignore[union-attr]
+    out: list[bytes] = []
+    for s in segments:
+        if isinstance(s, bytes):
+            out.append(s)
+        else:
+            out += s.raws
+    return b"".join(out)
 
 
 def gzip_spliced(segments: Sequence[Segment]) -> bytes:
@@ -150,9 +175,9 @@ def gzip_spliced(segments: Sequence[Segment]) -> bytes:
             elif data:  # byte-aligned after a flush or a piece: a stored block (not final)
                 out.append(_STORED.pack(0, len(data), len(data) ^ 0xFFFF))
                 out.append(data)
-        out.append(segment.packed)
+        out += segment.packs
         crc = combine(crc, segment)
-        size += len(segment.raw)
+        size += segment.size
     data = b"".join(plain)
     crc = zlib.crc32(data, crc)
     size += len(data)
