@@ -179,11 +179,12 @@ def one_run(total: int, batch_size: int, stored: int = 0, facts: bool = True) ->
                 t7 = time.process_time()
                 chunk, size = [], 0  # as exporting.gzipped_chunks does: requests of at most MAX_REQUEST_BYTES
                 for span in spans:
-                    if chunk and size + size_of(span) > MAX_REQUEST_BYTES:
+                    length = size_of(span)
+                    if chunk and size + length > MAX_REQUEST_BYTES:
                         gzip_spliced(encoder.request_parts(chunk))
                         chunk, size = [], 0
                     chunk.append(span)
-                    size += size_of(span)
+                    size += length
                 gzip_spliced(encoder.request_parts(chunk))
                 t8 = time.process_time()
                 times = (p1 - p0, f0 - p1, t0 - f0, t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -86,12 +87,12 @@ class GenAIEncoder:
 
     def request_parts(self, spans: Sequence[Sequence[Segment]]) -> list[Segment]:
         """An ExportTraceServiceRequest around spans encoded by `record_parts`, as segments."""
-        spans_size = sum(map(size_of, spans))
+        segments = list(chain.from_iterable(spans))
+        spans_size = size_of(segments)
         scope_spans = b"\x12" + varint(len(self.scope_field) + spans_size) + self.scope_field
         head = self.resource_field + scope_spans  # the ResourceSpans up to its spans
         out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
-        for span in spans:
-            out += span
+        out += segments
         return out
 
     def record(self, record: CallRecord) -> bytes:

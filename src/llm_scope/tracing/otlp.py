@@ -37,6 +37,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import sha256
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Final
 
@@ -164,12 +165,12 @@ class RecordEncoder:
 
     def request_parts(self, records: Sequence[Sequence[Segment]]) -> list[Segment]:
         """request(), as segments around records encoded by `record_parts`."""
-        spans_size = sum(map(size_of, records))
+        segments = list(chain.from_iterable(records))
+        spans_size = size_of(segments)
         scope_spans = b"\x12" + varint(len(self._scope_field) + spans_size) + self._scope_field
         head = self._resource_field + scope_spans  # the ResourceSpans up to its spans
         out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
-        for r in records:
-            out += r
+        out += segments
         return out
 
     def record(self, record: CallRecord) -> bytes:
