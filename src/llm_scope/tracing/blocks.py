@@ -22,6 +22,7 @@ from binascii import b2a_base64
 from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from hashlib import sha256
+from itertools import islice
 from typing import Any
 
 from .. import jsoncodec
@@ -79,11 +80,11 @@ def blocks(value: Any) -> Iterator[Any]:
         yield value
 
 
-def _shape(value: Any, keys: Iterator[str]) -> Refs:
+def _shape(value: Any, keys: Iterator[Any]) -> Refs:
     if isinstance(value, list):
-        return [next(keys) for _ in value]
+        return list(islice(keys, len(value)))
     if isinstance(value, dict):
-        return {k: [next(keys) for _ in v] if isinstance(v, list) else next(keys) for k, v in value.items()}
+        return {k: list(islice(keys, len(v))) if isinstance(v, list) else next(keys) for k, v in value.items()}
     return next(keys)
 
 
@@ -97,10 +98,14 @@ def with_refs(value: Any, digests: Sequence[bytes | None] = ()) -> Any:
         return value  # keys JSON would turn into strings: such an input is stored whole
     if not isinstance(value, list | dict):
         return value
-    items = list(blocks(value))
-    if len(digests) != len(items):
-        digests = [None] * len(items)
-    keys = iter([key_of(d if d is not None else block_digest(b)) for b, d in zip(items, digests, strict=True)])
+    count = len(value) if isinstance(value, list) else sum(len(v) if isinstance(v, list) else 1 for v in value.values())
+    if len(digests) == count and None not in digests:  # every block hashed already (a coding agent's call)
+        keys = iter(list(map(key_of, digests)))  # no None: checked
+    else:
+        items = list(blocks(value))
+        if len(digests) != count:
+            digests = [None] * count
+        keys = iter([key_of(d if d is not None else block_digest(b)) for b, d in zip(items, digests, strict=True)])
     out: BlockList | BlockDict = BlockList(value) if isinstance(value, list) else BlockDict(value)
     out.refs = _shape(value, keys)
     return out
