@@ -18,7 +18,7 @@ from llm_scope.tracing import blocks
 from llm_scope.tracing.blocks import BlockList, with_refs
 from llm_scope.tracing.genai import GenAIEncoder
 from llm_scope.tracing.inputruns import InputRuns
-from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json, input_attribute
+from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json
 from llm_scope.tracing.protowire import key_field, string_attribute
 from llm_scope.tracing.protowire import text as utf8
 from llm_scope.tracing.screen import CleanBlocks
@@ -56,7 +56,7 @@ def test_blocks_join_to_the_whole_inputs_json(raw: Any) -> None:
     cache = InputRuns(_dumps, block_budget=64, run_budget=64)  # tiny budgets: blocks drop out and come back
     key = key_field("langfuse.observation.input")
     for _ in range(2):  # encoded, then from the cache: the exporters' attribute of the input
-        attr = input_attribute(key, cache, carried)
+        attr = cache.attribute(key, carried)
         assert (attr if type(attr) is bytes else raw_of(attr)) == string_attribute(key, utf8(_json(raw)))
     refs = blocks.refs_of(carried)
     stored = {key: jsoncodec.dumps_str(b) for key, b in zip(blocks.flat(refs), blocks.blocks(carried), strict=True)}

@@ -18,7 +18,7 @@ from llm_scope.tracing.blocks import with_refs
 from llm_scope.tracing.exporting import gzipped_chunks
 from llm_scope.tracing.genai import GenAIEncoder
 from llm_scope.tracing.inputruns import InputRuns
-from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json, input_attribute
+from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json
 from llm_scope.tracing.protowire import key_field, string_attribute
 from llm_scope.tracing.protowire import text as utf8
 from llm_scope.tracing.screen import CleanBlocks
@@ -79,7 +79,7 @@ def test_each_calls_attribute_is_the_whole_inputs_encoding(
         digests: list[bytes | None] = []
         scrubbed = screen.scrub_input(copy.deepcopy(raw), (SECRET,), digests)
         carried = with_refs(scrubbed, digests)
-        attr = input_attribute(KEY, cache, carried)
+        attr = cache.attribute(KEY, carried)
         joined = attr if type(attr) is bytes else raw_of(attr)
         assert joined == attribute_plain(scrubbed)
         assert SECRET.encode() not in joined  # a secret seen in an earlier call is still scrubbed

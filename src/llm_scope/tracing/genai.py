@@ -25,8 +25,18 @@ from ..apis import FAMILIES
 from ..types import CallRecord
 from .exporting import DIRECT, ExportResult, ExportStatus, HttpPoster, Route, gzipped_chunks
 from .inputruns import InputRuns
-from .otlp import _dumps, _span, _span_id, _status_message, _times, _trace_id, input_attribute, usage_details
-from .protowire import AttrValue, attribute, key_field, length_delimited, text, varint
+from .otlp import _dumps, _status_message, _times, usage_details
+from .protowire import (
+    AttrValue,
+    attribute,
+    key_field,
+    length_delimited,
+    span_entry,
+    span_id_of,
+    text,
+    trace_id_of,
+    varint,
+)
 from .splice import Segment, raw_of, size_of
 
 SEMCONV_VERSION: Final = "1.41.0"
@@ -101,7 +111,7 @@ class GenAIEncoder:
 
     def record_parts(self, record: CallRecord) -> list[Segment]:
         """record(), as segments: the input's large parts as the pieces kept for them (`inputruns`)."""
-        trace_id = _trace_id(record.trace_id)
+        trace_id = trace_id_of(record.trace_id)
         operation = OPERATIONS.get(record.route, record.route or "chat")
         model = record.requested_model or record.resolved_model
         name = f"{operation} {model}" if model else operation
@@ -128,7 +138,7 @@ class GenAIEncoder:
             attrs.append(attribute("llm_scope.client", record.client))
         if self._content:
             if record.input is not None:
-                content = input_attribute(_KEY_INPUT, self._inputs, record.input)
+                content = self._inputs.attribute(_KEY_INPUT, record.input)
                 attrs += [content] if isinstance(content, bytes) else content
             if record.output is not None:
                 attrs.append(attribute("gen_ai.output.messages", _content(record.output)))
@@ -139,14 +149,16 @@ class GenAIEncoder:
             tail = length_delimited(b"\x7a", status)
         else:
             tail = b""
-        return _span(
-            length_delimited(b"\x0a", trace_id),
-            length_delimited(b"\x12", _span_id(trace_id.hex().encode() + b":genai")),
-            length_delimited(b"\x2a", text(name)),
-            _KIND_CLIENT,
-            _times(record.start_time, max(record.end_time, record.start_time)),
-            *attrs,
-            tail,
+        return span_entry(
+            (
+                length_delimited(b"\x0a", trace_id),
+                length_delimited(b"\x12", span_id_of(trace_id.hex().encode() + b":genai")),
+                length_delimited(b"\x2a", text(name)),
+                _KIND_CLIENT,
+                _times(record.start_time, max(record.end_time, record.start_time)),
+                *attrs,
+                tail,
+            )
         )
 
 

@@ -24,8 +24,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from .protowire import text
-from .splice import SMALLEST, Piece, Segment, joined, piece
+from .protowire import string_attribute, string_attribute_head, text
+from .splice import SMALLEST, Piece, Segment, joined, piece, size_of
 
 SEP: Final = b", "  # json.dumps's item separator, as the exporters' encoder writes it
 COLON: Final = b": "
@@ -62,6 +62,16 @@ class InputRuns:
 
     def __len__(self) -> int:
         return len(self._blocks)
+
+    def attribute(self, key_field: bytes, value: Any) -> bytes | list[Segment]:
+        """A string attribute of the input as the exporters write it (JSON; a plain-text input as it is):
+        segments where a piece is among its parts, else bytes."""
+        if isinstance(value, str):
+            return string_attribute(key_field, text(value))
+        parts = self.parts(value)
+        if any(type(p) is Piece for p in parts):
+            return [string_attribute_head(key_field, size_of(parts)), *parts]
+        return string_attribute(key_field, b"".join(parts))  # type: ignore[arg-type]  # no piece: all bytes
 
     def parts(self, value: Any) -> list[Segment]:
         """text(encode(value)) as segments; from kept blocks and runs where the value carries refs."""

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from hashlib import sha256
 from itertools import chain
 from operator import attrgetter
 from typing import Any, Final
@@ -58,12 +57,15 @@ from .protowire import (
     key_field,
     length_delimited,
     recurring_attribute,
+    span_entry,
+    span_entry_bytes,
+    span_id_of,
     string_attribute,
-    string_attribute_head,
     text,
+    trace_id_of,
     varint,
 )
-from .splice import Piece, Segment, raw_of, size_of
+from .splice import Segment, raw_of, size_of
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -179,7 +181,7 @@ class RecordEncoder:
 
     def record_parts(self, record: CallRecord) -> list[Segment]:
         """record(), as segments: the input's large parts as the pieces kept for them (`inputruns`)."""
-        trace_id = _trace_id(record.trace_id)
+        trace_id = trace_id_of(record.trace_id)
         start, end = record.start_time, max(record.end_time, record.start_time)  # end_time 0.0 means unset
 
         # Langfuse v4 reads user, session, tags and trace name off each span it stores.
@@ -196,11 +198,11 @@ class RecordEncoder:
             tail = length_delimited(b"\x7a", status) + _FLAGS_PARENT_LOCAL
         else:
             tail = _STATUS_UNSET + _FLAGS_PARENT_LOCAL
-        ids = b"\x0a\x10" + trace_id + b"\x12\x08" + _span_id(trace_id.hex().encode() + b":generation")
+        ids = b"\x0a\x10" + trace_id + b"\x12\x08" + span_id_of(trace_id.hex().encode() + b":generation")
         head = self._heads[record.route in EMBEDDING_ROUTES]
         attrs, spliced = self._generation(record)
         parts = (ids, name, _KIND_INTERNAL, _times(start, end), head, shared, *attrs, tail)
-        return _span(*parts) if spliced else [_span_bytes(parts)]  # type: ignore[arg-type]  # all bytes
+        return span_entry(parts) if spliced else [span_entry_bytes(parts)]  # type: ignore[arg-type]  # all bytes
 
     def _encode_route(self, provider: str, model: str, route: str, client: str | None) -> tuple[bytes, bytes]:
         """The span name, and the trace attributes after user and session: they depend on nothing else.
@@ -214,18 +216,15 @@ class RecordEncoder:
     def _generation(self, record: CallRecord) -> tuple[list[Segment], bool]:
         """The generation's own attributes, then the caller's metadata (trace level) and the gateway's facts."""
         attrs: list[Segment] = []
-        spliced = False  # whether a piece is among them
+        spliced = False
         if model := record.resolved_model or record.requested_model:
             attrs.append(recurring_attribute("langfuse.observation.model.name", model))
         if record.model_parameters:
             attrs.append(string_attribute(_KEY_MODEL_PARAMETERS, text(_json(record.model_parameters))))
         if record.input is not None:
-            content = input_attribute(_KEY_INPUT, self._inputs, record.input)
-            if isinstance(content, bytes):
-                attrs.append(content)
-            else:
-                attrs += content
-                spliced = True
+            content = self._inputs.attribute(_KEY_INPUT, record.input)
+            spliced = not isinstance(content, bytes)  # a piece among its parts
+            attrs += [content] if isinstance(content, bytes) else content
         if record.output is not None:
             attrs.append(string_attribute(_KEY_OUTPUT, text(_json(record.output))))
         if usage_known(record):
@@ -262,9 +261,7 @@ def usage_details(record: CallRecord) -> dict[str, int] | None:
     cancelled after it started, or a call that timed out or lost its client, may well have been billed:
     its usage is whatever was reported (Anthropic's `message_start` gives the input) or unknown, never 0.
     """
-    if not usage_known(record):
-        return None
-    return _details(record.usage, _output_cut(record))
+    return _details(record.usage, _output_cut(record)) if usage_known(record) else None
 
 
 def _output_cut(record: CallRecord) -> bool:
@@ -336,32 +333,6 @@ def _metadata_key(key: str) -> bytes:
     return key_field(f"langfuse.trace.metadata.{key}")
 
 
-def _span_bytes(parts: Sequence[bytes]) -> bytes:
-    """A ScopeSpans.spans entry of plain bytes (a short call's: one join)."""
-    body = b"".join(parts)
-    return b"\x12" + varint(len(body)) + body
-
-
-def _span(*parts: Segment) -> list[Segment]:
-    """A ScopeSpans.spans entry, as segments: the plain bytes joined between the pieces."""
-    out: list[Segment] = []
-    plain: list[bytes] = []
-    size = 0
-    for part in parts:
-        size += len(part)
-        if type(part) is bytes:
-            plain.append(part)
-        else:
-            out.append(b"".join(plain))
-            out.append(part)
-            plain = []
-    out.append(b"".join(plain))
-    first = out[0]
-    assert type(first) is bytes
-    out[0] = b"\x12" + varint(size) + first
-    return out
-
-
 def _name_field(name: str) -> bytes:
     data = text(name)
     return b"\x2a" + varint(len(data)) + data if data else b""
@@ -378,27 +349,6 @@ def _times(start: float, end: float) -> bytes:
 
 def _status_message(record: CallRecord) -> str:
     return record.error_message or record.error_type or f"HTTP {record.status_code}"
-
-
-def _trace_id(raw: str) -> bytes:
-    """The record's id if valid for OTLP, else a stable stand-in: one bad id must not wedge a batch."""
-    try:
-        trace_id = bytes.fromhex(raw)
-    except ValueError:
-        trace_id = b""
-    if len(trace_id) == 16 and any(trace_id):
-        return trace_id
-    return _nonzero(sha256(f"llm-scope-trace:{raw}".encode()).digest()[:16])
-
-
-def _span_id(seed: bytes) -> bytes:
-    """From "<trace id hex>:<role>", so a retried export reuses the span ids of the first attempt."""
-    return _nonzero(sha256(seed).digest()[:8])
-
-
-def _nonzero(ident: bytes) -> bytes:
-    # OTLP treats an all-zero id as invalid; sha256 makes this practically unreachable, but cheap to hold.
-    return ident if any(ident) else ident[:-1] + b"\x01"
 
 
 def _iso(ts: float) -> str:
@@ -423,17 +373,6 @@ def _json(value: Any) -> str:
     if isinstance(value, str):
         return value
     return _dumps(value)
-
-
-def input_attribute(key_field: bytes, cache: InputRuns, value: Any) -> bytes | list[Segment]:
-    """A string attribute of text(_json(value)): joined from the blocks and runs kept where the input carries
-    its blocks' keys; as segments where a piece is among them, else as bytes."""
-    if isinstance(value, str):
-        return string_attribute(key_field, text(value))
-    parts = cache.parts(value)
-    if any(type(p) is Piece for p in parts):
-        return [string_attribute_head(key_field, size_of(parts)), *parts]
-    return string_attribute(key_field, b"".join(parts))  # type: ignore[arg-type]  # no piece: all bytes
 
 
 def _metadata_value(value: Any) -> AttrValue | None:

@@ -3,7 +3,8 @@
 Written by hand because building opentelemetry-proto messages cost 55-60 µs per record (see `otlp`). These
 are the generic pieces, knowing nothing of Langfuse or CallRecords; `otlp` assembles spans from them.
 Field numbers: KeyValue{key 1, value 2}, AnyValue{string_value 1, bool_value 2, int_value 3, double_value 4,
-array_value 5}, ArrayValue{values 1}; a span's attributes are its field 9.
+array_value 5}, ArrayValue{values 1}; a span's attributes are its field 9, a ScopeSpans' spans its field 2.
+Also the span entry as segments (`splice`: plain bytes and kept pieces), and trace and span ids.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from functools import lru_cache
+from hashlib import sha256
 from typing import Final
+
+from .splice import Segment
 
 AttrValue = str | bool | int | float | Sequence[str]
 
@@ -105,3 +109,50 @@ def string_attribute_head(key_field: bytes, n: int) -> bytes:
 # Span attributes of values that recur across calls (model, route, provider, ...); bounded, since some of
 # the values come from clients. typed: True and 1 encode differently.
 recurring_attribute: Final = lru_cache(maxsize=2048, typed=True)(attribute)
+
+
+def span_entry_bytes(parts: Sequence[bytes]) -> bytes:
+    """A ScopeSpans.spans entry (field 2) of plain bytes: a short call's, in one join."""
+    body = b"".join(parts)
+    return b"\x12" + varint(len(body)) + body
+
+
+def span_entry(parts: Sequence[Segment]) -> list[Segment]:
+    """A ScopeSpans.spans entry as segments (`splice`): the plain bytes joined between the pieces."""
+    out: list[Segment] = []
+    plain: list[bytes] = []
+    size = 0
+    for part in parts:
+        size += len(part)
+        if isinstance(part, bytes):
+            plain.append(part)
+        else:
+            out.append(b"".join(plain))
+            out.append(part)
+            plain = []
+    out.append(b"".join(plain))
+    first = out[0]
+    assert isinstance(first, bytes)
+    out[0] = b"\x12" + varint(size) + first
+    return out
+
+
+def trace_id_of(raw: str) -> bytes:
+    """The record's id if valid for OTLP, else a stable stand-in: one bad id must not wedge a batch."""
+    try:
+        trace_id = bytes.fromhex(raw)
+    except ValueError:
+        trace_id = b""
+    if len(trace_id) == 16 and any(trace_id):
+        return trace_id
+    return _nonzero(sha256(f"llm-scope-trace:{raw}".encode()).digest()[:16])
+
+
+def span_id_of(seed: bytes) -> bytes:
+    """From "<trace id hex>:<role>", so a retried export reuses the span ids of the first attempt."""
+    return _nonzero(sha256(seed).digest()[:8])
+
+
+def _nonzero(ident: bytes) -> bytes:
+    # OTLP treats an all-zero id as invalid; sha256 makes this practically unreachable, but cheap to hold.
+    return ident if any(ident) else ident[:-1] + b"\x01"
