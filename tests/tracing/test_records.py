@@ -90,8 +90,15 @@ def test_enrich_leaves_clean_messages_alone() -> None:
     record = copy.deepcopy(CASES["plain"])
     messages = record.input
     enrich(record, prices_for=prices_for, secrets=SECRETS, trace_content=True)
-    # No message copied: the list that carries their keys (blocks.BlockList) holds the same objects.
-    assert record.input == messages and all(a is b for a, b in zip(record.input, messages, strict=True))
+    # No message copied; a short input is kept as it came (stored inline: records.INLINE_MAX), unhashed.
+    assert record.input is messages and not hasattr(record.input, "refs")
+    long = copy.deepcopy(CASES["plain"])
+    long.input = [*long.input, {"role": "user", "content": "more " * 300}]
+    messages = long.input
+    enrich(long, prices_for=prices_for, secrets=SECRETS, trace_content=True)
+    # A long one: the list that carries its blocks' keys (blocks.BlockList) holds the same objects.
+    assert long.input == messages and all(a is b for a, b in zip(long.input, messages, strict=True))
+    assert hasattr(long.input, "refs")
     assert record.cost == compute_cost(Usage(input=12, output=9, total=21), PRICES)
 
 

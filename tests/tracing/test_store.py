@@ -69,6 +69,11 @@ def make(n: int, **fields: Any) -> CallRecord:
     return CallRecord(**defaults)
 
 
+def long_input(n: int) -> list[dict[str, str]]:
+    """An input past records.INLINE_MAX: stored as blocks (a shorter one is kept inline in its record)."""
+    return [{"role": "user", "content": f"hello {n} é ☕ " * 100}]
+
+
 def varied() -> list[CallRecord]:
     return [
         make(1),
@@ -208,7 +213,7 @@ def test_the_outbox_bound_drops_the_oldest(store: Store) -> None:
 
 def test_pending_and_acknowledge_run_one_statement_each_however_big_the_batch(store: Store) -> None:
     """Every row fetched is a GIL hand-off on the store's thread: a batch must not cost one per record."""
-    store.write([make(70 + i) for i in range(300)], outbox=True, max_outbox=1000)
+    store.write([make(70 + i, input=long_input(i)) for i in range(300)], outbox=True, max_outbox=1000)
     statements: list[str] = []
     store.db.set_trace_callback(statements.append)
     try:
@@ -287,7 +292,7 @@ def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path:
         )
     store = Store(path)
     try:
-        store.write([now := make(2)], outbox=True, max_outbox=10)
+        store.write([now := make(2, input=long_input(2))], outbox=True, max_outbox=10)
         assert [r["input_refs"] is None for r in store.query("SELECT input_refs FROM traces ORDER BY trace_id")] == [
             True,
             False,

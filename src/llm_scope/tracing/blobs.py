@@ -28,7 +28,7 @@ from typing import Any
 from .. import jsoncodec
 from ..types import CallRecord
 from .blocks import assemble, blocks, flat, refs_of
-from .records import record_to_json
+from .records import record_to_json, short_input_json
 from .storage import TraceStore
 
 TRUST = 3600.0  # seconds a writer skips a block it wrote, before writing it again (which renews `seen`)
@@ -63,9 +63,9 @@ def stored_row(
     record: CallRecord, pending: dict[str, str], skip: Mapping[str, Any] | None = None
 ) -> tuple[str, str | None]:
     """(record JSON, refs JSON) for the call's traces row; its blocks not in `skip` (or `pending`) are added
-    to `pending` as key -> JSON. A call without content is stored as it is, refs NULL."""
+    to `pending` as key -> JSON. A call without content, or with a short input, is stored whole, refs NULL."""
     value = record.input
-    if value is None:
+    if value is None or short_input_json(value) is not None:  # kept inline: see records.INLINE_MAX
         return record_to_json(record), None
     refs = refs_of(value)
     for key, block in zip(flat(refs), blocks(value), strict=True):
