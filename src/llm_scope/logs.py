@@ -186,7 +186,8 @@ def call_text(record: CallRecord) -> str:
     """`_call_text(call_fields(record))` without the dict and a format per field: the text line is one per
     call in the trace helper, and this was half its cost. The same fields in the same order, each left out
     where None or "" (status, stream, the token counts and the duration are never either: see CallRecord)."""
-    parts = []
+    parts: list[str] = []
+    value: str | None
     for name, value in (
         ("trace_id", record.trace_id),
         ("route", record.route),
