@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from llm_scope.tracing import blobs, queries
-from llm_scope.tracing.records import record_from_json, record_to_json, summary_row
+from llm_scope.tracing import blobs, queries, traceinsert
+from llm_scope.tracing.records import record_from_json, record_to_json, summary_row, summary_values
 from llm_scope.tracing.store import MIGRATIONS, SUMMARY_COLUMNS, Store
 from llm_scope.types import CallRecord, Cost, Usage
 
@@ -302,3 +302,24 @@ def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path:
         assert [item.input for _, _, item in drain(store)] == [inline.input, now.input]
     finally:
         store.close()
+
+
+def test_a_row_in_the_narrow_form_is_stored_as_the_wide_form_stores_it(store: Store) -> None:
+    """traceinsert: a row whose rarely set columns hold their defaults binds only the others; the same row bound
+    whole lands the same, value for value and type for type, and reads back the same (API and exporter)."""
+    short, other = make(80), make(81)
+    rows = [(*summary_values(r), *blobs.stored_row(r, {})) for r in (short, other)]
+    narrow, wide = traceinsert.split(rows)
+    assert len(narrow) == 2 * traceinsert.NARROW_WIDTH and wide == []  # both short calls: narrow
+    store.db.execute(traceinsert.insert_sql(1, True), narrow[: traceinsert.NARROW_WIDTH])
+    store.db.execute(traceinsert.insert_sql(1, False), [*rows[1][:1], *rows[0][1:]])  # `short`'s row, bound whole
+    columns = ", ".join(f"{c}, typeof({c})" for c in traceinsert.COLUMNS[1:])
+    got = store.db.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
+    assert got[0] == got[1] and None in got[0] and 0.0 in got[0]
+    served = [queries.get_trace(store, r.trace_id) for r in (short, other)]
+    assert served[0] is not None and served[1] is not None
+    assert {**served[0], "trace_id": ""} == {**served[1], "trace_id": ""} and served[0]["input"] == short.input
+    # Any rarely set column off its default takes the wide form.
+    for changed in (make(82, error_type="x"), make(83, repo="r"), make(84, cost=Cost(1.0, 1.0, 2.0, cache_read=0.5))):
+        narrow, wide = traceinsert.split([(*summary_values(changed), *blobs.stored_row(changed, {}))])
+        assert narrow == [] and len(wide) == traceinsert.WIDTH

@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
-from . import blobs
+from . import blobs, traceinsert
 from .autosession import Prepare
 from .callfacts import COLUMNS as FACT_COLUMNS
 from .records import COST_PARTS, record_from_dict, summary_values
@@ -89,13 +89,6 @@ MIGRATIONS: list[str] = [
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
-_COLUMNS = len(SUMMARY_COLUMNS) + 2  # and the record's JSON, and its input's refs
-_INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({','.join(SUMMARY_COLUMNS)},record,input_refs) VALUES "
-_ROW = "(" + ",".join("?" * _COLUMNS) + ")"
-# Rows are bound into multi-row INSERTs of these sizes (largest first, as SQLite's limit on parameters
-# allows), so a batch of any size takes a few statements SQLite has compiled before (compiling one costs
-# ~15 µs a row); each statement is one sqlite3_step, one GIL hand-off.
-_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 # Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
 _INSERT_OUTBOX = "INSERT INTO outbox (kind, trace_id, payload, created) SELECT ?, value, NULL, ? FROM json_each(?)"
 # The oldest undelivered rows as one JSON array of [id, kind, trace id, record or payload or null], built by
@@ -125,11 +118,6 @@ def _pending_sql(kinds: int) -> str:
 ALL_KINDS = ("trace", "score", "otel")
 _KNOWN = "known"
 _INT64 = range(-(2**63), 2**63)
-
-
-@functools.cache  # the same text object each time: the statement cache finds it without rehashing ~30 KB
-def _insert_sql(rows: int) -> str:
-    return _INSERT_TRACES + ",".join([_ROW] * rows)
 
 
 def _bindable(value: Any) -> Any:
@@ -162,8 +150,8 @@ class Store(ShippingCursor):
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _COLUMNS  # 999 before SQLite 3.32
-        self._chunks = tuple(size for size in _CHUNKS if size <= most)
+        most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // traceinsert.WIDTH  # 999 before 3.32
+        self._chunks = tuple(size for size in traceinsert.CHUNKS if size <= most)
         self._blocks = blobs.BlockWriter()
         self._migrate()
 
@@ -210,17 +198,16 @@ class Store(ShippingCursor):
             try:
                 if self.prepare is not None:  # no other writer commits between its reads and these rows
                     self.prepare(records, lambda sql, args: [tuple(r) for r in self.db.execute(sql, args)])
-                params: list[Any] = []
-                for record in records:  # after `prepare`: it may give a record its session
-                    params.extend(summary_values(record))
-                    params.extend(blobs.stored_row(record, pending, skip))
+                # After `prepare`, which may give a record its session. Each row in the narrow form where it
+                # can (see traceinsert), so the batch's rows go in two runs: rowids follow that order.
+                narrow, wide = traceinsert.split(
+                    (*summary_values(record), *blobs.stored_row(record, pending, skip)) for record in records
+                )
                 for size, values in blobs.blob_params(pending, now):
                     self.db.execute(blobs.upsert_sql(size), values)
-                start = 0
-                for size in self._chunks:
-                    while len(records) - start >= size:
-                        self._insert(size, params[start * _COLUMNS : (start + size) * _COLUMNS])
-                        start += size
+                for form, params in ((True, narrow), (False, wide)):
+                    for sql, values in traceinsert.statements(params, form, self._chunks):
+                        self._insert(sql, values)
                 dropped = 0
                 if outbox and kinds:
                     ids = jsoncodec.dumps_str([record.trace_id for record in records])
@@ -235,8 +222,7 @@ class Store(ShippingCursor):
             self._blocks.wrote(pending, now)
         return dropped
 
-    def _insert(self, rows: int, params: list[Any]) -> None:
-        sql = _insert_sql(rows)
+    def _insert(self, sql: str, params: list[Any]) -> None:
         try:
             self.db.execute(sql, params)
         except (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
