@@ -46,11 +46,45 @@ def _with_extras(values: dict[str, Any], obj: Any, extras: tuple[str, ...]) -> d
     return values
 
 
-def record_to_json(record: CallRecord, *, with_input: bool = True) -> str:
+# The record's fields that the traces columns hold as they are (see SUMMARY_COLUMNS): a record stored with
+# `in_columns` leaves them out of its JSON (about half of a short call's bytes, each one paid for on every
+# write), and `with_columns` puts them back from the row. Not tool_calls: its column turns {} into NULL.
+IN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "route",
+    "start_time",
+    "end_time",
+    "user_id",
+    "session_id",
+    "client",
+    "requested_model",
+    "resolved_model",
+    "provider",
+    "status_code",
+    "error_type",
+    "stream",
+    "key_id",
+    "subagent",
+    "request_digest",
+    "repo",
+    "branch",
+    "session_derived",
+    "resent",
+)
+_FLAGS = frozenset(("stream", "session_derived", "resent"))  # bools, stored as 0/1
+_OWN_FIELDS = tuple(f for f in _FIELDS if f not in IN_COLUMNS)
+_own_values = attrgetter(*_OWN_FIELDS)
+
+
+def record_to_json(record: CallRecord, *, with_input: bool = True, in_columns: bool = False) -> str:
     """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower).
 
-    Without the input, "input" is null: the store keeps the input apart, as blocks (see `blobs`)."""
-    data = dict(zip(_FIELDS, _record_values(record), strict=True))
+    Without the input, "input" is null: the store keeps the input apart, as blocks (see `blobs`). With
+    `in_columns`, the fields the traces row holds in its columns are left out (see IN_COLUMNS)."""
+    if in_columns:
+        data = dict(zip(_OWN_FIELDS, _own_values(record), strict=True))
+    else:
+        data = dict(zip(_FIELDS, _record_values(record), strict=True))
     if not with_input:
         data["input"] = None
     usage = record.usage
@@ -59,6 +93,15 @@ def record_to_json(record: CallRecord, *, with_input: bool = True) -> str:
     if cost is not None:
         data["cost"] = _with_extras(dict(zip(_COST_FIELDS, _cost_values(cost), strict=True)), cost, _COST_EXTRA)
     return jsoncodec.dumps_str(data)
+
+
+def with_columns(data: dict[str, Any], values: Sequence[Any]) -> dict[str, Any]:
+    """A stored record's dict with the fields it left to its row put back: `values` are the row's IN_COLUMNS.
+    A record stored whole (by a version before this, or not by the store) keeps its own fields."""
+    if "trace_id" not in data:
+        for name, value in zip(IN_COLUMNS, values, strict=True):
+            data[name] = bool(value) if name in _FLAGS and value is not None else value
+    return data
 
 
 def record_from_json(text: str) -> CallRecord:

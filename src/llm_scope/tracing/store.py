@@ -23,7 +23,7 @@ from ..types import CallRecord
 from . import blobs, traceinsert
 from .autosession import Prepare
 from .callfacts import COLUMNS as FACT_COLUMNS
-from .records import COST_PARTS, record_from_dict, summary_values
+from .records import COST_PARTS, IN_COLUMNS, record_from_dict, summary_values, with_columns
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .shipcursor import ShippingCursor
 from .storage import SCORE_COLUMNS, SQLITE, score_row
@@ -91,11 +91,18 @@ MIGRATIONS: list[str] = [
 SUMMARY_COLUMNS = list(_SUMMARY)
 # Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
 _INSERT_OUTBOX = "INSERT INTO outbox (kind, trace_id, payload, created) SELECT ?, value, NULL, ? FROM json_each(?)"
-# The oldest undelivered rows as one JSON array of [id, kind, trace id, record or payload or null], built by
-# string concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a
-# record may hold): one row, one sqlite3_step, and one parse in Python for the whole batch. A record the
-# caller still holds in memory (by trace id, the first parameter) comes back as the JSON string "known"
-# instead: nothing to copy out of SQLite, parse and rebuild.
+# A stored record's fields kept in its columns (records.IN_COLUMNS), as JSON: json_quote writes a REAL with 15
+# digits, quote() with as many as it takes to read back the same double.
+_IN_COLUMNS_JSON = " || ',' || ".join(
+    f"CASE typeof(t.{c}) WHEN 'real' THEN quote(t.{c}) ELSE json_quote(t.{c}) END" for c in IN_COLUMNS
+)
+
+
+# The oldest undelivered rows as one JSON array of [id, kind, trace id, payload or null or [record, its input's
+# refs, its columns' fields…]], built by string concatenation of the stored JSON (SQLite's json() would reparse
+# every record and rejects the NaN a record may hold): one row, one sqlite3_step, and one parse in Python for
+# the whole batch. A record the caller still holds in memory (by trace id, the first parameter) comes back as
+# the JSON string "known" instead: nothing to copy out of SQLite, parse and rebuild.
 
 
 @functools.cache
@@ -107,8 +114,9 @@ def _pending_sql(kinds: int) -> str:
         "SELECT '[' || group_concat(item) || ']' FROM ("
         "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
         " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
-        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' WHEN t.input_refs IS NULL THEN t.record"
-        " ELSE '[' || t.record || ',' || t.input_refs || ']' END || ']' AS item"
+        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"'"
+        " ELSE '[' || t.record || ',' || COALESCE(t.input_refs, 'null') || ',' || "
+        f"{_IN_COLUMNS_JSON} || ']' END || ']' AS item"
         f" FROM ({' UNION ALL '.join([each] * kinds)}) o"
         " LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
     )
@@ -199,9 +207,11 @@ class Store(ShippingCursor):
                 if self.prepare is not None:  # no other writer commits between its reads and these rows
                     self.prepare(records, lambda sql, args: [tuple(r) for r in self.db.execute(sql, args)])
                 # After `prepare`, which may give a record its session. Each row in the narrow form where it
-                # can (see traceinsert), so the batch's rows go in two runs: rowids follow that order.
+                # can (see traceinsert), so the batch's rows go in two runs (rowids follow that order); all
+                # in the wide form, in order, where a trace id comes twice: the last one is the one kept.
                 narrow, wide = traceinsert.split(
-                    (*summary_values(record), *blobs.stored_row(record, pending, skip)) for record in records
+                    ((*summary_values(record), *blobs.stored_row(record, pending, skip)) for record in records),
+                    ordered=len({record.trace_id for record in records}) < len(records),
                 )
                 for size, values in blobs.blob_params(pending, now):
                     self.db.execute(blobs.upsert_sql(size), values)
@@ -284,11 +294,11 @@ class Store(ShippingCursor):
         # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
-        split = [item for item in items if isinstance(item[3], list)]  # [record, its input's refs]
+        split = [item for item in items if isinstance(item[3], list)]  # [record, its input's refs, columns…]
         if split:
             blobs.fill_inputs(self, [item[3][0] for item in split], [item[3][1] for item in split])
             for item in split:
-                item[3] = item[3][0]
+                item[3] = with_columns(item[3][0], item[3][2:])
         return [
             (ident, kind, known[trace_id] if known and item == _KNOWN and kind != "score" else _built(kind, item))
             for ident, kind, trace_id, item in items
@@ -297,14 +307,18 @@ class Store(ShippingCursor):
     def _pending_rows(self, limit: int, kinds: Sequence[str]) -> list[tuple[int, str, Any]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.id, o.kind, COALESCE(o.payload, t.record), t.input_refs FROM outbox o "
-                "LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
+                "SELECT o.id, o.kind, COALESCE(o.payload, t.record), t.input_refs, "
+                + ",".join(f"t.{c}" for c in IN_COLUMNS)
+                + " FROM outbox o LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
                 " WHERE o.kind IN (SELECT value FROM json_each(?)) ORDER BY o.id LIMIT ?",
                 (json.dumps(list(kinds)), limit),
             ).fetchall()
-        items = [[ident, kind, None if payload is None else json.loads(payload)] for ident, kind, payload, _ in rows]
+        items = [[ident, kind, None if payload is None else json.loads(payload)] for ident, kind, payload, *_ in rows]
         split = [(item[2], json.loads(row[3])) for item, row in zip(items, rows, strict=True) if row[3] is not None]
         blobs.fill_inputs(self, [record for record, _ in split], [refs for _, refs in split])
+        for item, row in zip(items, rows, strict=True):
+            if item[1] != "score" and item[2] is not None:
+                with_columns(item[2], row[4:])
         return [(ident, kind, None if item is None else _built(kind, item)) for ident, kind, item in items]
 
     def acknowledge(self, ids: Iterable[int]) -> None:

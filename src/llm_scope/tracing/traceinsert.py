@@ -61,12 +61,13 @@ def insert_sql(rows: int, narrow: bool) -> str:
     return _HEAD + ",".join([_NARROW_ROW if narrow else _WIDE_ROW] * rows)
 
 
-def split(rows: Iterable[Sequence[Any]]) -> tuple[list[Any], list[Any]]:
-    """(narrow parameters, wide parameters): each row's values in the form it takes, rows in their order."""
+def split(rows: Iterable[Sequence[Any]], ordered: bool = False) -> tuple[list[Any], list[Any]]:
+    """(narrow parameters, wide parameters): each row's values in the form it takes, rows in their order;
+    all of them wide when `ordered` (one run, in order)."""
     narrow: list[Any] = []
     wide: list[Any] = []
     for row in rows:
-        if _rare(row) == _RARE_DEFAULTS:
+        if not ordered and _rare(row) == _RARE_DEFAULTS:
             narrow.extend(_common(row))
         else:
             wide.extend(row)
