@@ -32,18 +32,24 @@ _COST_EXTRA: tuple[str, ...] = tuple(f for f in Cost.__slots__ if f not in _COST
 # attrgetter/itemgetter over every field read or fill a record in one C call; a comprehension with getattr
 # (or keyword arguments to the dataclass) costs several times more per record, and this runs per call.
 _record_values = attrgetter(*_FIELDS)
-_usage_values = attrgetter(*_USAGE_FIELDS)
-_cost_values = attrgetter(*_COST_FIELDS)
+# Every field, the common ones first: one C call, and the rarer ones looked at only when one is non-zero.
+_usage_all = attrgetter(*_USAGE_FIELDS, *_USAGE_EXTRA)
+_cost_all = attrgetter(*_COST_FIELDS, *_COST_EXTRA)
 _stored_fields = itemgetter(*_FIELDS)
 _stored_usage = itemgetter(*_USAGE_FIELDS)
 _stored_cost = itemgetter(*_COST_FIELDS)
 
 
-def _with_extras(values: dict[str, Any], obj: Any, extras: tuple[str, ...]) -> dict[str, Any]:
-    for name in extras:
-        if value := getattr(obj, name):
-            values[name] = value
-    return values
+def _as_stored(
+    obj: Usage | Cost, get_all: attrgetter[Any], fields: tuple[str, ...], extras: tuple[str, ...]
+) -> dict[str, Any]:
+    values = get_all(obj)
+    out = dict(zip(fields, values, strict=False))  # the common fields: zip stops at the shorter
+    if any(values[len(fields) :]):
+        for name, value in zip(extras, values[len(fields) :], strict=True):
+            if value:
+                out[name] = value
+    return out
 
 
 # The record's fields that the traces columns hold as they are (see SUMMARY_COLUMNS): a record stored with
@@ -87,11 +93,10 @@ def record_to_json(record: CallRecord, *, with_input: bool = True, in_columns: b
         data = dict(zip(_FIELDS, _record_values(record), strict=True))
     if not with_input:
         data["input"] = None
-    usage = record.usage
-    data["usage"] = _with_extras(dict(zip(_USAGE_FIELDS, _usage_values(usage), strict=True)), usage, _USAGE_EXTRA)
+    data["usage"] = _as_stored(record.usage, _usage_all, _USAGE_FIELDS, _USAGE_EXTRA)
     cost = record.cost
     if cost is not None:
-        data["cost"] = _with_extras(dict(zip(_COST_FIELDS, _cost_values(cost), strict=True)), cost, _COST_EXTRA)
+        data["cost"] = _as_stored(cost, _cost_all, _COST_FIELDS, _COST_EXTRA)
     return jsoncodec.dumps_str(data)
 
 
