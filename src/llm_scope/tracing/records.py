@@ -159,14 +159,19 @@ def enrich(
         record.input = record.output = None
     if not record.metadata:
         record.metadata = {}
-    if record.input is not None and not _clean_and_short(record.input, secrets):
-        digests: list[bytes | None] = []
-        given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
-        scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
-        record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
-    if (record.output is not None or record.metadata) and _may_hold_secrets((record.output, record.metadata), secrets):
-        record.output = redact_value(record.output, secrets)
-        record.metadata = redact_value(record.metadata, secrets)
+    # A short input is kept as it is (see INLINE_MAX); where it, the output and the metadata hold nothing to
+    # scrub, there is nothing more to do.
+    if not _all_clean(record, secrets):
+        if record.input is not None and not _clean_and_short(record.input, secrets):
+            digests: list[bytes | None] = []
+            given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
+            scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
+            record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
+        if (record.output is not None or record.metadata) and _may_hold_secrets(
+            (record.output, record.metadata), secrets
+        ):
+            record.output = redact_value(record.output, secrets)
+            record.metadata = redact_value(record.metadata, secrets)
     if record.error_message and may_hold_secrets(record.error_message, secrets):
         record.error_message = redact_text(record.error_message, secrets)
     return record
@@ -196,6 +201,19 @@ def short_input_json(value: Any) -> str | None:
     except Exception:  # e.g. a lone surrogate the encoder refuses: the block path deals with it
         return None
     return text if len(text) <= INLINE_MAX else None
+
+
+def _all_clean(record: CallRecord, secrets: tuple[str, ...]) -> bool:
+    """A short call's input, output and metadata screened as one text: one screen instead of two. (A marker
+    found across the seam of the two texts only sends them to the screens one by one.)"""
+    if record.input is None or (text := short_input_json(record.input)) is None:
+        return False
+    if record.output is not None or record.metadata:
+        try:
+            text += jsoncodec.dumps_str((record.output, record.metadata))
+        except Exception:  # e.g. a lone surrogate the encoder refuses: let the exact walk decide
+            return False
+    return not may_hold_secrets(text, secrets)
 
 
 def _clean_and_short(value: Any, secrets: tuple[str, ...]) -> bool:
