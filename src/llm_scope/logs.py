@@ -186,31 +186,29 @@ def call_text(record: CallRecord) -> str:
     """`_call_text(call_fields(record))` without the dict and a format per field: the text line is one per
     call in the trace helper, and this was half its cost. The same fields in the same order, each left out
     where None or "" (status, stream, the token counts and the duration are never either: see CallRecord)."""
-    parts: list[str] = []
-    value: str | None
-    for name, value in (
-        ("trace_id", record.trace_id),
-        ("route", record.route),
-        ("model", record.requested_model),
-        ("resolved_model", record.resolved_model),
-        ("provider", record.provider),
-    ):
-        if value is not None and value != "":
-            parts.append(f"{name}={value}")
-    parts.append(f"status={record.status_code}")
-    for name, value in (
-        ("error_type", record.error_type),
-        ("user_id", record.user_id),
-        ("session_id", record.session_id),
-    ):
-        if value is not None and value != "":
-            parts.append(f"{name}={value}")
+    text = ""
+    if (value := record.trace_id) is not None and value != "":
+        text = f"trace_id={value} "
+    if (value := record.route) is not None and value != "":
+        text += f"route={value} "
+    if (value := record.requested_model) is not None and value != "":
+        text += f"model={value} "
+    if (value := record.resolved_model) is not None and value != "":
+        text += f"resolved_model={value} "
+    if (value := record.provider) is not None and value != "":
+        text += f"provider={value} "
+    text += f"status={record.status_code} "
+    if (other := record.error_type) is not None and other != "":
+        text += f"error_type={other} "
+    if (other := record.user_id) is not None and other != "":
+        text += f"user_id={other} "
+    if (other := record.session_id) is not None and other != "":
+        text += f"session_id={other} "
     usage, cost = record.usage, record.cost
-    tail = f"stream={record.stream} input_tokens={usage.input} output_tokens={usage.output}"
-    if cost:
-        tail += f" cost_usd={cost.total}"
-    parts.append(f"{tail} duration_ms={round(max(0.0, record.end_time - record.start_time) * 1000, 2)}")
-    return " ".join(parts)
+    text += f"stream={record.stream} input_tokens={usage.input} output_tokens={usage.output} "
+    if cost is not None:
+        text += f"cost_usd={cost.total} "
+    return f"{text}duration_ms={round(max(0.0, record.end_time - record.start_time) * 1000, 2)}"
 
 
 class CallLines:
