@@ -108,12 +108,14 @@ _IN_COLUMNS_JSON = " || ',' || ".join(
 @functools.cache
 def _pending_sql(kinds: int) -> str:
     """Each kind's oldest rows come off the (kind, id) index in id order, so a lane finds its rows at once
-    however many another lane (a backend that is down) has left in front of them; merged by id."""
+    however many another lane (a backend that is down) has left in front of them; merged by id. A pruned
+    record is told by its id missing from the join, which the id index answers: SQLite seeks a known
+    record's row (its record, its columns) only for what it reads, and a known one it does not read."""
     each = "SELECT * FROM (SELECT id, kind, trace_id, payload FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)"
     return (
         "SELECT '[' || group_concat(item) || ']' FROM ("
         "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
-        " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
+        " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.trace_id IS NULL THEN 'null'"
         " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"'"
         " ELSE '[' || t.record || ',' || COALESCE(t.input_refs, 'null') || ',' || "
         f"{_IN_COLUMNS_JSON} || ']' END || ']' AS item"
