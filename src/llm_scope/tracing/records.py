@@ -161,8 +161,9 @@ def enrich(
         record.metadata = {}
     # A short input is kept as it is (see INLINE_MAX); where it, the output and the metadata hold nothing to
     # scrub, there is nothing more to do.
-    if not _all_clean(record, secrets):
-        if record.input is not None and not _clean_and_short(record.input, secrets):
+    inline = short_input_json(record.input)
+    if not _all_clean(record, inline, secrets):
+        if record.input is not None and (inline is None or may_hold_secrets(inline, secrets)):
             digests: list[bytes | None] = []
             given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
             scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
@@ -188,7 +189,8 @@ _FEW_BLOCKS = 4  # a list or dict with more entries than this is not measured fo
 
 def short_input_json(value: Any) -> str | None:
     """The input's JSON where it is short enough to keep inline (INLINE_MAX), else None. An input that
-    arrived as the body's bytes (bodyblocks' digests) is long by construction and never measured."""
+    arrived as the body's bytes (bodyblocks' digests) is long by construction and never measured; one of a
+    few blocks is measured once (enrich passes the text on to the screen)."""
     if isinstance(value, list | dict):
         if len(value) > _FEW_BLOCKS or getattr(value, "digests", None) is not None or hasattr(value, "refs"):
             return None
@@ -203,10 +205,10 @@ def short_input_json(value: Any) -> str | None:
     return text if len(text) <= INLINE_MAX else None
 
 
-def _all_clean(record: CallRecord, secrets: tuple[str, ...]) -> bool:
-    """A short call's input, output and metadata screened as one text: one screen instead of two. (A marker
-    found across the seam of the two texts only sends them to the screens one by one.)"""
-    if record.input is None or (text := short_input_json(record.input)) is None:
+def _all_clean(record: CallRecord, text: str | None, secrets: tuple[str, ...]) -> bool:
+    """A short call's input (`text`, its JSON), output and metadata screened as one text: one screen instead
+    of two. (A marker found across the seam of the two texts only sends them to the screens one by one.)"""
+    if text is None:
         return False
     if record.output is not None or record.metadata:
         try:
@@ -214,12 +216,6 @@ def _all_clean(record: CallRecord, secrets: tuple[str, ...]) -> bool:
         except Exception:  # e.g. a lone surrogate the encoder refuses: let the exact walk decide
             return False
     return not may_hold_secrets(text, secrets)
-
-
-def _clean_and_short(value: Any, secrets: tuple[str, ...]) -> bool:
-    """True where the input is short (kept inline) and its JSON holds nothing to scrub: nothing to do."""
-    text = short_input_json(value)
-    return text is not None and not may_hold_secrets(text, secrets)
 
 
 def _may_hold_secrets(value: Any, secrets: Sequence[str]) -> bool:
