@@ -11,7 +11,15 @@ import pytest
 
 from llm_scope.accounting.cost import Prices, compute_cost
 from llm_scope.accounting.redact import REDACTED, redact_text, redact_value
-from llm_scope.tracing.records import enrich, record_from_dict, record_from_json, record_to_json
+from llm_scope.tracing.records import (
+    IN_COLUMNS,
+    enrich,
+    record_from_dict,
+    record_from_json,
+    record_to_json,
+    summary_row,
+    with_columns,
+)
 from llm_scope.types import CallRecord, Cost, Usage
 
 SECRETS = ["sk-upstream-0123456789abcdef", "ls-master-key-0c9d8e7f"]
@@ -90,8 +98,15 @@ def test_enrich_leaves_clean_messages_alone() -> None:
     record = copy.deepcopy(CASES["plain"])
     messages = record.input
     enrich(record, prices_for=prices_for, secrets=SECRETS, trace_content=True)
-    # No message copied: the list that carries their keys (blocks.BlockList) holds the same objects.
-    assert record.input == messages and all(a is b for a, b in zip(record.input, messages, strict=True))
+    # No message copied; a short input is kept as it came (stored inline: records.INLINE_MAX), unhashed.
+    assert record.input is messages and not hasattr(record.input, "refs")
+    long = copy.deepcopy(CASES["plain"])
+    long.input = [*long.input, {"role": "user", "content": "more " * 300}]
+    messages = long.input
+    enrich(long, prices_for=prices_for, secrets=SECRETS, trace_content=True)
+    # A long one: the list that carries its blocks' keys (blocks.BlockList) holds the same objects.
+    assert long.input == messages and all(a is b for a, b in zip(long.input, messages, strict=True))
+    assert hasattr(long.input, "refs")
     assert record.cost == compute_cost(Usage(input=12, output=9, total=21), PRICES)
 
 
@@ -143,3 +158,18 @@ def test_unknown_usage_is_stored_as_null_not_zero() -> None:
     assert summary_row(refused)["input_tokens"] == 0  # refused before answering: nothing was billed
     reported = CallRecord(trace_id="ef" * 16, route="messages", start_time=1.0, usage=Usage(input=5, total=5))
     assert summary_row(reported)["input_tokens"] == 5
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_record_stored_less_its_columns_reads_back_whole(name: str) -> None:
+    """The store keeps the fields its columns hold (IN_COLUMNS) out of the record's JSON and puts them back from
+    the row: the same record as stored whole, flags as bools, whatever each field holds."""
+    record = copy.deepcopy(CASES[name])
+    record.session_derived, record.resent, record.stream, record.key_id = True, name == "plain", True, "k"
+    stored = json.loads(record_to_json(record, in_columns=True))
+    assert not set(IN_COLUMNS) & set(stored) and "usage" in stored and "tool_calls" in stored
+    row = summary_row(record)
+    back = with_columns(stored, [row[name] for name in IN_COLUMNS])
+    assert record_from_dict(back) == record_from_json(record_to_json(record))
+    whole = json.loads(record_to_json(record))
+    assert with_columns(dict(whole), [None] * len(IN_COLUMNS)) == whole  # a record stored whole keeps its own

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from llm_scope.tracing import blobs, queries
-from llm_scope.tracing.records import record_from_json, record_to_json, summary_row
+from llm_scope.tracing import blobs, queries, traceinsert
+from llm_scope.tracing.records import record_from_json, record_to_json, summary_row, summary_values
 from llm_scope.tracing.store import MIGRATIONS, SUMMARY_COLUMNS, Store
 from llm_scope.types import CallRecord, Cost, Usage
 
@@ -69,6 +69,11 @@ def make(n: int, **fields: Any) -> CallRecord:
     return CallRecord(**defaults)
 
 
+def long_input(n: int) -> list[dict[str, str]]:
+    """An input past records.INLINE_MAX: stored as blocks (a shorter one is kept inline in its record)."""
+    return [{"role": "user", "content": f"hello {n} é ☕ " * 100}]
+
+
 def varied() -> list[CallRecord]:
     return [
         make(1),
@@ -115,6 +120,12 @@ def test_a_trace_id_written_twice_in_a_batch_keeps_the_last(store: Store) -> Non
     store.write([first, second], outbox=True, max_outbox=10)
     assert [row["route"] for row in store.query("SELECT route FROM traces")] == ["second"]
     assert [item.route for _, _, item in drain(store)] == ["second", "second"]
+    # The first in the wide form (an error type), the second in the narrow one (see traceinsert).
+    first, second = make(8, route="first", error_type="x"), make(8, route="second")
+    store.write([first, second], outbox=True, max_outbox=10)
+    assert [row["route"] for row in store.query("SELECT route FROM traces WHERE trace_id = ?", [first.trace_id])] == [
+        "second"
+    ]
 
 
 def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: Store) -> None:
@@ -152,11 +163,14 @@ def test_summary_columns_are_what_the_json_path_stored(tmp_path: Path, store: St
         expected_records = [row[0] for row in old.execute("SELECT record FROM traces ORDER BY trace_id")]
     got = store.db.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
     assert [tuple(row) for row in got] == expected
-    # The record's input is kept as blocks now; put back, the record is what the JSON path stored.
-    rows = store.query("SELECT record, input_refs FROM traces ORDER BY trace_id")
-    assert [json.dumps(blobs.record_of(store, row)) for row in rows] == [
-        json.dumps(json.loads(text)) for text in expected_records
+    # The record's input is kept as blocks now, and the fields its columns hold in them; put back, the record
+    # is what the JSON path stored. But for odd types, which come back as their columns hold them.
+    rows = store.query("SELECT * FROM traces ORDER BY trace_id")
+    read = [blobs.record_of(store, row) for row in rows]
+    assert [json.dumps(record, sort_keys=True) for record in read[:-1]] == [
+        json.dumps(json.loads(text), sort_keys=True) for text in expected_records[:-1]
     ]
+    assert (read[-1]["user_id"], read[-1]["status_code"], read[-1]["stream"]) == ("shown", 1, True)
 
 
 def test_integers_beyond_64_bits_and_nan_survive_write_and_pending(store: Store) -> None:
@@ -208,7 +222,7 @@ def test_the_outbox_bound_drops_the_oldest(store: Store) -> None:
 
 def test_pending_and_acknowledge_run_one_statement_each_however_big_the_batch(store: Store) -> None:
     """Every row fetched is a GIL hand-off on the store's thread: a batch must not cost one per record."""
-    store.write([make(70 + i) for i in range(300)], outbox=True, max_outbox=1000)
+    store.write([make(70 + i, input=long_input(i)) for i in range(300)], outbox=True, max_outbox=1000)
     statements: list[str] = []
     store.db.set_trace_callback(statements.append)
     try:
@@ -287,7 +301,7 @@ def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path:
         )
     store = Store(path)
     try:
-        store.write([now := make(2)], outbox=True, max_outbox=10)
+        store.write([now := make(2, input=long_input(2))], outbox=True, max_outbox=10)
         assert [r["input_refs"] is None for r in store.query("SELECT input_refs FROM traces ORDER BY trace_id")] == [
             True,
             False,
@@ -297,3 +311,24 @@ def test_a_store_from_before_blocks_migrates_and_reads_its_inline_rows(tmp_path:
         assert [item.input for _, _, item in drain(store)] == [inline.input, now.input]
     finally:
         store.close()
+
+
+def test_a_row_in_the_narrow_form_is_stored_as_the_wide_form_stores_it(store: Store) -> None:
+    """traceinsert: a row whose rarely set columns hold their defaults binds only the others; the same row bound
+    whole lands the same, value for value and type for type, and reads back the same (API and exporter)."""
+    short, other = make(80), make(81)
+    rows = [(*summary_values(r), *blobs.stored_row(r, {})) for r in (short, other)]
+    narrow, wide = traceinsert.split(rows)
+    assert len(narrow) == 2 * traceinsert.NARROW_WIDTH and wide == []  # both short calls: narrow
+    store.db.execute(traceinsert.insert_sql(1, True), narrow[: traceinsert.NARROW_WIDTH])
+    store.db.execute(traceinsert.insert_sql(1, False), [*rows[1][:1], *rows[0][1:]])  # `short`'s row, bound whole
+    columns = ", ".join(f"{c}, typeof({c})" for c in traceinsert.COLUMNS[1:])
+    got = store.db.execute(f"SELECT {columns} FROM traces ORDER BY trace_id").fetchall()
+    assert got[0] == got[1] and None in got[0] and 0.0 in got[0]
+    served = [queries.get_trace(store, r.trace_id) for r in (short, other)]
+    assert served[0] is not None and served[1] is not None
+    assert {**served[0], "trace_id": ""} == {**served[1], "trace_id": ""} and served[0]["input"] == short.input
+    # Any rarely set column off its default takes the wide form.
+    for changed in (make(82, error_type="x"), make(83, repo="r"), make(84, cost=Cost(1.0, 1.0, 2.0, cache_read=0.5))):
+        narrow, wide = traceinsert.split([(*summary_values(changed), *blobs.stored_row(changed, {}))])
+        assert narrow == [] and len(wide) == traceinsert.WIDTH

@@ -6,6 +6,7 @@ and budgets rely on checked exactly, including that a batch written twice change
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Iterator
@@ -324,3 +325,19 @@ def test_session_facts(any_store: TraceStore) -> None:
         (2, False, "agent"),
         (0, True, None),
     ]
+
+
+def test_a_short_input_is_kept_inline_and_reads_as_one_kept_as_blocks(any_store: TraceStore) -> None:
+    """records.INLINE_MAX: a short input is stored whole in its record (no refs, no block); served, it is
+    byte for byte what the same call stored as blocks gives, and a long input still goes to blocks."""
+    brief = {"role": "system", "content": "Be brief."}
+    short = record(1, input=[brief, {"role": "user", "content": "hi ☕"}])
+    as_blocks = record(1, trace_id="b" * 32, input=blocks.with_refs(copy.deepcopy(short.input)))
+    long = record(2, input=[brief, {"role": "user", "content": "hi ☕ " * 300}])
+    any_store.write([short, as_blocks, long], outbox=False, max_outbox=100)
+    refs = {r["trace_id"]: r["input_refs"] for r in any_store.query("SELECT trace_id, input_refs FROM traces")}
+    assert refs[short.trace_id] is None and refs[as_blocks.trace_id] is not None and refs[long.trace_id] is not None
+    served = [json.loads(as_served(any_store, call.trace_id)) for call in (short, as_blocks)]
+    assert served[0].pop("trace_id") != served[1].pop("trace_id") and served[0] == served[1]
+    assert served[0]["input"] == short.input and json.dumps(served[0]) == json.dumps(served[1])
+    assert len(blob_bodies(any_store)) == 3  # "Be brief.", "hi" (of `as_blocks`) and the long message

@@ -28,7 +28,7 @@ from typing import Any
 from .. import jsoncodec
 from ..types import CallRecord
 from .blocks import assemble, blocks, flat, refs_of
-from .records import record_to_json
+from .records import IN_COLUMNS, record_to_json, short_input_json, with_columns
 from .storage import TraceStore
 
 TRUST = 3600.0  # seconds a writer skips a block it wrote, before writing it again (which renews `seen`)
@@ -62,16 +62,17 @@ def upsert_sql(rows: int) -> str:
 def stored_row(
     record: CallRecord, pending: dict[str, str], skip: Mapping[str, Any] | None = None
 ) -> tuple[str, str | None]:
-    """(record JSON, refs JSON) for the call's traces row; its blocks not in `skip` (or `pending`) are added
-    to `pending` as key -> JSON. A call without content is stored as it is, refs NULL."""
+    """(record JSON, refs JSON) for the call's traces row, the record less the fields its columns hold
+    (records.IN_COLUMNS); its blocks not in `skip` (or `pending`) are added to `pending` as key -> JSON. A
+    call without content, or with a short input, keeps it in the record, refs NULL."""
     value = record.input
-    if value is None:
-        return record_to_json(record), None
+    if value is None or short_input_json(value) is not None:  # kept inline: see records.INLINE_MAX
+        return record_to_json(record, in_columns=True), None
     refs = refs_of(value)
     for key, block in zip(flat(refs), blocks(value), strict=True):
         if key not in pending and (skip is None or key not in skip):
             pending[key] = jsoncodec.dumps_str(block)
-    return record_to_json(record, with_input=False), jsoncodec.dumps_str(refs)
+    return record_to_json(record, with_input=False, in_columns=True), jsoncodec.dumps_str(refs)
 
 
 class BlockWriter:
@@ -149,9 +150,12 @@ def fill_inputs(store: TraceStore, records: Sequence[dict[str, Any]], refs: Sequ
 
 
 def record_of(store: TraceStore, row: dict[str, Any]) -> dict[str, Any]:
-    """A traces row's record as a dict, its input put back; pops `record` and `input_refs` off the row."""
+    """A traces row's record as a dict, its input put back, and the fields its columns hold where the row
+    has them (records.IN_COLUMNS); pops `record` and `input_refs` off the row."""
     record: dict[str, Any] = json.loads(row.pop("record"))
     refs = row.pop("input_refs", None)
     if refs is not None:
         fill_inputs(store, [record], [json.loads(refs)])
+    if all(name in row for name in IN_COLUMNS):
+        with_columns(record, [row[name] for name in IN_COLUMNS])
     return record

@@ -32,33 +32,81 @@ _COST_EXTRA: tuple[str, ...] = tuple(f for f in Cost.__slots__ if f not in _COST
 # attrgetter/itemgetter over every field read or fill a record in one C call; a comprehension with getattr
 # (or keyword arguments to the dataclass) costs several times more per record, and this runs per call.
 _record_values = attrgetter(*_FIELDS)
-_usage_values = attrgetter(*_USAGE_FIELDS)
-_cost_values = attrgetter(*_COST_FIELDS)
+# Every field, the common ones first: one C call, and the rarer ones looked at only when one is non-zero.
+_usage_all = attrgetter(*_USAGE_FIELDS, *_USAGE_EXTRA)
+_cost_all = attrgetter(*_COST_FIELDS, *_COST_EXTRA)
 _stored_fields = itemgetter(*_FIELDS)
 _stored_usage = itemgetter(*_USAGE_FIELDS)
 _stored_cost = itemgetter(*_COST_FIELDS)
 
 
-def _with_extras(values: dict[str, Any], obj: Any, extras: tuple[str, ...]) -> dict[str, Any]:
-    for name in extras:
-        if value := getattr(obj, name):
-            values[name] = value
-    return values
+def _as_stored(
+    obj: Usage | Cost, get_all: attrgetter[Any], fields: tuple[str, ...], extras: tuple[str, ...]
+) -> dict[str, Any]:
+    values = get_all(obj)
+    out = dict(zip(fields, values, strict=False))  # the common fields: zip stops at the shorter
+    if any(values[len(fields) :]):
+        for name, value in zip(extras, values[len(fields) :], strict=True):
+            if value:
+                out[name] = value
+    return out
 
 
-def record_to_json(record: CallRecord, *, with_input: bool = True) -> str:
+# The record's fields that the traces columns hold as they are (see SUMMARY_COLUMNS): a record stored with
+# `in_columns` leaves them out of its JSON (about half of a short call's bytes, each one paid for on every
+# write), and `with_columns` puts them back from the row. Not tool_calls: its column turns {} into NULL.
+IN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "route",
+    "start_time",
+    "end_time",
+    "user_id",
+    "session_id",
+    "client",
+    "requested_model",
+    "resolved_model",
+    "provider",
+    "status_code",
+    "error_type",
+    "stream",
+    "key_id",
+    "subagent",
+    "request_digest",
+    "repo",
+    "branch",
+    "session_derived",
+    "resent",
+)
+_FLAGS = frozenset(("stream", "session_derived", "resent"))  # bools, stored as 0/1
+_OWN_FIELDS = tuple(f for f in _FIELDS if f not in IN_COLUMNS)
+_own_values = attrgetter(*_OWN_FIELDS)
+
+
+def record_to_json(record: CallRecord, *, with_input: bool = True, in_columns: bool = False) -> str:
     """Hand-rolled rather than dataclasses.asdict, which deep-copies every message (5-10x slower).
 
-    Without the input, "input" is null: the store keeps the input apart, as blocks (see `blobs`)."""
-    data = dict(zip(_FIELDS, _record_values(record), strict=True))
+    Without the input, "input" is null: the store keeps the input apart, as blocks (see `blobs`). With
+    `in_columns`, the fields the traces row holds in its columns are left out (see IN_COLUMNS)."""
+    if in_columns:
+        data = dict(zip(_OWN_FIELDS, _own_values(record), strict=True))
+    else:
+        data = dict(zip(_FIELDS, _record_values(record), strict=True))
     if not with_input:
         data["input"] = None
-    usage = record.usage
-    data["usage"] = _with_extras(dict(zip(_USAGE_FIELDS, _usage_values(usage), strict=True)), usage, _USAGE_EXTRA)
+    data["usage"] = _as_stored(record.usage, _usage_all, _USAGE_FIELDS, _USAGE_EXTRA)
     cost = record.cost
     if cost is not None:
-        data["cost"] = _with_extras(dict(zip(_COST_FIELDS, _cost_values(cost), strict=True)), cost, _COST_EXTRA)
+        data["cost"] = _as_stored(cost, _cost_all, _COST_FIELDS, _COST_EXTRA)
     return jsoncodec.dumps_str(data)
+
+
+def with_columns(data: dict[str, Any], values: Sequence[Any]) -> dict[str, Any]:
+    """A stored record's dict with the fields it left to its row put back: `values` are the row's IN_COLUMNS.
+    A record stored whole (by a version before this, or not by the store) keeps its own fields."""
+    if "trace_id" not in data:
+        for name, value in zip(IN_COLUMNS, values, strict=True):
+            data[name] = bool(value) if name in _FLAGS and value is not None else value
+    return data
 
 
 def record_from_json(text: str) -> CallRecord:
@@ -111,14 +159,20 @@ def enrich(
         record.input = record.output = None
     if not record.metadata:
         record.metadata = {}
-    if record.input is not None:
-        digests: list[bytes | None] = []
-        given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
-        scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
-        record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
-    if (record.output is not None or record.metadata) and _may_hold_secrets((record.output, record.metadata), secrets):
-        record.output = redact_value(record.output, secrets)
-        record.metadata = redact_value(record.metadata, secrets)
+    # A short input is kept as it is (see INLINE_MAX); where it, the output and the metadata hold nothing to
+    # scrub, there is nothing more to do.
+    inline = short_input_json(record.input)
+    if not _all_clean(record, inline, secrets):
+        if record.input is not None and (inline is None or may_hold_secrets(inline, secrets)):
+            digests: list[bytes | None] = []
+            given = getattr(record.input, "digests", None)  # taken where it was read from the body (bodyblocks)
+            scrubbed = (_CLEAN if clean is None else clean).scrub_input(record.input, secrets, digests, given)
+            record.input = with_refs(scrubbed, digests)  # the store and the exporters key its blocks by these
+        if (record.output is not None or record.metadata) and _may_hold_secrets(
+            (record.output, record.metadata), secrets
+        ):
+            record.output = redact_value(record.output, secrets)
+            record.metadata = redact_value(record.metadata, secrets)
     if record.error_message and may_hold_secrets(record.error_message, secrets):
         record.error_message = redact_text(record.error_message, secrets)
     return record
@@ -126,6 +180,42 @@ def enrich(
 
 # The trace helper's memory of clean messages, for its life: per process, like an lru_cache, and bounded.
 _CLEAN = CleanBlocks()
+# An input whose JSON is at most this long is stored inline in its record, not as blocks (see `blobs`): a
+# block's key and its row cost more than such an input itself, and hashing it (pickle, sha256, refs) cost
+# more than screening its JSON whole (~4.5 against ~1 µs a short call, bench.micro_tracing).
+INLINE_MAX = 1024
+_FEW_BLOCKS = 4  # a list or dict with more entries than this is not measured for inlining: few are short
+
+
+def short_input_json(value: Any) -> str | None:
+    """The input's JSON where it is short enough to keep inline (INLINE_MAX), else None. An input that
+    arrived as the body's bytes (bodyblocks' digests) is long by construction and never measured; one of a
+    few blocks is measured once (enrich passes the text on to the screen)."""
+    if isinstance(value, list | dict):
+        if len(value) > _FEW_BLOCKS or getattr(value, "digests", None) is not None or hasattr(value, "refs"):
+            return None
+        if type(value) is dict and not all(type(k) is str for k in value):
+            return None
+    elif not isinstance(value, str):
+        return None
+    try:
+        text = jsoncodec.dumps_str(value)
+    except Exception:  # e.g. a lone surrogate the encoder refuses: the block path deals with it
+        return None
+    return text if len(text) <= INLINE_MAX else None
+
+
+def _all_clean(record: CallRecord, text: str | None, secrets: tuple[str, ...]) -> bool:
+    """A short call's input (`text`, its JSON), output and metadata screened as one text: one screen instead
+    of two. (A marker found across the seam of the two texts only sends them to the screens one by one.)"""
+    if text is None:
+        return False
+    if record.output is not None or record.metadata:
+        try:
+            text += jsoncodec.dumps_str((record.output, record.metadata))
+        except Exception:  # e.g. a lone surrogate the encoder refuses: let the exact walk decide
+            return False
+    return not may_hold_secrets(text, secrets)
 
 
 def _may_hold_secrets(value: Any, secrets: Sequence[str]) -> bool:

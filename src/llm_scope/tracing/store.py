@@ -20,10 +20,10 @@ from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
-from . import blobs
+from . import blobs, traceinsert
 from .autosession import Prepare
 from .callfacts import COLUMNS as FACT_COLUMNS
-from .records import COST_PARTS, record_from_dict, summary_values
+from .records import COST_PARTS, IN_COLUMNS, record_from_dict, summary_values, with_columns
 from .records import SUMMARY_COLUMNS as _SUMMARY
 from .shipcursor import ShippingCursor
 from .storage import SCORE_COLUMNS, SQLITE, score_row
@@ -89,33 +89,36 @@ MIGRATIONS: list[str] = [
 ]
 
 SUMMARY_COLUMNS = list(_SUMMARY)
-_COLUMNS = len(SUMMARY_COLUMNS) + 2  # and the record's JSON, and its input's refs
-_INSERT_TRACES = f"INSERT OR REPLACE INTO traces ({','.join(SUMMARY_COLUMNS)},record,input_refs) VALUES "
-_ROW = "(" + ",".join("?" * _COLUMNS) + ")"
-# Rows are bound into multi-row INSERTs of these sizes (largest first, as SQLite's limit on parameters
-# allows), so a batch of any size takes a few statements SQLite has compiled before (compiling one costs
-# ~15 µs a row); each statement is one sqlite3_step, one GIL hand-off.
-_CHUNKS = (512, 256, 128, 64, 32, 16, 8, 4, 2, 1)
 # Trace rows carry no payload: the exporter reads the record from `traces` (half the bytes written).
 _INSERT_OUTBOX = "INSERT INTO outbox (kind, trace_id, payload, created) SELECT ?, value, NULL, ? FROM json_each(?)"
-# The oldest undelivered rows as one JSON array of [id, kind, trace id, record or payload or null], built by
-# string concatenation of the stored JSON (SQLite's json() would reparse every record and rejects the NaN a
-# record may hold): one row, one sqlite3_step, and one parse in Python for the whole batch. A record the
-# caller still holds in memory (by trace id, the first parameter) comes back as the JSON string "known"
-# instead: nothing to copy out of SQLite, parse and rebuild.
+# A stored record's fields kept in its columns (records.IN_COLUMNS), as JSON: json_quote writes a REAL with 15
+# digits, quote() with as many as it takes to read back the same double.
+_IN_COLUMNS_JSON = " || ',' || ".join(
+    f"CASE typeof(t.{c}) WHEN 'real' THEN quote(t.{c}) ELSE json_quote(t.{c}) END" for c in IN_COLUMNS
+)
+
+
+# The oldest undelivered rows as one JSON array of [id, kind, trace id, payload or null or [record, its input's
+# refs, its columns' fields…]], built by string concatenation of the stored JSON (SQLite's json() would reparse
+# every record and rejects the NaN a record may hold): one row, one sqlite3_step, and one parse in Python for
+# the whole batch. A record the caller still holds in memory (by trace id, the first parameter) comes back as
+# the JSON string "known" instead: nothing to copy out of SQLite, parse and rebuild.
 
 
 @functools.cache
 def _pending_sql(kinds: int) -> str:
     """Each kind's oldest rows come off the (kind, id) index in id order, so a lane finds its rows at once
-    however many another lane (a backend that is down) has left in front of them; merged by id."""
+    however many another lane (a backend that is down) has left in front of them; merged by id. A pruned
+    record is told by its id missing from the join, which the id index answers: SQLite seeks a known
+    record's row (its record, its columns) only for what it reads, and a known one it does not read."""
     each = "SELECT * FROM (SELECT id, kind, trace_id, payload FROM outbox WHERE kind = ? ORDER BY id LIMIT ?)"
     return (
         "SELECT '[' || group_concat(item) || ']' FROM ("
         "SELECT '[' || o.id || ',' || json_quote(o.kind) || ',' || json_quote(o.trace_id) || ',' || CASE"
-        " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.record IS NULL THEN 'null'"
-        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"' WHEN t.input_refs IS NULL THEN t.record"
-        " ELSE '[' || t.record || ',' || t.input_refs || ']' END || ']' AS item"
+        " WHEN o.payload IS NOT NULL THEN o.payload WHEN t.trace_id IS NULL THEN 'null'"
+        " WHEN o.trace_id IN (SELECT value FROM json_each(?)) THEN '\"known\"'"
+        " ELSE '[' || t.record || ',' || COALESCE(t.input_refs, 'null') || ',' || "
+        f"{_IN_COLUMNS_JSON} || ']' END || ']' AS item"
         f" FROM ({' UNION ALL '.join([each] * kinds)}) o"
         " LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id ORDER BY o.id LIMIT ?)"
     )
@@ -125,11 +128,6 @@ def _pending_sql(kinds: int) -> str:
 ALL_KINDS = ("trace", "score", "otel")
 _KNOWN = "known"
 _INT64 = range(-(2**63), 2**63)
-
-
-@functools.cache  # the same text object each time: the statement cache finds it without rehashing ~30 KB
-def _insert_sql(rows: int) -> str:
-    return _INSERT_TRACES + ",".join([_ROW] * rows)
 
 
 def _bindable(value: Any) -> Any:
@@ -162,8 +160,8 @@ class Store(ShippingCursor):
         self.db.execute("PRAGMA busy_timeout=5000")  # first: workers open the same file at the same moment
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _COLUMNS  # 999 before SQLite 3.32
-        self._chunks = tuple(size for size in _CHUNKS if size <= most)
+        most = self.db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // traceinsert.WIDTH  # 999 before 3.32
+        self._chunks = tuple(size for size in traceinsert.CHUNKS if size <= most)
         self._blocks = blobs.BlockWriter()
         self._migrate()
 
@@ -210,17 +208,18 @@ class Store(ShippingCursor):
             try:
                 if self.prepare is not None:  # no other writer commits between its reads and these rows
                     self.prepare(records, lambda sql, args: [tuple(r) for r in self.db.execute(sql, args)])
-                params: list[Any] = []
-                for record in records:  # after `prepare`: it may give a record its session
-                    params.extend(summary_values(record))
-                    params.extend(blobs.stored_row(record, pending, skip))
+                # After `prepare`, which may give a record its session. Each row in the narrow form where it
+                # can (see traceinsert), so the batch's rows go in two runs (rowids follow that order); all
+                # in the wide form, in order, where a trace id comes twice: the last one is the one kept.
+                narrow, wide = traceinsert.split(
+                    ((*summary_values(record), *blobs.stored_row(record, pending, skip)) for record in records),
+                    ordered=len({record.trace_id for record in records}) < len(records),
+                )
                 for size, values in blobs.blob_params(pending, now):
                     self.db.execute(blobs.upsert_sql(size), values)
-                start = 0
-                for size in self._chunks:
-                    while len(records) - start >= size:
-                        self._insert(size, params[start * _COLUMNS : (start + size) * _COLUMNS])
-                        start += size
+                for form, params in ((True, narrow), (False, wide)):
+                    for sql, values in traceinsert.statements(params, form, self._chunks):
+                        self._insert(sql, values)
                 dropped = 0
                 if outbox and kinds:
                     ids = jsoncodec.dumps_str([record.trace_id for record in records])
@@ -235,8 +234,7 @@ class Store(ShippingCursor):
             self._blocks.wrote(pending, now)
         return dropped
 
-    def _insert(self, rows: int, params: list[Any]) -> None:
-        sql = _insert_sql(rows)
+    def _insert(self, sql: str, params: list[Any]) -> None:
         try:
             self.db.execute(sql, params)
         except (OverflowError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
@@ -298,11 +296,11 @@ class Store(ShippingCursor):
         # here cheaper than orjson plus jsoncodec's walk over every parsed node hunting for such integers.
         items = json.loads(text)
         items.sort(key=_first)  # already in id order in practice; SQL does not promise it for aggregates
-        split = [item for item in items if isinstance(item[3], list)]  # [record, its input's refs]
+        split = [item for item in items if isinstance(item[3], list)]  # [record, its input's refs, columns…]
         if split:
             blobs.fill_inputs(self, [item[3][0] for item in split], [item[3][1] for item in split])
             for item in split:
-                item[3] = item[3][0]
+                item[3] = with_columns(item[3][0], item[3][2:])
         return [
             (ident, kind, known[trace_id] if known and item == _KNOWN and kind != "score" else _built(kind, item))
             for ident, kind, trace_id, item in items
@@ -311,14 +309,18 @@ class Store(ShippingCursor):
     def _pending_rows(self, limit: int, kinds: Sequence[str]) -> list[tuple[int, str, Any]]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.id, o.kind, COALESCE(o.payload, t.record), t.input_refs FROM outbox o "
-                "LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
+                "SELECT o.id, o.kind, COALESCE(o.payload, t.record), t.input_refs, "
+                + ",".join(f"t.{c}" for c in IN_COLUMNS)
+                + " FROM outbox o LEFT JOIN traces t ON o.payload IS NULL AND t.trace_id = o.trace_id"
                 " WHERE o.kind IN (SELECT value FROM json_each(?)) ORDER BY o.id LIMIT ?",
                 (json.dumps(list(kinds)), limit),
             ).fetchall()
-        items = [[ident, kind, None if payload is None else json.loads(payload)] for ident, kind, payload, _ in rows]
+        items = [[ident, kind, None if payload is None else json.loads(payload)] for ident, kind, payload, *_ in rows]
         split = [(item[2], json.loads(row[3])) for item, row in zip(items, rows, strict=True) if row[3] is not None]
         blobs.fill_inputs(self, [record for record, _ in split], [refs for _, refs in split])
+        for item, row in zip(items, rows, strict=True):
+            if item[1] != "score" and item[2] is not None:
+                with_columns(item[2], row[4:])
         return [(ident, kind, None if item is None else _built(kind, item)) for ident, kind, item in items]
 
     def acknowledge(self, ids: Iterable[int]) -> None:
