@@ -21,6 +21,7 @@ from ..errors import DeploymentUnavailable, GatewayError
 from ..model_config import RetryPolicy
 from ..providers import provider_kind
 from ..providers.base import CallOptions, Provider, Received, UpstreamResponse
+from ..providers.passthrough import PassthroughProvider
 from ..types import CallRecord, Deployment, RawInput, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
@@ -153,8 +154,7 @@ class Gateway:
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
-            received = Received(ctx.received, body) if ctx.received is not None else None
-            upstream, sent, strip_usage, deployment = await self._attempt(record, family, body, headers, received)
+            upstream, sent, strip_usage, deployment = await self._attempt(record, family, body, headers, ctx.received)
         except GatewayError as exc:
             exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
@@ -202,7 +202,7 @@ class Gateway:
         family: ApiFamily,
         body: dict[str, Any],
         headers: dict[str, str] | None,
-        received: Received | None = None,
+        raw: bytes | None = None,
     ) -> tuple[UpstreamResponse, float, bool, Deployment]:
         """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
         plan, own = self._plan(record.requested_model)
@@ -220,6 +220,10 @@ class Gateway:
                 self.balancer.started(deployment)
             try:
                 provider = self.providers[provider_kind(family, deployment.provider)]
+                # Only a passthrough sends the client's bytes (`raw`, what `body` parsed from); the others keep
+                # the options shared by every call.
+                passthrough = raw is not None and isinstance(provider, PassthroughProvider)
+                received = Received(raw, body) if passthrough and raw is not None else None
                 options = self._options(deployment, headers, received)
                 upstream = await provider.call(family.name, deployment, upstream_body, options)
             except GatewayError as exc:
