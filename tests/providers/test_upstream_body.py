@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llm_scope import jsoncodec
-from llm_scope.providers.upstream_body import upstream_bytes
+from llm_scope.providers.upstream_body import SPLICE_FROM, upstream_bytes
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.upstream import FakeUpstream
 from tests.gateway_server import GatewayServer, make_settings, model_config
@@ -149,6 +149,9 @@ def test_the_upstream_reads_exactly_the_payload(raw: bytes, change: Any) -> None
 # --- end to end: what the fake upstream receives through the gateway -----------------------------------------
 
 
+PAD = b"x = 1\\n" * 700  # a coding agent's tool result, as JSON text: the bodies below are over SPLICE_FROM
+
+
 def post(gateway: GatewayServer, path: str, body: bytes) -> httpx.Response:
     with gateway.client() as client:
         r = client.post(path, content=body, headers={"content-type": "application/json"})
@@ -162,16 +165,23 @@ def test_the_upstream_gets_the_clients_bytes(tmp_path: Path, upstream: FakeUpstr
     models = [{"model_name": "gpt-4o-mini", "litellm_params": {"model": "openai/gpt-4o-mini",
                "api_base": upstream.openai_base_url, "api_key": UPSTREAM_KEY}}]  # fmt: skip
     raw = (
-        b'{ "messages" : [ {"role":"user", "content":"caf\\u00e9 \\"model\\""} ],\n "model":"gpt-4o-mini",\n'
+        b'{ "messages" : [ {"role":"user", "content":"caf\\u00e9 \\"model\\"'
+        + PAD
+        + b'"} ],\n "model":"gpt-4o-mini",\n'
         b' "seed": 18446744073709551616 }'
     )
+    assert len(raw) >= SPLICE_FROM
     with GatewayServer(make_settings(tmp_path), model_config=model_config(models)) as gw:
         post(gw, "/v1/chat/completions", raw)
     assert upstream.last_request().body == raw
 
 
 def test_an_alias_and_a_stream_are_spliced_in(gateway: GatewayServer, upstream: FakeUpstream) -> None:
-    raw = b'{"messages": [{"role": "user", "content": "hi"}],  "model" : "gpt-fake", "n": 123456789012345678901234}'
+    raw = (
+        b'{"messages": [{"role": "user", "content": "'
+        + PAD
+        + b'"}],  "model" : "gpt-fake", "n": 123456789012345678901234}'
+    )
     post(gateway, "/v1/chat/completions", raw)
     assert upstream.last_request().body == raw.replace(b'"gpt-fake"', b'"gpt-4o-mini"')
     streamed = raw[:-1] + b', "stream": true, "metadata": {"team": "a"}}'
@@ -181,17 +191,25 @@ def test_an_alias_and_a_stream_are_spliced_in(gateway: GatewayServer, upstream: 
 
 
 def test_anthropic_bodies_are_spliced_or_reserialized(gateway: GatewayServer, upstream: FakeUpstream) -> None:
-    raw = b'{"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}'
+    raw = b'{"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "user", "content": "' + PAD + b'"}]}'
     post(gateway, "/v1/messages", raw)
     assert upstream.last_request().body == raw.replace(b'"claude-fake"', b'"claude-haiku-4-5-20251001"')
     hoisted = (
         b'{"model": "claude-fake", "max_tokens": 5, "messages": [{"role": "system", "content": "be brief"}, '
-        b'{"role": "user", "content": "hi"}]}'
+        b'{"role": "user", "content": "' + PAD + b'"}]}'
     )
     post(gateway, "/v1/messages", hoisted)
     assert upstream.last_request().json == {
         "model": "claude-haiku-4-5-20251001",
         "max_tokens": 5,
         "system": [{"type": "text", "text": "be brief"}],
-        "messages": [{"role": "user", "content": "hi"}],
+        "messages": [{"role": "user", "content": json.loads(b'"' + PAD + b'"')}],
     }
+
+
+def test_a_short_body_is_reserialized(gateway: GatewayServer, upstream: FakeUpstream) -> None:
+    """Below SPLICE_FROM orjson writes the body faster than a splice is proven: compact JSON goes up."""
+    raw = b'{ "model" : "gpt-fake", "messages": [ {"role": "user", "content": "hi"} ] }'
+    post(gateway, "/v1/chat/completions", raw)
+    want = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    assert upstream.last_request().body == jsoncodec.dumps(want)

@@ -22,6 +22,7 @@ from ..model_config import RetryPolicy
 from ..providers import provider_kind
 from ..providers.base import CallOptions, Provider, Received, UpstreamResponse
 from ..providers.passthrough import PassthroughProvider
+from ..providers.upstream_body import SPLICE_FROM
 from ..types import CallRecord, Deployment, RawInput, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
@@ -220,10 +221,10 @@ class Gateway:
                 self.balancer.started(deployment)
             try:
                 provider = self.providers[provider_kind(family, deployment.provider)]
-                # Only a passthrough sends the client's bytes (`raw`, what `body` parsed from); the others keep
-                # the options shared by every call.
-                passthrough = raw is not None and isinstance(provider, PassthroughProvider)
-                received = Received(raw, body) if passthrough and raw is not None else None
+                # Only a passthrough sends the client's bytes (`raw`, what `body` parsed from), and only a body
+                # long enough to gain from it; the others keep the options shared by every call.
+                splice = raw is not None and len(raw) >= SPLICE_FROM and isinstance(provider, PassthroughProvider)
+                received = Received(raw, body) if splice and raw is not None else None
                 options = self._options(deployment, headers, received)
                 upstream = await provider.call(family.name, deployment, upstream_body, options)
             except GatewayError as exc:
