@@ -29,6 +29,15 @@ def test_loads_matches_the_standard_library(text: str) -> None:
         assert got == want and json.dumps(got) == json.dumps(want)  # ints stay ints, not equal floats
 
 
+@pytest.mark.parametrize("top", ["[{pad}, {big}]", '[[{pad}], [[1.5, {{"a": [{big}]}}]]]', "{big}"])
+def test_a_large_body_finds_a_huge_integer_wherever_it_sits(top: str) -> None:
+    pad = '"' + "x = 1\\n" * 4000 + '"'
+    for big in ("18446744073709551616", "-9223372036854775809", "1e300", "3"):
+        text = top.format(pad=pad, big=big) if "pad" in top else pad[:0] + big + " " * 20000
+        got, want = jsoncodec.loads(text.encode()), json.loads(text)
+        assert json.dumps(got) == json.dumps(want)
+
+
 def test_loads_keeps_nan_and_reports_invalid_json_precisely() -> None:
     assert math.isnan(jsoncodec.loads(b'{"x": NaN}')["x"])
     with pytest.raises(ValueError, match="line 1 column 2"):

@@ -22,7 +22,7 @@ _BIG = float(2**63)
 _DIGITS_ONLY = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _NINETEEN_DIGITS = b"0" * 19
 # Bytes. The map reads and writes every byte (~0.7 ns each); the walk visits nodes, and a long body is mostly
-# long strings: on a coding agent's 85 KB body the walk costs ~40 µs against the map's ~60 (measured).
+# long strings: on a coding agent's 85 KB body the walk costs ~22 µs against the map's ~60 (measured).
 _WALK_FROM = 16 * 1024
 
 
@@ -37,15 +37,27 @@ def loads(data: bytes | str) -> Any:
 
 
 def _has_huge_float(value: Any) -> bool:
-    stack = [value]
+    """A float orjson made of an integer beyond 64 bits, anywhere in `value`. Containers' values are iterated
+    in place (strings, the bulk of a prompt, cost a type check and nothing else) rather than each pushed and
+    popped: 22 against 34 µs on a coding agent's 85 KB chat body (379 nodes, measured)."""
+    if type(value) is dict:
+        stack: list[Any] = [value.values()]
+    elif type(value) is list:
+        stack = [value]
+    else:
+        return type(value) is float and not -_BIG < value < _BIG
+    pop, push = stack.pop, stack.append
     while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif type(item) is float and not -_BIG < item < _BIG:
-            return True
+        for item in pop():
+            kind = type(item)
+            if kind is str:
+                continue
+            if kind is dict:
+                push(item.values())
+            elif kind is list:
+                push(item)
+            elif kind is float and not -_BIG < item < _BIG:
+                return True
     return False
 
 

@@ -20,7 +20,9 @@ from ..apis import ApiFamily, Summary, Tap
 from ..errors import DeploymentUnavailable, GatewayError
 from ..model_config import RetryPolicy
 from ..providers import provider_kind
-from ..providers.base import CallOptions, Provider, UpstreamResponse
+from ..providers.base import CallOptions, Provider, Received, UpstreamResponse
+from ..providers.passthrough import PassthroughProvider
+from ..providers.upstream_body import SPLICE_FROM
 from ..types import CallRecord, Deployment, RawInput, Recorder
 from .resilience import Balancer, Cooldowns, is_retryable
 from .routing import Router
@@ -81,6 +83,7 @@ class CallContext:
     client_version: str | None = None
     subagent: str | None = None
     body_bytes: bytes | None = None  # the request body as received, when large enough to hand over raw
+    received: bytes | None = None  # the request body as received, for a passthrough to send as it came
 
     def new_record(self, body: dict[str, Any] | None, family: ApiFamily) -> CallRecord:
         body = body or {}
@@ -152,7 +155,7 @@ class Gateway:
         if self.debug:
             log.debug("request %s: %s", ctx.trace_id, json.dumps(redact_value(body, self.secrets)))
         try:
-            upstream, sent, strip_usage, deployment = await self._attempt(record, family, body, headers)
+            upstream, sent, strip_usage, deployment = await self._attempt(record, family, body, headers, ctx.received)
         except GatewayError as exc:
             exc.message = redact_text(exc.message, self.secrets)  # an upstream may echo a key back
             _fail(record, exc)
@@ -195,7 +198,12 @@ class Gateway:
         return self.balancer.order(ordered) if self.balancer is not None else ordered
 
     async def _attempt(
-        self, record: CallRecord, family: ApiFamily, body: dict[str, Any], headers: dict[str, str] | None
+        self,
+        record: CallRecord,
+        family: ApiFamily,
+        body: dict[str, Any],
+        headers: dict[str, str] | None,
+        raw: bytes | None = None,
     ) -> tuple[UpstreamResponse, float, bool, Deployment]:
         """Try the plan until an upstream answers; nothing has reached the client yet, so retrying is safe."""
         plan, own = self._plan(record.requested_model)
@@ -213,7 +221,11 @@ class Gateway:
                 self.balancer.started(deployment)
             try:
                 provider = self.providers[provider_kind(family, deployment.provider)]
-                options = self._options(deployment, headers)
+                # Only a passthrough sends the client's bytes (`raw`, what `body` parsed from), and only a body
+                # long enough to gain from it; the others keep the options shared by every call.
+                splice = raw is not None and len(raw) >= SPLICE_FROM and isinstance(provider, PassthroughProvider)
+                received = Received(raw, body) if splice and raw is not None else None
+                options = self._options(deployment, headers, received)
                 upstream = await provider.call(family.name, deployment, upstream_body, options)
             except GatewayError as exc:
                 if self.balancer is not None:
@@ -234,10 +246,12 @@ class Gateway:
         assert last is not None
         raise last
 
-    def _options(self, deployment: Deployment, headers: dict[str, str] | None) -> CallOptions:
+    def _options(
+        self, deployment: Deployment, headers: dict[str, str] | None, received: Received | None = None
+    ) -> CallOptions:
         timeout = deployment.timeout or self.timeout
-        if headers:
-            return CallOptions(timeout=timeout, connect_timeout=self.connect_timeout, headers=headers)
+        if headers or received is not None:
+            return CallOptions(timeout, self.connect_timeout, headers or {}, received)
         options = self._plain_options.get(timeout)  # immutable: one per timeout serves every call without headers
         if options is None:
             options = self._plain_options[timeout] = CallOptions(timeout=timeout, connect_timeout=self.connect_timeout)

@@ -141,7 +141,9 @@ class Handlers:
             ctx = call_context(incoming, route, body)
             if len(raw) >= RAW_INPUT_MIN:
                 ctx.body_bytes = raw  # the trace helper reads the input from these (see types.RawInput)
-            body = family.validate(body)
+            parsed, body = body, family.validate(body)
+            if body is parsed:  # what `raw` says, member for member: a passthrough may send `raw` itself
+                ctx.received = raw
         except GatewayError as exc:
             failed = call_context(incoming, route, None)
             gateway.record_failure(failed, body if isinstance(body, dict) else None, exc, family)

@@ -30,6 +30,15 @@ class UpstreamResponse:
             await self.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Received:
+    """The request body as the client sent it (`raw`) and as it parsed (`body`, never changed in place): a
+    passthrough sends `raw`, or splices into it, instead of re-serializing (providers/upstream_body.py)."""
+
+    raw: bytes
+    body: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class CallOptions:
     """Per-call knobs the gateway resolves from settings and the deployment."""
@@ -37,6 +46,7 @@ class CallOptions:
     timeout: float
     connect_timeout: float
     headers: dict[str, str] = field(default_factory=dict)  # extra client headers worth passing on
+    received: Received | None = None  # the client's body, for a passthrough to send as it came
 
 
 class Provider(Protocol):

@@ -1,5 +1,6 @@
 """The native passthrough, one call for both wire formats: the client's JSON goes up with the model swapped
-in, and the answer's bytes come back untouched, whole or streamed.
+in (its own bytes where they can be, see `upstream_body`), and the answer's bytes come back untouched, whole
+or streamed.
 
 What tells the formats apart is where a call goes and how it authenticates (`target`) and what the body
 needs before it goes (`payload`): `openai_compat` and `anthropic_compat` say that much, and nothing else.
@@ -15,6 +16,7 @@ from ..apis import FAMILIES, ApiFamily, ApiName
 from ..types import Deployment
 from .base import CallOptions, FamilyProvider, UpstreamResponse
 from .egress import verify_setting
+from .upstream_body import upstream_bytes
 from .upstream_http import UpstreamHTTP
 
 
@@ -42,6 +44,10 @@ class PassthroughProvider(FamilyProvider):
             headers = {**headers, **options.headers}
         payload = self.payload(body)
         payload["model"] = deployment.model
-        data = jsoncodec.dumps(payload)
+        received = options.received
+        if received is not None:
+            data = upstream_bytes(received.raw, received.body, payload)
+        else:
+            data = jsoncodec.dumps(payload)
         verify = verify_setting(deployment.params.get("ssl_verify"))
         return await self.http.post(url, headers, data, stream=bool(body.get("stream")), options=options, verify=verify)
