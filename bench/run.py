@@ -41,6 +41,7 @@ from bench.procs import (
     cpu_seconds,
     hwm_bytes,
     machine_busy_seconds,
+    pin_server,
     rss_bytes,
     settle,
     tree,
@@ -113,6 +114,8 @@ class Bench:
             print(f"bench: starting {t.name} ...", end=" ", flush=True)
             took = t.service.start()
             self.services.append(t.service)
+            if self.args.gateway_cores:
+                pin_server(t.service.pid, self.args.gateway_cores, self.args.helper_cores)
             print(f"ready in {took:.2f} s", flush=True)
         time.sleep(1.0)  # let start-up work (background tasks, lazy imports) finish before idle RSS
         for t in targets:
@@ -230,6 +233,9 @@ class Bench:
             versions = tuple(v.strip() for v in a.litellm_version.split(",") if v.strip())
             self.litellm_version, failures = ensure_litellm(versions)
             self.notes += failures
+        if a.gateway_cores:  # this process, and what it starts unpinned (mock, sink, load), on the other cores
+            os.sched_setaffinity(0, (os.sched_getaffinity(0) - set(a.gateway_cores)) or os.sched_getaffinity(0))
+            self.notes.append(layout(a.gateway_cores, a.helper_cores, sorted(os.sched_getaffinity(0))))
         self.start_helpers()
         for repeat in range(1, a.repeats + 1):
             print(f"bench: repeat {repeat}/{a.repeats}", flush=True)
@@ -295,6 +301,13 @@ class Bench:
 
     def machine(self) -> dict[str, Any]:
         return probes.machine(self.litellm_version, self.loadavg_start)
+
+
+def layout(gateway: list[int], helper: list[int], others: list[int]) -> str:
+    return (
+        f"Pinned: the servers measured on CPU {gateway}, llm-scope's trace helper on CPU {helper}, the mock, "
+        f"the sink and the load generator on CPU {others}."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
