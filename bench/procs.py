@@ -119,6 +119,26 @@ def hwm_bytes(pids: Sequence[int]) -> int:
     return total
 
 
+def role_memory(root: int) -> dict[str, dict[str, float]]:
+    """RSS now and its high-water mark, in MB, of the largest worker and the largest trace helper in a
+    gateway's tree (with several workers, the per-process figure is what a limit applies to)."""
+    out: dict[str, dict[str, float]] = {}
+    for pid in tree(root):
+        role = "helper" if is_trace_helper(pid) else "worker"
+        rss, hwm = rss_bytes([pid]) / 2**20, hwm_bytes([pid]) / 2**20
+        if not rss:
+            continue  # gone (a uvicorn supervisor's short-lived child)
+        now = out.setdefault(role, {"rss": 0.0, "hwm": 0.0})
+        now["rss"], now["hwm"] = max(now["rss"], rss), max(now["hwm"], hwm)
+    return out
+
+
+def memory_line(memory: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{role} {m['rss']:.1f} MB (peak {m['hwm']:.1f})" for role, m in sorted(memory.items(), reverse=True)
+    )
+
+
 class RssSampler:
     """Samples the tree's RSS every `interval` seconds in a thread; `peak` is the highest sum seen."""
 

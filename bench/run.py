@@ -41,7 +41,9 @@ from bench.procs import (
     cpu_seconds,
     hwm_bytes,
     machine_busy_seconds,
+    memory_line,
     pin_server,
+    role_memory,
     rss_bytes,
     settle,
     tree,
@@ -129,6 +131,7 @@ class Bench:
                     "cold_start_s": t.service.cold_start_s,
                     "idle_rss_mb": rss_bytes(pids) / MB,
                     "processes": len(pids),
+                    "idle_memory": role_memory(t.service.pid),
                 }
             )
 
@@ -267,6 +270,10 @@ class Bench:
         for s in self.starts:
             if s["repeat"] == repeat and s["target"] == t.name:
                 s["hwm_mb"] = hwm_bytes(pids) / MB
+                s["after_memory"] = role_memory(t.service.pid)
+                if t.name.startswith("llm-scope"):
+                    print(f"bench: {t.name} RSS idle: {memory_line(s['idle_memory'])}", flush=True)
+                    print(f"bench: {t.name} RSS after the cells: {memory_line(s['after_memory'])}", flush=True)
         if not t.name.startswith("llm-scope"):
             return
         entry: dict[str, Any] = {"repeat": repeat, "target": t.name, "answered": self.sent.get(t.name, 0)}
