@@ -40,6 +40,7 @@ from bench.procs import (
     Service,
     cpu_seconds,
     hwm_bytes,
+    is_trace_helper,
     machine_busy_seconds,
     memory_line,
     pin_server,
@@ -117,7 +118,8 @@ class Bench:
             took = t.service.start()
             self.services.append(t.service)
             if self.args.gateway_cores:
-                pin_server(t.service.pid, self.args.gateway_cores, self.args.helper_cores)
+                placed = pin_server(t.service.pid, self.args.gateway_cores, self.args.helper_cores)
+                t.info["pinned"] = {("helper" if is_trace_helper(p) else "worker"): c for p, c in placed.items()}
             print(f"ready in {took:.2f} s", flush=True)
         time.sleep(1.0)  # let start-up work (background tasks, lazy imports) finish before idle RSS
         for t in targets:
@@ -132,6 +134,7 @@ class Bench:
                     "idle_rss_mb": rss_bytes(pids) / MB,
                     "processes": len(pids),
                     "idle_memory": role_memory(t.service.pid),
+                    "pinned": t.info.get("pinned"),
                 }
             )
 
