@@ -50,10 +50,10 @@ log = logging.getLogger("llm_scope.tracing")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
-# Pickled records waiting that send a batch at once. Above what a tick gathers of short calls at c1 (~0.5 MB
-# at ~1,500 calls/s), so the helper is not woken more often there (that lengthened the c1 tail where it
-# shares the worker's core: docs/scaling.md); a dozen coding-agent calls.
-SEND_BYTES = 1 << 20
+# Pickled records waiting that send a batch at once. Far above what a tick gathers of short calls at c1
+# (~0.5 MB at ~1,500 calls/s), so the helper is not woken more often there (that lengthened the c1 tail where
+# it shares the worker's core: docs/scaling.md); ~25 coding-agent calls (1 MB: helper CPU +10% a call).
+SEND_BYTES = 4 << 20
 
 
 class TraceHandoff(HandoffReads):
@@ -117,7 +117,11 @@ class TraceHandoff(HandoffReads):
         queue.append(record)
         self._submitted += 1
         if queue.bytes >= SEND_BYTES or (
-            len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size and self._spills
+            self._spills
+            and (
+                (len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size)
+                or (queue.bytes and queue.bytes + self._unacked_bytes >= self.queue_bytes)
+            )
         ):
             self._send_queued()  # big bodies go now; what the helper has no room for goes to disk now
 
