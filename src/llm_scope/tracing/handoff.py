@@ -8,14 +8,12 @@ exported twice). Reads (dashboard, API, budgets) run on this process's own SQLit
 If the helper cannot take them at shutdown, what it still owes is written here.
 
 At most `queue_size` records and `queue_bytes` of them pickled (plus one batch) are held in memory, and a
-batch goes as soon as `SEND_BYTES` of it wait, not at the next tick: coding agents' calls carry 50-200 KB
-each, and a tick's worth of them, held until the helper committed it and copied once more into the pipe's
-buffer, took a worker from 53 to ~100 MB of RSS (`python -m bench.session`; docs/PERFORMANCE.md). When the
-helper falls behind (all cores busy), the `overflow` policy decides: "spill" (the default) appends each
-batch it has no room for to a local file (see `spill`) and hands it over, unchanged, once the helper has
-caught up, also after a restart or a kill -9; "backpressure" has the entry layer refuse new calls (503 +
-Retry-After) while the bound is reached, and every record of a call it let in is kept. Either way nothing is
-dropped while the disk has space, and `lost` stays 0.
+batch goes once `SEND_BYTES` of it wait: coding agents' calls carry 50-200 KB each (docs/PERFORMANCE.md,
+memory). When the helper falls behind (all cores busy), the `overflow` policy decides: "spill" (the default)
+appends each batch it has no room for to a local file (see `spill`) and hands it over, unchanged, once the
+helper has caught up, also after a restart or a kill -9; "backpressure" has the entry layer refuse new calls
+(503 + Retry-After) while the bound is reached, and every record of a call it let in is kept. Either way
+nothing is dropped while the disk has space, and `lost` stays 0.
 """
 
 from __future__ import annotations
@@ -50,9 +48,8 @@ log = logging.getLogger("llm_scope.tracing")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
-# Pickled records waiting that send a batch at once. Far above what a tick gathers of short calls at c1
-# (~0.5 MB at ~1,500 calls/s), so the helper is not woken more often there (that lengthened the c1 tail where
-# it shares the worker's core: docs/scaling.md); ~25 coding-agent calls (1 MB: helper CPU +10% a call).
+# Pickled records waiting that send a batch before the tick. Far above what a tick gathers of short calls at
+# c1 (~0.5 MB), so the helper is not woken more often there (docs/scaling.md); ~25 coding-agent calls.
 SEND_BYTES = 4 << 20
 
 
