@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .procs import free_port
+from .procs import cpu_list, free_port
 
 # What each source times (a name missing from the code measured, e.g. an older tree, is left out).
 WATCHED = {
@@ -207,15 +207,7 @@ def main() -> None:
     )
     parser.add_argument("--callbacks", action="store_true", help="also time every callback the loop runs, by name")
     args = parser.parse_args()
-    run(args.duration, args.pin, _cpus(args.others) if args.others else None, args.callbacks)
-
-
-def _cpus(spec: str) -> set[int]:
-    cpus: set[int] = set()
-    for part in spec.split(","):
-        first, _, last = part.partition("-")
-        cpus.update(range(int(first), int(last or first) + 1))
-    return cpus
+    run(args.duration, args.pin, cpu_list(args.others) if args.others else None, args.callbacks)
 
 
 if __name__ == "__main__":

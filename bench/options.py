@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.procs import cpu_list
 from bench.targets import LITELLM_VERSIONS, ROOT
 
 DESCRIPTION = "The benchmark, one command: `python -m bench.run` (or `make bench`)."
@@ -20,6 +21,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--modes", default="nonstream,stream", help="comma-separated: nonstream,stream")
     p.add_argument("--workers", type=int, default=1, help="also run llm-scope with this many workers (>1)")
     p.add_argument("--no-litellm", action="store_true", help="skip LiteLLM Proxy")
+    p.add_argument(
+        "--gateway-cores",
+        help="CPUs for the servers measured (llm-scope's workers, the passthrough, LiteLLM), e.g. 0; the mock, the "
+        "sink and the load generator go on the other CPUs (all of them where none is left). Default: no pinning",
+    )
+    p.add_argument(
+        "--helper-cores",
+        help="CPUs for llm-scope's trace helpers, e.g. 1 (may be shared with the mock and the load); "
+        "default: the gateway's cores, so each worker and its helper share them",
+    )
     p.add_argument("--no-passthrough", action="store_true", help="skip the bare passthrough (the server stack's floor)")
     p.add_argument(
         "--litellm-version",
@@ -51,6 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     args.png = args.png or args.out.with_name("benchmark.png")
     args.json = args.json or ROOT / "bench" / ".venvs" / "results.json"
+    args.gateway_cores = sorted(cpu_list(args.gateway_cores)) if args.gateway_cores else None
+    args.helper_cores = sorted(cpu_list(args.helper_cores)) if args.helper_cores else args.gateway_cores
+    if args.helper_cores and not args.gateway_cores:
+        p.error("--helper-cores needs --gateway-cores (the layout is: workers there, helpers here)")
     args.settle_max = 1.0 if q else 3.0
     args.drain_max = args.drain_max if args.drain_max is not None else (2.0 if q else 120.0)
     return args

@@ -36,6 +36,34 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()  # fields from 3 (state) on; comm may hold spaces
 
 
+def cpu_list(spec: str) -> set[int]:
+    """ "0", "1-3", "0,2": the CPUs a `--...-cores` option names."""
+    cpus: set[int] = set()
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
+def is_trace_helper(pid: int) -> bool:
+    try:
+        return b"llm_scope.tracing.helper" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def pin_server(pid: int, cores: Sequence[int], helper_cores: Sequence[int] | None = None) -> dict[int, list[int]]:
+    """Pin a server's process tree to `cores`, and llm-scope's trace helpers in it to `helper_cores`. Returns
+    where each process went. A helper started later (a restart) inherits its worker's cores, not these."""
+    placed: dict[int, list[int]] = {}
+    for each in tree(pid):
+        cpus = helper_cores if helper_cores and is_trace_helper(each) else cores
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(each, set(cpus))
+            placed[each] = sorted(cpus)
+    return placed
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -89,6 +117,26 @@ def hwm_bytes(pids: Sequence[int]) -> int:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def role_memory(root: int) -> dict[str, dict[str, float]]:
+    """RSS now and its high-water mark, in MB, of the largest worker and the largest trace helper in a
+    gateway's tree (with several workers, the per-process figure is what a limit applies to)."""
+    out: dict[str, dict[str, float]] = {}
+    for pid in tree(root):
+        role = "helper" if is_trace_helper(pid) else "worker"
+        rss, hwm = rss_bytes([pid]) / 2**20, hwm_bytes([pid]) / 2**20
+        if not rss:
+            continue  # gone (a uvicorn supervisor's short-lived child)
+        now = out.setdefault(role, {"rss": 0.0, "hwm": 0.0})
+        now["rss"], now["hwm"] = max(now["rss"], rss), max(now["hwm"], hwm)
+    return out
+
+
+def memory_line(memory: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{role} {m['rss']:.1f} MB (peak {m['hwm']:.1f})" for role, m in sorted(memory.items(), reverse=True)
+    )
 
 
 class RssSampler:

@@ -365,8 +365,10 @@ def markdown(data: dict[str, Any], *, chart_path: Path | None, md_path: Path) ->
         "its access log), to a file.",
         "- **Profiling**: `python -m bench.profile --mode nonstream --concurrency 16 --gil` starts llm-scope the same "
         "way, samples it with py-spy (installed into `bench/.venvs/tools`) and prints the top functions by thread.",
-        "- All processes share the same 2 cores: the load generator and the mock take CPU from the proxy, so "
-        "absolute requests/s are lower than on a bigger box; per-call CPU and the ratios are the stable numbers.",
+        "- The load generator and the mock take CPU from the proxy"
+        + (" (pinned apart: see the notes)" if a.get("gateway_cores") else ", on the same cores")
+        + ", so absolute requests/s are lower than on a bigger box; per-call CPU and the ratios are the stable "
+        "numbers.",
         "",
         "## Machine",
         "",

@@ -40,7 +40,11 @@ from bench.procs import (
     Service,
     cpu_seconds,
     hwm_bytes,
+    is_trace_helper,
     machine_busy_seconds,
+    memory_line,
+    pin_server,
+    role_memory,
     rss_bytes,
     settle,
     tree,
@@ -113,6 +117,9 @@ class Bench:
             print(f"bench: starting {t.name} ...", end=" ", flush=True)
             took = t.service.start()
             self.services.append(t.service)
+            if self.args.gateway_cores:
+                placed = pin_server(t.service.pid, self.args.gateway_cores, self.args.helper_cores)
+                t.info["pinned"] = {("helper" if is_trace_helper(p) else "worker"): c for p, c in placed.items()}
             print(f"ready in {took:.2f} s", flush=True)
         time.sleep(1.0)  # let start-up work (background tasks, lazy imports) finish before idle RSS
         for t in targets:
@@ -126,6 +133,8 @@ class Bench:
                     "cold_start_s": t.service.cold_start_s,
                     "idle_rss_mb": rss_bytes(pids) / MB,
                     "processes": len(pids),
+                    "idle_memory": role_memory(t.service.pid),
+                    "pinned": t.info.get("pinned"),
                 }
             )
 
@@ -230,6 +239,9 @@ class Bench:
             versions = tuple(v.strip() for v in a.litellm_version.split(",") if v.strip())
             self.litellm_version, failures = ensure_litellm(versions)
             self.notes += failures
+        if a.gateway_cores:  # this process, and what it starts unpinned (mock, sink, load), on the other cores
+            os.sched_setaffinity(0, (os.sched_getaffinity(0) - set(a.gateway_cores)) or os.sched_getaffinity(0))
+            self.notes.append(layout(a.gateway_cores, a.helper_cores, sorted(os.sched_getaffinity(0))))
         self.start_helpers()
         for repeat in range(1, a.repeats + 1):
             print(f"bench: repeat {repeat}/{a.repeats}", flush=True)
@@ -261,6 +273,10 @@ class Bench:
         for s in self.starts:
             if s["repeat"] == repeat and s["target"] == t.name:
                 s["hwm_mb"] = hwm_bytes(pids) / MB
+                s["after_memory"] = role_memory(t.service.pid)
+                if t.name.startswith("llm-scope"):
+                    print(f"bench: {t.name} RSS idle: {memory_line(s['idle_memory'])}", flush=True)
+                    print(f"bench: {t.name} RSS after the cells: {memory_line(s['after_memory'])}", flush=True)
         if not t.name.startswith("llm-scope"):
             return
         entry: dict[str, Any] = {"repeat": repeat, "target": t.name, "answered": self.sent.get(t.name, 0)}
@@ -295,6 +311,13 @@ class Bench:
 
     def machine(self) -> dict[str, Any]:
         return probes.machine(self.litellm_version, self.loadavg_start)
+
+
+def layout(gateway: list[int], helper: list[int], others: list[int]) -> str:
+    return (
+        f"Pinned: the servers measured on CPU {gateway}, llm-scope's trace helper on CPU {helper}, the mock, "
+        f"the sink and the load generator on CPU {others}."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

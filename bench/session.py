@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # `python bench/session.py`
 
 from bench.loadgen import Conn, summary_ms
 from bench.probes import stored_traces
-from bench.procs import cpu_seconds, free_port, http_get, hwm_bytes, rss_bytes, settle, tree
+from bench.procs import cpu_seconds, free_port, http_get, memory_line, role_memory, settle, tree
 from bench.scale import Cores, parse_cpus, pinned, roles, start_upstreams
 from bench.targets import MODEL, llm_scope_service
 
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         svc.start(timeout=60)
         stack.callback(svc.stop)
         os.sched_setaffinity(0, set(cores.load))
+        time.sleep(1.0)  # start-up work (the helper's start, background tasks) done: idle memory
+        idle = role_memory(svc.pid)
         data = workdir / "gw" / "data"
         warm = asyncio.run(drive(svc.port, key, args.sessions, args.kb, 1.0))
         served = warm["count"] + warm["errors"]
@@ -170,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         settle(svc.pid, max_wait=10)
         cpu1, helper1, size1 = cpu_seconds(tree(svc.pid)), cpu_seconds(helpers), store_bytes(data)
         sink1 = json.loads(http_get(sink_port, "/stats")[1])
+        after = role_memory(svc.pid)
         n = result["count"] or 1
         out = {
             "kb": args.kb,
@@ -186,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             "p99_ms": result["latency_ms"]["p99"],
             "export_posts": sink1["otlp_posts"] - sink0["otlp_posts"],
             "export_kb_per_call": (sink1["bytes"] - sink0["bytes"]) / n / KB,  # gzipped, as sent
-            "helper_rss_mb": rss_bytes(helpers) / 2**20,  # after the cell: its caches as full as they got
-            "helper_peak_rss_mb": hwm_bytes(helpers) / 2**20,
+            "idle_memory": idle,
+            "after_memory": after,
         }
     print(
         f"session cell: conversations to {args.kb:g} KB (mean body {out['mean_body_kb']:.0f} KB), "
@@ -195,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  {out['calls_per_s']:,.0f} calls/s, CPU {out['cpu_ms_per_call']:.3f} ms per call "
         f"(trace helper {out['helper_cpu_ms_per_call']:.3f}), store +{out['store_kb_per_call']:.1f} KB per call, "
         f"p50 {out['p50_ms']:.2f} ms, p99 {out['p99_ms']:.2f} ms, traced {out['traced']}/{out['served']}\n"
-        f"  trace helper RSS {out['helper_rss_mb']:.0f} MB (peak {out['helper_peak_rss_mb']:.0f} MB); "
-        f"export {out['export_posts']} POSTs, {out['export_kb_per_call']:.1f} KB per call (gzipped)"
+        f"  export {out['export_posts']} POSTs, {out['export_kb_per_call']:.1f} KB per call (gzipped)\n"
+        f"  RSS idle: {memory_line(idle)}; after: {memory_line(after)}"
     )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -57,7 +57,11 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         session_repo=settings.session_repo,
     )
     return TraceHandoff(
-        options, queue_size=settings.queue_size, on_cost=metrics.add_cost, overflow=settings.trace_overflow
+        options,
+        queue_size=settings.queue_size,
+        queue_bytes=settings.queue_mb << 20,
+        on_cost=metrics.add_cost,
+        overflow=settings.trace_overflow,
     )
 
 

@@ -65,8 +65,11 @@ class Settings(BaseSettings):
     session_repo: bool = Field(False, validation_alias=_alias("LLM_SCOPE_SESSION_REPO", "session_repo"))
     outbox_max_rows: int = Field(2_000_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
-    # When the trace helper falls behind and queue_size records are in memory: "spill" them to a local file
-    # (data_dir/trace-spill) until it catches up, or "backpressure": refuse new calls with 503 + Retry-After.
+    # ... and at most this many MB of them (pickled, bodies included): coding agents' calls carry 50-200 KB each.
+    queue_mb: int = Field(16, ge=1, validation_alias=_alias("LLM_SCOPE_QUEUE_MB", "queue_mb"))
+    # When the trace helper falls behind and queue_size records (or queue_mb) are in memory: "spill" them to a
+    # local file (data_dir/trace-spill) until it catches up, or "backpressure": refuse new calls with 503 +
+    # Retry-After.
     trace_overflow: Literal["spill", "backpressure"] = Field(
         "spill", validation_alias=_alias("LLM_SCOPE_TRACE_OVERFLOW", "trace_overflow")
     )

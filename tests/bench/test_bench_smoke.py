@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.timeout(90)
 def test_quick_benchmark_writes_its_table(tmp_path: Path) -> None:
     out, png, raw = tmp_path / "benchmarks.md", tmp_path / "benchmark.png", tmp_path / "results.json"
+    cpus = sorted(os.sched_getaffinity(0))  # the worker on the first, its trace helper on the last
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--quick", "--no-litellm", "--out", str(out), "--png", str(png),
-         "--json", str(raw)],
+         "--json", str(raw), "--gateway-cores", str(cpus[0]), "--helper-cores", str(cpus[-1])],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -37,3 +39,9 @@ def test_quick_benchmark_writes_its_table(tmp_path: Path) -> None:
     # Everything on: the local store holds a trace for every call llm-scope answered.
     (tracing,) = data["tracing"]
     assert tracing["stored"] == tracing["answered"] > 0
+    # Pinned as asked, and the worker's and its helper's memory measured apart.
+    starts = {s["target"]: s for s in data["starts"]}
+    assert starts["llm-scope"]["pinned"] == {"worker": [cpus[0]], "helper": [cpus[-1]]}
+    assert starts["passthrough"]["pinned"] == {"worker": [cpus[0]]}
+    assert set(starts["llm-scope"]["idle_memory"]) == set(starts["llm-scope"]["after_memory"]) == {"worker", "helper"}
+    assert any(note.startswith("Pinned: ") for note in data["notes"])

@@ -221,3 +221,30 @@ def test_backpressure_refuses_calls_while_the_helper_is_behind_and_loses_none(
         assert pipeline.stats.lost == 0 and pipeline.spill.spilled == 0
     ids = [r.headers["x-trace-id"] for r in served]
     assert set(ids) <= stored_ids(tmp_path / "data" / "llm-scope.db")
+
+
+def test_past_the_bound_in_bytes_big_calls_wait_on_disk_and_are_all_stored(
+    tmp_path: Path, upstream: FakeUpstream, receiver: OtlpReceiver
+) -> None:
+    """Coding agents' calls are big: a worker holds at most LLM_SCOPE_QUEUE_MB of them, however few they are."""
+    with traced_gateway(tmp_path, upstream, receiver, queue_mb=1) as gw:
+        pipeline = gw.app.state.pipeline
+        pid = helper_pid(gw)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            responses = [chat(gw, f"big {i} " + "y" * 300_000) for i in range(8)]  # ~2.4 MB, 8 of 10,000 records
+            assert [r.status_code for r in responses] == [200] * 8
+            wait_until(
+                lambda: pipeline.unsent == 0 and pipeline.queue_depth + pipeline.spill.pending == 8,
+                "the big calls' records handed over or spilled",
+            )
+            held, spilled = pipeline.queue_depth, pipeline.spill.pending
+            assert held + spilled == 8 and 0 < held < 8 and spilled > 0 and pipeline.stats.lost == 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        for response in responses:
+            spans_of(receiver, response.headers["x-trace-id"], timeout=20)
+        with gw.client() as client:
+            client.get("/api/traces")  # waits until the helper has committed everything
+        assert pipeline.queue_depth == 0 and pipeline.spill.pending == 0 and pipeline.stats.lost == 0
+    assert {r.headers["x-trace-id"] for r in responses} <= stored_ids(tmp_path / "data" / "llm-scope.db")

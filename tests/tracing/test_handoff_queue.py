@@ -7,8 +7,8 @@ import dataclasses
 import threading
 
 from llm_scope.tracing import helper_protocol
-from llm_scope.tracing.handoff_queue import CHUNK, PendingRecords
-from llm_scope.types import CallRecord
+from llm_scope.tracing.handoff_queue import CHUNK, SEAL_BYTES, PendingRecords
+from llm_scope.types import CallRecord, RawInput
 
 from .test_helper_protocol import full_record
 
@@ -79,3 +79,19 @@ def test_a_batch_pickled_whole_reads_the_same() -> None:
     records = [numbered(n) for n in range(40)]
     got = helper_protocol.load_rows(helper_protocol.dump_rows(records))
     assert [dataclasses.asdict(r) for r in got] == [dataclasses.asdict(r) for r in records]
+
+
+def test_big_bodies_seal_a_chunk_early_and_count_in_bytes_until_taken() -> None:
+    pending = collect([])
+    small = numbered(0)
+    pending.append(small)
+    assert pending.bytes == 0  # a short call waits for its chunk's other records
+    big = numbered(1)
+    big.input = RawInput(b"x" * SEAL_BYTES, "chat")
+    pending.append(big)  # one coding agent's body is enough to seal the chunk: the bound in bytes sees it
+    assert len(pending) == 2 and pending.bytes > SEAL_BYTES
+    blob, count = pending.take(CHUNK)
+    assert count == 2 and pending.bytes == 0 and len(blob) > SEAL_BYTES
+    records = helper_protocol.load_rows(blob)
+    assert [r.trace_id for r in records] == [small.trace_id, big.trace_id]
+    assert isinstance(records[1].input, RawInput) and records[1].input.body == b"x" * SEAL_BYTES

@@ -7,12 +7,13 @@ again (trace ids are the store's keys and span ids are stable, so a resent recor
 exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite connection, on a thread.
 If the helper cannot take them at shutdown, what it still owes is written here.
 
-At most `queue_size` records (plus one batch) are held in memory. When the helper falls behind (all cores
-busy), the `overflow` policy decides: "spill" (the default) appends each batch it has no room for to a
-local file (see `spill`) and hands it over, unchanged, once the helper has caught up, also after a restart
-or a kill -9; "backpressure" has the entry layer refuse new calls (503 + Retry-After) while the bound is
-reached, and every record of a call it let in is kept. Either way nothing is dropped while the disk has
-space, and `lost` stays 0.
+At most `queue_size` records and `queue_bytes` of them pickled (plus one batch) are held in memory, and a
+batch goes once `SEND_BYTES` of it wait: coding agents' calls carry 50-200 KB each (docs/PERFORMANCE.md,
+memory). When the helper falls behind (all cores busy), the `overflow` policy decides: "spill" (the default)
+appends each batch it has no room for to a local file (see `spill`) and hands it over, unchanged, once the
+helper has caught up, also after a restart or a kill -9; "backpressure" has the entry layer refuse new calls
+(503 + Retry-After) while the bound is reached, and every record of a call it let in is kept. Either way
+nothing is dropped while the disk has space, and `lost` stays 0.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ log = logging.getLogger("llm_scope.tracing")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
+# Pickled records waiting that send a batch before the tick. Far above what a tick gathers of short calls at
+# c1 (~0.5 MB), so the helper is not woken more often there (docs/scaling.md); ~25 coding-agent calls.
+SEND_BYTES = 4 << 20
 
 
 class TraceHandoff(HandoffReads):
@@ -57,6 +61,7 @@ class TraceHandoff(HandoffReads):
         options: helper_protocol.HelperOptions,
         *,
         queue_size: int = 10_000,
+        queue_bytes: int = 16 << 20,
         flush_interval: float = 0.2,
         batch_size: int = 2_500,
         flush_timeout: float = 10.0,
@@ -75,6 +80,7 @@ class TraceHandoff(HandoffReads):
         self.options = options
         self.store_path = options.store_path
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.flush_timeout = flush_timeout
@@ -83,6 +89,7 @@ class TraceHandoff(HandoffReads):
         # the message, its record count, and the spilled frame it came from, if it did.
         self._unacked: dict[int, tuple[tuple[Any, ...], int, Taken | None]] = {}
         self._unacked_records = 0
+        self._unacked_bytes = 0
         self._seq = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._submitted = 0
@@ -106,12 +113,26 @@ class TraceHandoff(HandoffReads):
         queue = self._queue
         queue.append(record)
         self._submitted += 1
-        if len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size and self._spills:
-            self._send_queued()  # what the helper has no room for goes to disk now, not at the next tick
+        if queue.bytes >= SEND_BYTES or (
+            self._spills
+            and (
+                (len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size)
+                or (queue.bytes and queue.bytes + self._unacked_bytes >= self.queue_bytes)
+            )
+        ):
+            self._send_queued()  # big bodies go now; what the helper has no room for goes to disk now
 
     def behind(self) -> bool:
-        """Whether the records in memory are at the bound: under "backpressure" new calls are refused."""
-        return len(self._queue) + self._unacked_records >= self.queue_size
+        """Whether the records in memory are at a bound: under "backpressure" new calls are refused."""
+        queue = self._queue
+        return (
+            len(queue) + self._unacked_records >= self.queue_size
+            or queue.bytes + self._unacked_bytes >= self.queue_bytes
+        )
+
+    def _room(self) -> bool:
+        """Whether the helper may be sent more: what it has not committed yet is under both bounds."""
+        return self._unacked_records < self.queue_size and self._unacked_bytes < self.queue_bytes
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -216,7 +237,7 @@ class TraceHandoff(HandoffReads):
         """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
         self._send_spilled()
         queue = self._queue
-        while everything or not self._spills or self._unacked_records < self.queue_size:
+        while everything or not self._spills or self._room():
             if (batch := queue.take(self.batch_size)) is None:
                 return
             self._send(("records", batch[0]), batch[1])
@@ -225,7 +246,7 @@ class TraceHandoff(HandoffReads):
                 self._lose(batch[1], "the trace helper is behind and the spill file could not be written")
 
     def _send_spilled(self) -> None:
-        while self._unacked_records < self.queue_size and (taken := self.spill.take()) is not None:
+        while self._room() and (taken := self.spill.take()) is not None:
             self._send(("records", taken.body), taken.count, taken)
 
     def _send(self, message: tuple[str, Any], records: int = 0, taken: Taken | None = None) -> None:
@@ -233,6 +254,7 @@ class TraceHandoff(HandoffReads):
         numbered = (message[0], self._seq, message[1])
         self._unacked[self._seq] = (numbered, records, taken)
         self._unacked_records += records
+        self._unacked_bytes += _size(message)
         if self._proc is not None and self._proc.returncode is None:
             self._write_to(self._proc, numbered)
 
@@ -306,7 +328,8 @@ class TraceHandoff(HandoffReads):
         entry = self._unacked.pop(seq, None)
         if entry is None:
             return  # answered twice (a resend the first helper had already committed)
-        _, records, taken = entry
+        message, records, taken = entry
+        self._unacked_bytes -= _size(message)
         if records:
             self._unacked_records -= records
             if lost:
@@ -359,7 +382,7 @@ class TraceHandoff(HandoffReads):
                 if taken is not None:
                     self.spill.ack(taken)
         self._unacked.clear()
-        self._unacked_records = 0
+        self._unacked_records = self._unacked_bytes = 0
 
     def _lose(self, count: int, why: str) -> None:
         self._lost += count
@@ -367,3 +390,9 @@ class TraceHandoff(HandoffReads):
         if now - self._last_loss_log > 10:
             self._last_loss_log = now
             log.error("trace records lost: %s (lost so far: %d)", why, self._lost)
+
+
+def _size(message: tuple[Any, ...]) -> int:
+    """What a message to the helper counts against `queue_bytes`: its batch of records, if it is one."""
+    body = message[-1]
+    return len(body) if message[0] == "records" and isinstance(body, bytes | bytearray) else 0

@@ -18,11 +18,14 @@ import collections
 import logging
 from collections.abc import Callable
 
-from ..types import CallRecord
+from ..types import CallRecord, RawInput
 from . import helper_protocol
 
 log = logging.getLogger("llm_scope.tracing")
 CHUNK = 8  # records per pickle: small enough to keep each one short, large enough to cost what a batch did
+# Bodies waiting unpickled that seal a chunk before it has `CHUNK` records: `bytes` then counts a coding agent's
+# calls (50-200 KB each) as they finish, for the hand-over's bound in bytes (see `handoff`).
+SEAL_BYTES = 256 << 10
 
 
 class PendingRecords:
@@ -32,8 +35,10 @@ class PendingRecords:
         self._on_lost = on_lost
         self._chunk = max(1, min(CHUNK, at_most))
         self._loose: list[CallRecord] = []  # fewer than a chunk, not pickled yet
+        self._loose_bytes = 0  # their raw request bodies
         self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()  # (pickle, records)
         self._sealed = 0  # records in `_chunks`
+        self.bytes = 0  # in `_chunks`: what the hand-over's bound in bytes counts
 
     def __len__(self) -> int:
         return self._sealed + len(self._loose)
@@ -44,7 +49,9 @@ class PendingRecords:
     def append(self, record: CallRecord) -> None:
         loose = self._loose
         loose.append(record)
-        if len(loose) >= self._chunk:
+        if type(record.input) is RawInput:
+            self._loose_bytes += len(record.input.body)
+        if len(loose) >= self._chunk or self._loose_bytes >= SEAL_BYTES:
             self._seal()
 
     def take(self, most: int) -> tuple[bytes, int] | None:
@@ -63,22 +70,27 @@ class PendingRecords:
                 count += n
             blob = b"".join(parts)
         self._sealed -= count
+        self.bytes -= len(blob)
         return blob, count
 
     def _seal(self) -> None:
-        records, self._loose = self._loose, []
+        records, self._loose, self._loose_bytes = self._loose, [], 0
         try:
-            self._chunks.append((helper_protocol.dump_rows(records), len(records)))
+            chunk = helper_protocol.dump_rows(records)
         except Exception:  # something in a record pickle cannot take: lose that record, loudly, not the others
             log.exception("trace records could not be encoded for the helper; dropping the ones that fail")
             lost = 0
             for record in records:
                 try:
-                    self._chunks.append((helper_protocol.dump_rows([record]), 1))
+                    one = helper_protocol.dump_rows([record])
                 except Exception:
                     lost += 1
                     continue
+                self._chunks.append((one, 1))
                 self._sealed += 1
+                self.bytes += len(one)
             self._on_lost(lost, "trace records could not be encoded")
             return
+        self._chunks.append((chunk, len(records)))
         self._sealed += len(records)
+        self.bytes += len(chunk)
