@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from itertools import chain
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -29,15 +28,15 @@ from .otlp import _dumps, _status_message, _times, usage_details
 from .protowire import (
     AttrValue,
     attribute,
+    export_request,
     key_field,
     length_delimited,
     span_entry,
     span_id_of,
     text,
     trace_id_of,
-    varint,
 )
-from .splice import Segment, raw_of, size_of
+from .splice import Segment, raw_of
 
 SEMCONV_VERSION: Final = "1.41.0"
 SCHEMA_URL: Final = f"https://opentelemetry.io/schemas/{SEMCONV_VERSION}"
@@ -97,13 +96,7 @@ class GenAIEncoder:
 
     def request_parts(self, spans: Sequence[Sequence[Segment]]) -> list[Segment]:
         """An ExportTraceServiceRequest around spans encoded by `record_parts`, as segments."""
-        segments = list(chain.from_iterable(spans))
-        spans_size = size_of(segments)
-        scope_spans = b"\x12" + varint(len(self.scope_field) + spans_size) + self.scope_field
-        head = self.resource_field + scope_spans  # the ResourceSpans up to its spans
-        out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
-        out += segments
-        return out
+        return export_request(self.resource_field, self.scope_field, spans)
 
     def record(self, record: CallRecord) -> bytes:
         """One ScopeSpans.spans entry."""

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import chain
 from operator import attrgetter
 from typing import Any, Final
 
@@ -54,6 +53,7 @@ from .protowire import (
     attribute,
     encoded_attribute,
     entry,
+    export_request,
     key_field,
     length_delimited,
     recurring_attribute,
@@ -65,7 +65,7 @@ from .protowire import (
     trace_id_of,
     varint,
 )
-from .splice import Segment, raw_of, size_of
+from .splice import Segment, raw_of
 
 _ENVIRONMENT_RE: Final = re.compile(r"^(?!langfuse)[a-z0-9_-]{1,40}$")
 
@@ -167,13 +167,7 @@ class RecordEncoder:
 
     def request_parts(self, records: Sequence[Sequence[Segment]]) -> list[Segment]:
         """request(), as segments around records encoded by `record_parts`."""
-        segments = list(chain.from_iterable(records))
-        spans_size = size_of(segments)
-        scope_spans = b"\x12" + varint(len(self._scope_field) + spans_size) + self._scope_field
-        head = self._resource_field + scope_spans  # the ResourceSpans up to its spans
-        out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
-        out += segments
-        return out
+        return export_request(self._resource_field, self._scope_field, records)
 
     def record(self, record: CallRecord) -> bytes:
         """The record's one span, a ScopeSpans.spans entry; raises if unencodable."""

@@ -10,12 +10,12 @@ Also the span entry as segments (`splice`: plain bytes and kept pieces), and tra
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from hashlib import sha256
 from typing import Final
 
-from .splice import Segment
+from .splice import Segment, size_of
 
 AttrValue = str | bool | int | float | Sequence[str]
 
@@ -134,6 +134,18 @@ def span_entry(parts: Sequence[Segment]) -> list[Segment]:
     first = out[0]
     assert isinstance(first, bytes)
     out[0] = b"\x12" + varint(size) + first
+    return out
+
+
+def export_request(resource_field: bytes, scope_field: bytes, spans: Iterable[Sequence[Segment]]) -> list[Segment]:
+    """An ExportTraceServiceRequest of one ResourceSpans and one ScopeSpans around spans already encoded, as
+    segments: both exporters frame their spans this way, only their resource and scope differ."""
+    segments = [segment for span in spans for segment in span]
+    spans_size = size_of(segments)
+    scope_spans = b"\x12" + varint(len(scope_field) + spans_size) + scope_field
+    head = resource_field + scope_spans  # the ResourceSpans up to its spans
+    out: list[Segment] = [b"\x0a" + varint(len(head) + spans_size) + head]
+    out += segments
     return out
 
 
