@@ -279,7 +279,7 @@ def _start_trimmer(every: float) -> asyncio.Task[None] | None:
     if every <= 0:
         return None
     trimmer = Trimmer(every=every)
-    return asyncio.create_task(_every(min(every, 0.5), lambda: trimmer.check(time.monotonic())))
+    return asyncio.create_task(_every(max(every, 0.1), lambda: trimmer.check(time.monotonic())))
 
 
 async def _every(seconds: float, fn: Any) -> None:

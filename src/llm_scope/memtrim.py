@@ -9,17 +9,27 @@ climbs to 32 MB after the first big free) for reuse, so a worker that peaked at 
 the heap at most every `every` seconds, and only when `mallinfo2` says at least `free_mb` of freed memory
 sits in malloc's arenas, so an idle worker, or one serving short calls, never trims at all.
 
-ctypes is loaded on the first check, not at import: it costs ~2 MB of RSS that a worker that never checks
-should not carry. Not glibc (musl, macOS) or glibc before 2.33 (no mallinfo2): `check` does nothing.
+ctypes is loaded once the RSS grew by `free_mb` over the first check's, not at import: it costs ~1 MB of RSS
+that a worker serving short calls should not carry. Not glibc (musl, macOS) or glibc before 2.33 (no
+mallinfo2): `check` does nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger("llm_scope.memory")
+
+
+def _rss() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Heap:
@@ -66,12 +76,13 @@ def _heap() -> Heap | None:
 class Trimmer:
     """At most one `malloc_trim(0)` per `every` seconds, and only when `free_mb` or more is freed but held."""
 
-    def __init__(self, every: float = 1.0, free_mb: float = 8.0, heap: Callable[[], Heap | None] = _heap) -> None:
+    def __init__(self, every: float = 0.25, free_mb: float = 4.0, heap: Callable[[], Heap | None] = _heap) -> None:
         self.every = every
         self.free = int(free_mb * (1 << 20))
         self._make_heap = heap
         self._heap: Heap | None = None
         self._tried = False
+        self._start: int | None = None  # RSS at the first check
         self._last: float | None = None  # when the last trim ran (the caller's clock)
         self.trims = 0
         self.released = 0  # bytes malloc held free before each trim, summed (an upper bound on what went back)
@@ -81,6 +92,11 @@ class Trimmer:
         if self._last is not None and now - self._last < self.every:
             return False
         if not self._tried:
+            rss = _rss()
+            if self._start is None:
+                self._start = rss
+            if rss is not None and self._start is not None and rss - self._start < self.free:
+                return False  # not grown since the first check: no ctypes yet (see the module's docstring)
             self._tried = True
             self._heap = self._make_heap()
         heap = self._heap
