@@ -16,12 +16,9 @@ mallinfo2): `check` does nothing.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable
 from typing import Any
-
-log = logging.getLogger("llm_scope.memory")
 
 
 def _rss() -> int | None:
