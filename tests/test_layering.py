@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "types": set(),
     "jsoncodec": set(),
     "internals": set(),  # the fenced reaches into libraries' private parts
+    "memtrim": set(),  # glibc's malloc_trim through ctypes, for app's worker
     "errors": set(),
     "settings": set(),
     "litellm_keys": set(),
@@ -76,6 +77,7 @@ ALLOWED: dict[str, set[str]] = {
         "access",
         "postgres",
         "parts",
+        "memtrim",
     },
     # What the app is assembled from, built from settings alone (the key store for `llm-scope keys` too).
     "parts": {"access", "metrics", "model_config", "postgres", "providers", "settings", "tracing"},
@@ -104,6 +106,7 @@ CONFINED = {
     "redis": {"access/shared_state.py"},
     "psycopg": {"postgres.py"},
     "orjson": {"jsoncodec.py"},
+    "ctypes": {"memtrim.py"},
 }
 
 

@@ -32,6 +32,7 @@ from .http.auth import Auth
 from .http.entry import Admission, EntryLayer
 from .http.handlers import Handlers
 from .http.state import AppState
+from .memtrim import Trimmer
 from .metrics import Metrics
 from .metrics.serving import mark_worker_dead, multiprocess_dir, serve_metrics
 from .model_config import ModelConfig, effective_settings, load_model_config
@@ -153,6 +154,7 @@ def create_app(
         metrics_server = _start_metrics_server(settings, metrics)
         syncer = asyncio.create_task(_every(1.0, sync_metrics))
         folder = asyncio.create_task(_fold_every(METRICS_FOLD_SECONDS, metrics))
+        trimmer = _start_trimmer(settings.malloc_trim_s)
         log.info("llm-scope %s: %d model routes from %s", __version__, len(config.deployments), config.source)
         if config.unavailable:
             names = ", ".join(sorted({d.model_name for d in config.unavailable}))
@@ -166,6 +168,8 @@ def create_app(
         finally:
             syncer.cancel()
             folder.cancel()
+            if trimmer is not None:
+                trimmer.cancel()
             if reconciler is not None:
                 reconciler.cancel()
             alerts.stop()
@@ -268,6 +272,14 @@ def _start_metrics_server(settings: Settings, metrics: Metrics) -> Any:
             "metrics port %d unavailable (%s); /metrics stays on the main port", settings.metrics_port, exc.strerror
         )
         return None
+
+
+def _start_trimmer(every: float) -> asyncio.Task[None] | None:
+    """The worker's freed memory back to the system, at most every `every` s (memtrim: why, and its cost)."""
+    if every <= 0:
+        return None
+    trimmer = Trimmer(every=every)
+    return asyncio.create_task(_every(max(every, 0.1), lambda: trimmer.check(time.monotonic())))
 
 
 async def _every(seconds: float, fn: Any) -> None:

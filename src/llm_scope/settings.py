@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
     # ... and at most this many MB of them (pickled, bodies included): coding agents' calls carry 50-200 KB each.
     queue_mb: int = Field(16, ge=1, validation_alias=_alias("LLM_SCOPE_QUEUE_MB", "queue_mb"))
+    # A worker gives freed memory back to the system (glibc's malloc_trim) at most every this many seconds,
+    # when malloc holds 4 MB or more of freed memory (memtrim.py); 0: never.
+    malloc_trim_s: float = Field(0.25, ge=0, validation_alias=_alias("LLM_SCOPE_MALLOC_TRIM_S", "malloc_trim_s"))
     # When the trace helper falls behind and queue_size records (or queue_mb) are in memory: "spill" them to a
     # local file (data_dir/trace-spill) until it catches up, or "backpressure": refuse new calls with 503 +
     # Retry-After.

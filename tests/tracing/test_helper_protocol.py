@@ -61,6 +61,8 @@ def test_bodies_handed_over_as_bytes_cross_behind_the_rows_and_big_payloads_behi
     assert blob.endswith(bodies[0] + bodies[1])  # appended as they are, not pickled
     sent = helper_protocol.encode(("records", 8, blob))
     assert sent.endswith(blob) and sent[4:5] == b"B"  # the payload behind the pickle of the rest
+    parts = helper_protocol.encode_parts(("records", 8, blob))
+    assert parts[-1] is blob and b"".join(parts) == sent  # the worker writes the batch it holds, not a copy
 
     async def receive() -> tuple[object, ...] | None:
         reader = asyncio.StreamReader()

@@ -263,12 +263,12 @@ class TraceHandoff(HandoffReads):
         if stdin is None or stdin.is_closing():
             return  # it is exiting: the listener sees that and starts another, which is sent everything unacked
         try:
-            data = helper_protocol.encode(message)
+            parts = helper_protocol.encode_parts(message)
         except Exception:  # something in a score pickle cannot take: lose that message, loudly, not the pipe
             log.exception("a trace message could not be encoded for the helper; dropping it")
             self._settle(message[1], lost=True)
             return
-        stdin.write(data)
+        stdin.writelines(parts)  # the batch itself, not a joined copy of it, waits in the pipe's buffer
 
     async def _spawn(self) -> None:
         proc = await asyncio.create_subprocess_exec(

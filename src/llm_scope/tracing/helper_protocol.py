@@ -144,13 +144,19 @@ _TRAILER_FROM = 4096
 
 
 def encode(message: tuple[Any, ...]) -> bytes:
+    return b"".join(encode_parts(message))
+
+
+def encode_parts(message: tuple[Any, ...]) -> list[bytes]:
+    """`encode`'s bytes in pieces, the trailer itself the last: a writer that takes them apart (a transport's
+    writelines) keeps the batch it already holds instead of a joined copy of it (4 MB a batch, issue 20)."""
     last = message[-1]
     if type(last) is bytes and len(last) >= _TRAILER_FROM:
         head = pickle.dumps(message[:-1], protocol=pickle.HIGHEST_PROTOCOL)
         size = 1 + _LENGTH.size + len(head) + len(last)
-        return b"".join((_LENGTH.pack(size), b"B", _LENGTH.pack(len(head)), head, last))
+        return [b"".join((_LENGTH.pack(size), b"B", _LENGTH.pack(len(head)), head)), last]
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(body)) + body
+    return [_LENGTH.pack(len(body)) + body]
 
 
 async def read(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
