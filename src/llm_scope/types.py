@@ -175,12 +175,13 @@ class RawInput:
 
     __slots__ = ("body", "family")
 
-    def __init__(self, body: bytes, family: str) -> None:
-        self.body = body
+    def __init__(self, body: bytes | memoryview, family: str) -> None:
+        self.body = body  # in the trace helper, a view into the batch it came in (see helper_protocol.load_rows)
         self.family = family
 
     def __reduce__(self) -> tuple[type[RawInput], tuple[bytes, str]]:
-        return RawInput, (self.body, self.family)  # pickles as a constructor call: no slot state dict
+        body = self.body  # pickles as a constructor call (no slot state dict); a view cannot pickle: its bytes
+        return RawInput, (body if type(body) is bytes else bytes(body), self.family)
 
     def __repr__(self) -> str:
         return f"RawInput({len(self.body)} bytes of {self.family})"  # never the content

@@ -188,6 +188,8 @@ FRAGMENTS = [
     GROQ_KEY,
     XAI_KEY,
     "Bearer eyJhbGciOiJIUzI1NiJ9",
+    "ya29.a0AfH6SMBx-Abcdefghijklmnopqrst",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEabc\n-----END RSA PRIVATE KEY-----",
     *SCREEN_SECRETS,
     "sk-",
     "AKIA",
@@ -254,3 +256,32 @@ def test_screen_passes_ordinary_chat() -> None:
     assert may_hold_secrets(jsoncodec.dumps_str(chat), ["one short"])  # a configured secret in the text
     # The screen looks for fragments, so a word like "task-list" costs a full scrub (which changes nothing).
     assert may_hold_secrets('"my task-list app"') and redact_text("my task-list app") == "my task-list app"
+
+
+# Every literal the screen looks for (redact._KEY_MARKERS), and near misses of each: the screen searches for
+# them with a few compiled patterns, which must find exactly what `marker in text` finds.
+MARKERS = ["sk-", "pk-lf-", "AKIA", "AIza", "gsk_", "xai-", "ya29.", "PRIVATE KEY-----", "earer "]
+NEAR = ["sk", "-sk", "pk-lf", "pk-", "AKI", "AIz", "gsk", "xai", "ya29", "PRIVATE KEY----", "KEY-----", "earer", "-"]
+marker_texts = st.lists(
+    st.one_of(st.sampled_from(MARKERS + NEAR), st.text(alphabet="-_.skpAIKaz29 ", max_size=6)), max_size=5
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=marker_texts)
+def test_screen_finds_exactly_the_key_markers(parts: list[str]) -> None:
+    text = "".join(parts)  # no quote: no key position, so only the markers decide
+    assert may_hold_secrets(text) == any(marker in text for marker in MARKERS), text
+
+
+@pytest.mark.parametrize("marker", MARKERS)
+@pytest.mark.parametrize(("before", "after"), [("", ""), ("x-", " y"), ("--", "--"), ("é☕", "\u00e9")])
+def test_screen_finds_each_marker_anywhere(marker: str, before: str, after: str) -> None:
+    assert may_hold_secrets(before + marker + after)
+    assert not may_hold_secrets(before + marker[:-1] + "#" + after)
+
+
+@pytest.mark.parametrize("secret", ["sk-upstream-4f8a1c2e9b7d", "a.b*c+d?(e)[f]", "^$|x"])
+def test_screen_finds_configured_secrets_with_regex_characters(secret: str) -> None:
+    assert may_hold_secrets(f"say {secret} again", [secret])
+    assert not may_hold_secrets("say " + secret[:-1] + "# again", [secret]) or any(m in secret for m in MARKERS)

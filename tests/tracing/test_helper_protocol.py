@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import pickle
 
 from llm_scope.tracing import helper_protocol
+from llm_scope.tracing.bodyblocks import BodyBlocks
 from llm_scope.types import CallRecord, Cost, RawInput, Usage
 
 
@@ -80,3 +82,20 @@ def test_bodies_handed_over_as_bytes_cross_behind_the_rows_and_big_payloads_behi
         assert type(record.input) is RawInput and (record.input.body, record.input.family) == (body, family)
     # Rows as an earlier version pickled them (a spill file written before an upgrade) still load.
     assert helper_protocol.load_rows(pickle.dumps(helper_protocol.pack(records[:1]), 5)) == records[:1]
+
+
+def test_bodies_arrive_as_views_into_the_batch_and_still_read_and_pickle_as_bytes() -> None:
+    body = '{"model": "m", "messages": [{"role": "user", "content": "héllo %s"}]}'.encode() % (b"x" * 9000)
+    frame = helper_protocol.encode(
+        ("records", 2, helper_protocol.dump_rows([CallRecord("ab" * 16, "chat", 2.0, input=RawInput(body, "chat"))]))
+    )
+    payload = helper_protocol.decode(frame[4:])[2]
+    assert isinstance(payload, memoryview)  # the trailer is not copied out of the frame
+    (record,) = helper_protocol.load_rows(payload)
+    raw = record.input
+    assert type(raw) is RawInput and type(raw.body) is memoryview and raw.body == body
+    assert BodyBlocks().input_of(raw) == json.loads(body)["messages"]
+    again = pickle.loads(pickle.dumps(raw, 5))  # a view cannot pickle: it goes as its bytes
+    assert type(again.body) is bytes and again.body == body and again.family == "chat"
+    broken = RawInput(memoryview(b'{"messages": [1, '), "chat")  # not JSON: the whole-body fallback, from a view
+    assert BodyBlocks().input_of(broken) is None

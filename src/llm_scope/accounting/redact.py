@@ -8,7 +8,7 @@ caught too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -31,6 +31,19 @@ _KEY_PATTERNS = re.compile(
 )
 # A literal that every _KEY_PATTERNS match contains or follows: keep the two in step.
 _KEY_MARKERS = ("sk-", "pk-lf-", "AKIA", "AIza", "gsk_", "xai-", "ya29.", "PRIVATE KEY-----", "earer ")
+# The same test as `any(marker in text for marker in _KEY_MARKERS)`, in five scans rather than nine: a pattern
+# that starts with a literal is searched for in C, ~2x faster than `str in str` (measured on session blocks, issue
+# 20: nine `in` tests cost the trace helper ~7 µs per 1.4 KB block); the markers with a "-" share one scan.
+_MARKER_SEARCHES = tuple(
+    re.compile(pattern).search
+    for pattern in (
+        r"-(?:(?<=sk-)|(?<=pk-)lf-|(?<=xai-)|(?<=PRIVATE KEY-)----)",
+        r"A(?:KIA|Iza)",
+        r"gsk_",
+        r"ya29\.",
+        r"earer ",
+    )
+)
 
 SECRET_FIELDS = frozenset(
     {
@@ -95,16 +108,21 @@ def may_hold_secrets(text: str, secrets: Iterable[str] = ()) -> bool:
     key shape, the secret values themselves (those with characters JSON escapes are never ruled out), and
     secret field names in key position. False positives only cost the full scrub.
     """
-    for marker in _KEY_MARKERS:
-        if marker in text:
+    for search in _MARKER_SEARCHES:
+        if search(text) is not None:
             return True
     for needle in _plain_needles(secrets if isinstance(secrets, tuple) else tuple(secrets)):
-        if needle is None or needle in text:
+        if needle is None or needle(text) is not None:
             return True
     return _SECRET_KEY.search(text.lower()) is not None
 
 
 @lru_cache(maxsize=32)
-def _plain_needles(secrets: tuple[str, ...]) -> tuple[str | None, ...]:
-    """None for a secret JSON would escape (its text form may differ), so it always calls for the scrub."""
-    return tuple(None if any(c in '"\\' or c < " " for c in secret) else secret for secret in secrets if secret)
+def _plain_needles(secrets: tuple[str, ...]) -> tuple[Callable[[str], object] | None, ...]:
+    """A search for each secret (a compiled literal: faster than `in`, see _MARKER_SEARCHES); None for a secret
+    JSON would escape (its text form may differ), so it always calls for the scrub."""
+    return tuple(
+        None if any(c in '"\\' or c < " " for c in secret) else re.compile(re.escape(secret)).search
+        for secret in secrets
+        if secret
+    )

@@ -74,12 +74,12 @@ class BodyBlocks:
         BlockList / BlockDict carrying `digests`: each block's, in `blocks()` order (None: none taken)."""
         family = self.families.get(raw.family)
         if family is None:  # a family this helper does not know: the whole body, rather than nothing
-            return _parsed_whole(raw.body, None)
+            return _parsed_whole(bytes(raw.body), None)
         found: dict[int, bytes] = {}
-        try:
-            top = self._body(raw.body.decode(), found)
+        try:  # str(): the body may be a view into the helper's batch (see helper_protocol.load_rows)
+            top = self._body(str(raw.body, "utf-8"), found)
         except ValueError:  # UnicodeDecodeError and JSONDecodeError included: read it as the gateway did
-            return _parsed_whole(raw.body, family)
+            return _parsed_whole(bytes(raw.body), family)
         value = family.input_of(top)
         if not isinstance(value, list | dict):
             return value
