@@ -32,7 +32,11 @@ from ..accounting.redact import SECRET_FIELDS, may_hold_secrets, redact_value
 # one object is referenced twice, only miss). sha256 rather than blake2b: OpenSSL's SHA extensions make it
 # faster (~0.6 against ~1 ns a byte here), and 256 bits leave no practical room for a collision that
 # would pass a block holding a secret as one remembered clean.
-LIMIT = 50_000  # digests, ~170 bytes each (8.5 MB at most): about 500 coding-agent conversations of 100 blocks
+# Bytes of digests kept: DIGEST_BYTES each (the 32-byte bytes object, 65, and its OrderedDict entry; checked
+# by tests/tracing/test_cache_budgets.py), so ~24,700 digests: about 250 conversations of 100 blocks.
+BUDGET = 4 * 1024 * 1024
+DIGEST_BYTES = 170
+LIMIT = BUDGET // DIGEST_BYTES
 # Digests kept in clean runs (an array's blocks, all clean, as the last call carried them), ~75 bytes each
 # beyond the digests themselves, and runs kept per first block.
 RUN_LIMIT = 20_000
