@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         svc.argv = pinned(svc.argv, cores.gateway)
         if args.no_export:
             svc.env["LANGFUSE_ENABLED"] = "false"
+        if probe := os.environ.get("LLM_SCOPE_MEMPROBE"):  # the helper's caches in bytes at its stop (memprobe)
+            svc.env["LLM_SCOPE_MEMPROBE"] = probe
         svc.start(timeout=60)
         stack.callback(svc.stop)
         os.sched_setaffinity(0, set(cores.load))

@@ -19,6 +19,7 @@ ENVIRON_READERS = {
     "cli.py": "passes settings to uvicorn's worker processes",
     "metrics/serving.py": "prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself; metrics must agree with it",
     "providers/litellm_adapter.py": "LiteLLM reads LITELLM_LOCAL_MODEL_COST_MAP at import; set before importing",
+    "tracing/memprobe.py": "a debug probe bench.session sets for the trace helper, which is handed no settings of it",
 }
 
 # Which of our own layers each layer may import (by top-level module or subpackage name).

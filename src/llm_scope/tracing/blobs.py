@@ -33,7 +33,12 @@ from .storage import TraceStore
 
 TRUST = 3600.0  # seconds a writer skips a block it wrote, before writing it again (which renews `seen`)
 MARGIN = 3600.0  # for clocks: the sweep keeps blocks seen this much earlier than it strictly must
-LIMIT = 100_000  # keys a writer remembers (~110 bytes each, 11 MB at most): ~1,000 agent conversations
+# Bytes of keys a writer remembers: KEY_BYTES each (the key's str, a float, an OrderedDict entry and table
+# share: 159-174 measured filling 2,000 to 60,000, ~209 under churn; checked by
+# tests/tracing/test_cache_budgets.py), so ~25,200 keys: ~250 agent conversations within TRUST.
+BUDGET = 6 * 1024 * 1024
+KEY_BYTES = 250
+LIMIT = BUDGET // KEY_BYTES
 _READ_CHUNK = 500  # keys per read query
 
 SQLITE_MIGRATION = """

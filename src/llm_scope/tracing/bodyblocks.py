@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections import OrderedDict
 from hashlib import sha256
 from itertools import chain
@@ -39,7 +40,12 @@ from .blocks import BlockDict, BlockList
 
 PREFIX = 256  # characters a block is looked up by; a shorter block is parsed every time
 CANDIDATES = 16  # blocks kept per prefix (many blocks may start alike: a tool result's envelope)
-BUDGET = 8 * 1024 * 1024  # characters of block text kept (least recently used out): ~60 conversations
+# Bytes kept (least recently used out), counted as the objects cost (see `cost_of`): blocks in a third, runs
+# in two thirds. A run counts its text and also its blocks (their texts and values), which it keeps alive
+# after the blocks' own entries are dropped: an upper bound, never below what is held.
+BUDGET = 24 * 1024 * 1024
+ENTRY = 400  # a block's bytes beyond its text and value: _Block, its digest, dict and prefix-list entries
+RUN_ENTRY = 200  # a run's beyond its text, lists and dict: _Run, its dict entries
 _WS = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 _WS1 = (" ", "\t", "\n", "\r")  # one character of it (a tuple: "" is not in it)
 _DECODER = json.JSONDecoder()  # raw_decode: one value from a position, and where it ends
@@ -52,7 +58,9 @@ class BodyBlocks:
     def __init__(self, families: tuple[ApiFamily, ...] = FAMILIES, budget: int = BUDGET) -> None:
         self.families = by_name(families)
         self.budget = budget
-        self.size = 0
+        self.block_budget = budget // 3
+        self.run_budget = budget - self.block_budget
+        self.size = 0  # bytes of the blocks kept, as cost_of counts them
         self.hits = 0  # blocks found rather than parsed: read by tests and benchmarks
         self._entries: OrderedDict[bytes, _Block] = OrderedDict()  # by digest, least recently used first
         self._by_prefix: dict[str, list[bytes]] = {}
@@ -182,13 +190,13 @@ class BodyBlocks:
             self._drop_run(alike[-1])
         self._runs_by_first.setdefault(first, []).insert(0, run)
         self._runs[id(run)] = run
-        self.run_size += len(run.text)
-        while self.run_size > self.budget // 2 and len(self._runs) > 1:
+        self.run_size += run.cost
+        while self.run_size > self.run_budget and len(self._runs) > 1:
             self._drop_run(next(iter(self._runs.values())))
 
     def _drop_run(self, run: _Run) -> None:
         del self._runs[id(run)]
-        self.run_size -= len(run.text)
+        self.run_size -= run.cost
         first = run.blocks[0].digest
         alike = self._runs_by_first[first]
         alike.remove(run)
@@ -231,13 +239,15 @@ class BodyBlocks:
                 self._drop(alike[-1])
             alike.insert(0, block.digest)  # the newest first: a conversation's latest blocks are the likeliest
         entries[block.digest] = block
-        self.size += len(block.text)
-        while self.size > self.budget and len(entries) > 1:
+        block.cost = ENTRY + sys.getsizeof(block.text) + cost_of(block.value)
+        self.size += block.cost
+        while self.size > self.block_budget and len(entries) > 1:
             self._drop(next(iter(entries)))
 
     def _drop(self, digest: bytes) -> None:
-        text = self._entries.pop(digest).text
-        self.size -= len(text)
+        block = self._entries.pop(digest)
+        text = block.text
+        self.size -= block.cost
         if len(text) >= PREFIX:
             head = text[:PREFIX]
             alike = self._by_prefix[head]
@@ -249,13 +259,15 @@ class BodyBlocks:
 class _Run:
     """An array's elements as read before: their text from the first's start to the last's end, and blocks."""
 
-    __slots__ = ("blocks", "found", "text", "values")
+    __slots__ = ("blocks", "blocks_cost", "cost", "found", "text", "values")
 
     def __init__(self, text: str, blocks: list[_Block], values: list[Any], found: dict[int, bytes]) -> None:
         self.text = text
         self.blocks = blocks
         self.values = values  # the blocks' values, and their digests by id: a match takes both whole
         self.found = found
+        self.blocks_cost = 0  # of the blocks it holds (set by `extending`)
+        self.cost = RUN_ENTRY + sum(map(sys.getsizeof, (text, blocks, values, found))) + 32 * len(found)
 
     @classmethod
     def extending(cls, base: _Run | None, text: str, blocks: list[_Block]) -> _Run:
@@ -263,22 +275,39 @@ class _Run:
         done = 0 if base is None else len(base.blocks)
         values = [] if base is None else list(base.values)
         found = {} if base is None else dict(base.found)
+        held = 0 if base is None else base.blocks_cost
         for b in blocks[done:]:
             values.append(b.value)
             found[id(b.value)] = b.digest
-        return cls(text, blocks, values, found)
+            held += b.cost or ENTRY + sys.getsizeof(b.text) + cost_of(b.value)  # one not kept: costed here
+        run = cls(text, blocks, values, found)
+        run.blocks_cost = held
+        run.cost += held
+        return run
 
 
 class _Block:
     """A block read before: its digest, text and value, and the digest of the block that followed it."""
 
-    __slots__ = ("digest", "next", "text", "value")
+    __slots__ = ("cost", "digest", "next", "text", "value")
 
     def __init__(self, digest: bytes, text: str, value: Any) -> None:
         self.digest = digest
         self.text = text
         self.value = value
         self.next: bytes | None = None
+        self.cost = 0  # set when kept
+
+
+def cost_of(value: Any) -> int:
+    """Bytes a parsed JSON value holds: its objects' sizes (a key shared by the decoder's memo is counted at
+    each use: a bound, not a census). Walked once per block parsed, never for one found."""
+    t = type(value)
+    if t is dict:
+        return sys.getsizeof(value) + sum(sys.getsizeof(k) + cost_of(v) for k, v in value.items())
+    if t is list:
+        return sys.getsizeof(value) + sum(map(cost_of, value))
+    return sys.getsizeof(value)
 
 
 def _as_list(value: Any) -> list[Any]:

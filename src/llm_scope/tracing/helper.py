@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounting.cost import prices_resolver
 from ..logs import BatchedStream, CallLines, configure_logging
 from ..types import CallRecord
-from . import helper_protocol
+from . import helper_protocol, memprobe
 from .genai import GenAIExporter
 from .langfuse import LangfuseExporter
 from .pipeline import TracePipeline
@@ -168,6 +168,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
             await pipeline.flush()
             await shipper.stop(deadline)
         await pipeline.stop(deadline)
+        memprobe.report()  # LLM_SCOPE_MEMPROBE only: what the caches hold (docs/PERFORMANCE.md)
         send(("stats", stats_of(pipeline, health, shipper)))
         logs.drain()
         with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ the blocks' bytes (compressed whole, once).
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, Final
@@ -29,19 +30,24 @@ from .splice import SMALLEST, Piece, Segment, joined, piece, size_of
 
 SEP: Final = b", "  # json.dumps's item separator, as the exporters' encoder writes it
 COLON: Final = b": "
-# Bytes of block text kept (per exporter), and of runs (their bytes and compressed bytes): a run is one
-# conversation as its last call sent it (~150 KB + ~30 KB compressed), so about 45 conversations.
+# Bytes kept per exporter: blocks (each its bytes object and ENTRY for its dict entry), and runs (a run is
+# one conversation as its last call sent it, ~150 KB + ~30 KB compressed: about 45 conversations), each its
+# bytes and compressed bytes, its keys' list and RUN_ENTRY. A conversation's runs share their chunks, so the
+# runs' count is above what they hold (measured: docs/PERFORMANCE.md): a bound, not a census.
 BLOCK_BUDGET: Final = 4 * 1024 * 1024
 RUN_BUDGET: Final = 8 * 1024 * 1024
+ENTRY: Final = 100
+RUN_ENTRY: Final = 300
 CANDIDATES: Final = 8  # runs kept per first block (conversations that start alike: the same system prompt)
 
 
 class _Run:
-    __slots__ = ("keys", "piece")
+    __slots__ = ("cost", "keys", "piece")
 
     def __init__(self, keys: list[str], piece: Piece) -> None:
         self.keys = keys
         self.piece = piece
+        self.cost = RUN_ENTRY + piece.size + piece.packed_size + sys.getsizeof(keys)
 
 
 class InputRuns:
@@ -101,9 +107,9 @@ class InputRuns:
             self.hits += 1
             return data
         data = self._blocks[key] = text(self.encode(block))
-        self.size += len(data)
+        self.size += ENTRY + sys.getsizeof(data)
         while self.size > self.block_budget and len(self._blocks) > 1:
-            self.size -= len(self._blocks.popitem(last=False)[1])
+            self.size -= ENTRY + sys.getsizeof(self._blocks.popitem(last=False)[1])
         return data
 
     def _array(self, keys: list[str], items: Sequence[Any]) -> Segment:
@@ -139,13 +145,13 @@ class InputRuns:
             self._drop(alike[0])
         alike.append(run)
         self._runs[id(run)] = run
-        self.run_size += run.piece.size + run.piece.packed_size
+        self.run_size += run.cost
         while self.run_size > self.run_budget and len(self._runs) > 1:
             self._drop(next(iter(self._runs.values())))
 
     def _drop(self, run: _Run) -> None:
         del self._runs[id(run)]
-        self.run_size -= run.piece.size + run.piece.packed_size
+        self.run_size -= run.cost
         alike = self._by_first[run.keys[0]]
         alike.remove(run)
         if not alike:

@@ -32,10 +32,17 @@ from ..accounting.redact import SECRET_FIELDS, may_hold_secrets, redact_value
 # one object is referenced twice, only miss). sha256 rather than blake2b: OpenSSL's SHA extensions make it
 # faster (~0.6 against ~1 ns a byte here), and 256 bits leave no practical room for a collision that
 # would pass a block holding a secret as one remembered clean.
-LIMIT = 50_000  # digests, ~170 bytes each (8.5 MB at most): about 500 coding-agent conversations of 100 blocks
-# Digests kept in clean runs (an array's blocks, all clean, as the last call carried them), ~75 bytes each
-# beyond the digests themselves, and runs kept per first block.
-RUN_LIMIT = 20_000
+# Bytes kept: 3 MB of digests at DIGEST_BYTES each (the 32-byte bytes object, 65, its OrderedDict entry and
+# table share: 141-173 measured filling 2,000 to 60,000, ~204 under churn), so ~13,700 digests (~135
+# conversations of 100 blocks); and 1 MB of clean runs at RUN_DIGEST_BYTES a digest (a list slot, and the
+# digest itself once it has left the digests). Checked by tests/tracing/test_cache_budgets.py.
+BUDGET = 4 * 1024 * 1024
+DIGEST_BYTES = 230
+RUN_DIGEST_BYTES = 80
+LIMIT = BUDGET * 3 // 4 // DIGEST_BYTES
+# Digests kept in clean runs (an array's blocks, all clean, as the last call carried them), and runs kept per
+# first block.
+RUN_LIMIT = BUDGET // 4 // RUN_DIGEST_BYTES
 CANDIDATES = 8
 
 
