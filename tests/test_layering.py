@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "providers": {"providers", "apis", "model_config", "errors", "types", "jsoncodec"},
     # logs: the helper process sets up its own; postgres: the shared store it ships to
     # apis: the exporters name a record's operation after its API family's row
-    "tracing": {"tracing", "apis", "accounting", "logs", "types", "jsoncodec", "internals", "postgres"},
+    "tracing": {"tracing", "apis", "accounting", "logs", "types", "jsoncodec", "internals", "postgres", "memtrim"},
     "gateway": {"gateway", "apis", "providers", "accounting", "model_config", "errors", "types", "jsoncodec"},
     "access": {"access", "errors", "types", "settings", "postgres"},
     "http": {

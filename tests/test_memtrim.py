@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_scope.memtrim import Heap, Trimmer, _heap
+from llm_scope.memtrim import Heap, Trimmer, heap
 
-HEAP = _heap()
+HEAP = heap()
 needs_glibc = pytest.mark.skipif(HEAP is None, reason="not glibc >= 2.33 (no mallinfo2): the trimmer is off there")
 
 
@@ -26,11 +26,11 @@ def _held_in_holes(mb: int) -> list[bytes]:
 def test_a_trim_gives_back_what_malloc_held() -> None:
     made: list[Heap | None] = []
 
-    def heap() -> Heap | None:
-        made.append(_heap())
+    def counted() -> Heap | None:
+        made.append(heap())
         return made[-1]
 
-    trimmer = Trimmer(every=1.0, free_mb=8.0, heap=heap)
+    trimmer = Trimmer(every=1.0, free_mb=8.0, heap=counted)
     assert not trimmer.check(0.0) and made == []  # not grown since: ctypes not even loaded
     kept = _held_in_holes(48)
     assert HEAP is not None

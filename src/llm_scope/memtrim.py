@@ -59,11 +59,22 @@ class Heap:
         info = self._info()
         return int(info.uordblks), int(info.fordblks)
 
+    def account(self) -> dict[str, int]:
+        """glibc's own account of its heap, for the helper's memory probe: in use (arena and mmapped
+        chunks), freed but kept, and the arena's size."""
+        info = self._info()
+        return {
+            "malloc_in_use": int(info.uordblks + info.hblkhd),
+            "malloc_free_kept": int(info.fordblks),
+            "malloc_arena": int(info.arena),
+        }
+
     def trim(self) -> None:
         self._trim(0)
 
 
-def _heap() -> Heap | None:
+def heap() -> Heap | None:
+    """glibc's heap, or None where it is not glibc >= 2.33."""
     try:
         return Heap()
     except (OSError, AttributeError, TypeError):
@@ -73,7 +84,7 @@ def _heap() -> Heap | None:
 class Trimmer:
     """At most one `malloc_trim(0)` per `every` seconds, and only when `free_mb` or more is freed but held."""
 
-    def __init__(self, every: float = 0.25, free_mb: float = 4.0, heap: Callable[[], Heap | None] = _heap) -> None:
+    def __init__(self, every: float = 0.25, free_mb: float = 4.0, heap: Callable[[], Heap | None] = heap) -> None:
         self.every = every
         self.free = int(free_mb * (1 << 20))
         self._make_heap = heap

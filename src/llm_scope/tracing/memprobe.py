@@ -10,12 +10,13 @@ path and the helper appends one JSON line there at its stop; nothing is read or 
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import os
 import sys
 from typing import Any
+
+from ..memtrim import heap
 
 ENV = "LLM_SCOPE_MEMPROBE"
 _CACHES = ("BodyBlocks", "InputRuns", "CleanBlocks", "BlockWriter", "SessionRuns")
@@ -48,33 +49,10 @@ def deep_size(root: Any, seen: set[int]) -> int:
     return total
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (n, ctypes.c_size_t)
-        for n in [
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        ]
-    ]
-
-
 def malloc_info() -> dict[str, int]:
     """glibc's heap: bytes in use (arena + mmapped) and free but kept; {} where it is not glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallinfo2.restype = _MallInfo2
-        m = libc.mallinfo2()
-    except (OSError, AttributeError):
-        return {}
-    return {"malloc_in_use": m.uordblks + m.hblkhd, "malloc_free_kept": m.fordblks, "malloc_arena": m.arena}
+    found = heap()
+    return found.account() if found is not None else {}
 
 
 def rss_bytes() -> int:
