@@ -31,12 +31,14 @@ import sys
 from collections import OrderedDict
 from hashlib import sha256
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 from .. import jsoncodec
 from ..apis import FAMILIES, ApiFamily, by_name
 from ..types import RawInput
 from .blocks import BlockDict, BlockList
+from .runindex import RunIndex
 
 PREFIX = 256  # characters a block is looked up by; a shorter block is parsed every time
 CANDIDATES = 16  # blocks kept per prefix (many blocks may start alike: a tool result's envelope)
@@ -66,9 +68,7 @@ class BodyBlocks:
         self._by_prefix: dict[str, list[bytes]] = {}
         # Arrays read lately as runs of blocks (a conversation's messages as its last call sent them), by their
         # first block: the next call's array starts with the same text, compared whole in one memcmp.
-        self.run_size = 0
-        self._runs: OrderedDict[int, _Run] = OrderedDict()  # by id, least recently used first
-        self._runs_by_first: dict[bytes, list[_Run]] = {}
+        self._runs: RunIndex[_Run] = RunIndex(self.run_budget, CANDIDATES, _first_digest, attrgetter("cost"))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -162,7 +162,7 @@ class BodyBlocks:
                 c = s[p : p + 1]
             if c == "]":
                 if chain is not None and len(chain) > 1 and (matched is None or len(chain) > len(matched.blocks)):
-                    self._keep_run(_Run.extending(matched, s[start:last], chain), matched)
+                    self._runs.keep(_Run.extending(matched, s[start:last], chain), matched)
                 return items, p + 1
             if c != ",":
                 raise ValueError("expected ',' or ']'")
@@ -173,35 +173,17 @@ class BodyBlocks:
     def _run(self, s: str, start: int, first: _Block) -> _Run | None:
         """The longest array run kept that starts with `first` and whose text is at `start`."""
         best: _Run | None = None
-        for run in self._runs_by_first.get(first.digest, ()):
+        for run in self._runs.alike(first.digest):
             if (best is None or len(run.text) > len(best.text)) and s.startswith(run.text, start):
                 best = run
         if best is not None:
-            self._runs.move_to_end(id(best))
+            self._runs.used(best)
         return best
 
-    def _keep_run(self, run: _Run, replaces: _Run | None) -> None:
-        """Keep an array's elements as a run, in place of the run it extends (the conversation's last call)."""
-        if replaces is not None and id(replaces) in self._runs:
-            self._drop_run(replaces)
-        first = run.blocks[0].digest
-        alike = self._runs_by_first.get(first)
-        if alike is not None and len(alike) >= CANDIDATES:
-            self._drop_run(alike[-1])
-        self._runs_by_first.setdefault(first, []).insert(0, run)
-        self._runs[id(run)] = run
-        self.run_size += run.cost
-        while self.run_size > self.run_budget and len(self._runs) > 1:
-            self._drop_run(next(iter(self._runs.values())))
-
-    def _drop_run(self, run: _Run) -> None:
-        del self._runs[id(run)]
-        self.run_size -= run.cost
-        first = run.blocks[0].digest
-        alike = self._runs_by_first[first]
-        alike.remove(run)
-        if not alike:
-            del self._runs_by_first[first]
+    @property
+    def run_size(self) -> int:
+        """Bytes of the array runs kept, the blocks they hold included."""
+        return self._runs.size
 
     def _value(
         self, s: str, p: int, found: dict[int, bytes], before: _Block | None = None
@@ -254,6 +236,10 @@ class BodyBlocks:
             alike.remove(digest)
             if not alike:
                 del self._by_prefix[head]
+
+
+def _first_digest(run: _Run) -> bytes:
+    return run.blocks[0].digest
 
 
 class _Run:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any, Final
 
 from .protowire import string_attribute, string_attribute_head, text
+from .runindex import RunIndex
 from .splice import SMALLEST, Piece, Segment, joined, piece, size_of
 
 SEP: Final = b", "  # json.dumps's item separator, as the exporters' encoder writes it
@@ -50,6 +52,10 @@ class _Run:
         self.cost = RUN_ENTRY + piece.size + piece.packed_size + sys.getsizeof(keys)
 
 
+def _first_key(run: _Run) -> str:
+    return run.keys[0]
+
+
 class InputRuns:
     """Each block's bytes and each array's run of them, by key, for one exporter's encoder."""
 
@@ -60,11 +66,10 @@ class InputRuns:
         self.block_budget = block_budget
         self.run_budget = run_budget
         self.size = 0  # bytes of the blocks kept
-        self.run_size = 0  # bytes of the runs kept, compressed bytes included
         self.hits = 0  # blocks not encoded again: read by tests and benchmarks
         self._blocks: OrderedDict[str, bytes] = OrderedDict()
-        self._runs: OrderedDict[int, _Run] = OrderedDict()  # by id, least recently used first
-        self._by_first: dict[str, list[_Run]] = {}
+        # The runs kept, their bytes (compressed bytes included) within run_budget.
+        self._runs: RunIndex[_Run] = RunIndex(run_budget, CANDIDATES, _first_key, attrgetter("cost"))
 
     def __len__(self) -> int:
         return len(self._blocks)
@@ -118,12 +123,12 @@ class InputRuns:
             return b""
         base: _Run | None = None
         n = len(keys)
-        for run in self._by_first.get(keys[0], ()):
+        for run in self._runs.alike(keys[0]):
             m = len(run.keys)
             if m <= n and (base is None or m > len(base.keys)) and keys[:m] == run.keys:
                 base = run
         if base is not None and len(base.keys) == n:
-            self._runs.move_to_end(id(base))
+            self._runs.used(base)
             self.hits += n
             return base.piece
         start = 0 if base is None else len(base.keys)
@@ -135,24 +140,10 @@ class InputRuns:
         else:
             self.hits += start
             made = joined(base.piece, piece(SEP + tail))
-            self._drop(base)  # extended: the conversation's next call extends this one
-        self._keep(_Run(list(keys), made))
+        self._runs.keep(_Run(list(keys), made), base)  # extended: the conversation's next call extends base
         return made
 
-    def _keep(self, run: _Run) -> None:
-        alike = self._by_first.setdefault(run.keys[0], [])
-        if len(alike) >= CANDIDATES:
-            self._drop(alike[0])
-        alike.append(run)
-        self._runs[id(run)] = run
-        self.run_size += run.cost
-        while self.run_size > self.run_budget and len(self._runs) > 1:
-            self._drop(next(iter(self._runs.values())))
-
-    def _drop(self, run: _Run) -> None:
-        del self._runs[id(run)]
-        self.run_size -= run.cost
-        alike = self._by_first[run.keys[0]]
-        alike.remove(run)
-        if not alike:
-            del self._by_first[run.keys[0]]
+    @property
+    def run_size(self) -> int:
+        """Bytes of the runs kept, compressed bytes included."""
+        return self._runs.size

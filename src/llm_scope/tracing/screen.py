@@ -21,10 +21,12 @@ import pickle
 from collections import OrderedDict
 from collections.abc import Sequence
 from hashlib import sha256
+from operator import itemgetter
 from typing import Any
 
 from .. import jsoncodec
 from ..accounting.redact import SECRET_FIELDS, may_hold_secrets, redact_value
+from .runindex import RunIndex
 
 # A block's digest is sha256 of its pickle: pickling copies a string's bytes where JSON encoding inspects
 # each one (~45 against ~170 µs for a 150 KB conversation here), and pickle.loads gives the value back, so
@@ -63,9 +65,7 @@ class CleanBlocks:
         # Arrays whose blocks were all clean, as their given digests (a conversation's messages as its last call
         # carried them), by first digest: a call whose array starts with one is passed up to its end in one list
         # compare, and only its new blocks are looked at one by one.
-        self._runs: OrderedDict[int, list[bytes | None]] = OrderedDict()
-        self._runs_by_first: dict[bytes | None, list[list[bytes | None]]] = {}
-        self.run_size = 0
+        self._runs: RunIndex[list[bytes | None]] = RunIndex(RUN_LIMIT, CANDIDATES, itemgetter(0), len)
 
     def __len__(self) -> int:
         return len(self._digests)
@@ -91,8 +91,6 @@ class CleanBlocks:
         if secrets != self._secrets:
             self._digests.clear()  # a verdict holds only for the secrets it was reached under
             self._runs.clear()
-            self._runs_by_first.clear()
-            self.run_size = 0
             self._secrets = secrets
         if isinstance(value, list | tuple):
             return self._scrub_items(value, secrets)
@@ -129,7 +127,7 @@ class CleanBlocks:
             run = list(self._given[start : start + len(items)])
             out = self._out
             if out is not None and None not in run and run == out[len(out) - len(items) :]:
-                self._keep_run(run, base)  # every block clean, under the digests it was given
+                self._runs.keep(run, base)  # every block clean, under the digests it was given
         return items if copied is None else copied
 
     def _clean_run(self, n: int) -> list[bytes | None] | None:
@@ -138,34 +136,18 @@ class CleanBlocks:
         if given is None or at >= len(given) or given[at] is None:
             return None
         best: list[bytes | None] | None = None
-        for run in self._runs_by_first.get(given[at], ()):
+        for run in self._runs.alike(given[at]):
             m = len(run)
             if (best is None or m > len(best)) and m <= n and given[at : at + m] == run:
                 best = run
         if best is not None:
-            self._runs.move_to_end(id(best))
+            self._runs.used(best)
         return best
 
-    def _keep_run(self, run: list[bytes | None], replaces: list[bytes | None] | None) -> None:
-        if replaces is not None:
-            self._drop_run(replaces)  # extended: the conversation's next call extends this one
-        alike = self._runs_by_first.setdefault(run[0], [])
-        if len(alike) >= CANDIDATES:
-            self._drop_run(alike[0])
-            alike = self._runs_by_first.setdefault(run[0], [])
-        alike.append(run)
-        self._runs[id(run)] = run
-        self.run_size += len(run)
-        while self.run_size > RUN_LIMIT and len(self._runs) > 1:
-            self._drop_run(next(iter(self._runs.values())))
-
-    def _drop_run(self, run: list[bytes | None]) -> None:
-        del self._runs[id(run)]
-        self.run_size -= len(run)
-        alike = self._runs_by_first[run[0]]
-        del alike[next(i for i, kept in enumerate(alike) if kept is run)]  # by identity: equal runs are not it
-        if not alike:
-            del self._runs_by_first[run[0]]
+    @property
+    def run_size(self) -> int:
+        """Digests kept in clean runs."""
+        return self._runs.size
 
     def _scrub_block(self, block: Any, secrets: tuple[str, ...]) -> Any:
         out, given, at = self._out, self._given, self._at
