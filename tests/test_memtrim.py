@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from llm_scope.memtrim import Heap, Trimmer, heap
+from llm_scope.memtrim import Heap, Trimmer, glibc_heap
 
-HEAP = heap()
+HEAP = glibc_heap()
 needs_glibc = pytest.mark.skipif(HEAP is None, reason="not glibc >= 2.33 (no mallinfo2): the trimmer is off there")
 
 
@@ -27,7 +27,7 @@ def test_a_trim_gives_back_what_malloc_held() -> None:
     made: list[Heap | None] = []
 
     def counted() -> Heap | None:
-        made.append(heap())
+        made.append(glibc_heap())
         return made[-1]
 
     trimmer = Trimmer(every=1.0, free_mb=8.0, heap=counted)

@@ -182,35 +182,6 @@ def _call_text(fields: dict[str, Any]) -> str:
     return " ".join([f"{k}={v}" for k, v in fields.items() if v is not None and v != ""])
 
 
-def call_text(record: CallRecord) -> str:
-    """`_call_text(call_fields(record))` without the dict and a format per field: the text line is one per
-    call in the trace helper, and this was half its cost. The same fields in the same order, each left out
-    where None or "" (status, stream, the token counts and the duration are never either: see CallRecord)."""
-    text = ""
-    if (value := record.trace_id) is not None and value != "":
-        text = f"trace_id={value} "
-    if (value := record.route) is not None and value != "":
-        text += f"route={value} "
-    if (value := record.requested_model) is not None and value != "":
-        text += f"model={value} "
-    if (value := record.resolved_model) is not None and value != "":
-        text += f"resolved_model={value} "
-    if (value := record.provider) is not None and value != "":
-        text += f"provider={value} "
-    text += f"status={record.status_code} "
-    if (other := record.error_type) is not None and other != "":
-        text += f"error_type={other} "
-    if (other := record.user_id) is not None and other != "":
-        text += f"user_id={other} "
-    if (other := record.session_id) is not None and other != "":
-        text += f"session_id={other} "
-    usage, cost = record.usage, record.cost
-    text += f"stream={record.stream} input_tokens={usage.input} output_tokens={usage.output} "
-    if cost is not None:
-        text += f"cost_usd={cost.total} "
-    return f"{text}duration_ms={round(max(0.0, record.end_time - record.start_time) * 1000, 2)}"
-
-
 class CallLines:
     """The trace helper's call lines, written byte for byte as `log_calls` through `configure_logging`'s
     handler would write them, without a LogRecord and a handler round per line (two thirds of a line's cost).
@@ -231,12 +202,13 @@ class CallLines:
         for record in records:
             created = time.time()
             msecs = int((created - int(created)) * 1000)  # as LogRecord computes them
+            fields = call_fields(record)
+            message = "call " + _call_text(fields)
             if self._json is not None:
-                fields = call_fields(record)
-                out = self._json.fields(created, msecs, "INFO", CALL_LOGGER, "call " + _call_text(fields))
+                out = self._json.fields(created, msecs, "INFO", CALL_LOGGER, message)
                 out.update(fields)
                 line = _encode_json(out)
             else:  # TEXT_FORMAT, with TextFormatter's time
                 second = self._text.format_time(created)
-                line = f"{second},{msecs:03d} INFO {CALL_LOGGER}: call {call_text(record)}"
+                line = f"{second},{msecs:03d} INFO {CALL_LOGGER}: {message}"
             self._write(line + "\n")

@@ -73,7 +73,7 @@ class Heap:
         self._trim(0)
 
 
-def heap() -> Heap | None:
+def glibc_heap() -> Heap | None:
     """glibc's heap, or None where it is not glibc >= 2.33."""
     try:
         return Heap()
@@ -84,7 +84,7 @@ def heap() -> Heap | None:
 class Trimmer:
     """At most one `malloc_trim(0)` per `every` seconds, and only when `free_mb` or more is freed but held."""
 
-    def __init__(self, every: float = 0.25, free_mb: float = 4.0, heap: Callable[[], Heap | None] = heap) -> None:
+    def __init__(self, every: float = 0.25, free_mb: float = 4.0, heap: Callable[[], Heap | None] = glibc_heap) -> None:
         self.every = every
         self.free = int(free_mb * (1 << 20))
         self._make_heap = heap

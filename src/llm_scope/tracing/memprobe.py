@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from ..memtrim import heap
+from ..memtrim import glibc_heap
 
 ENV = "LLM_SCOPE_MEMPROBE"
 _CACHES = ("BodyBlocks", "InputRuns", "CleanBlocks", "BlockWriter", "SessionRuns")
@@ -51,7 +51,7 @@ def deep_size(root: Any, seen: set[int]) -> int:
 
 def malloc_info() -> dict[str, int]:
     """glibc's heap: bytes in use (arena + mmapped) and free but kept; {} where it is not glibc."""
-    found = heap()
+    found = glibc_heap()
     return found.account() if found is not None else {}
 
 
