@@ -60,6 +60,7 @@ from bench.targets import (
     project_python,
     start_helper,
     tools_python,
+    tuning,
 )
 
 MB = 1024 * 1024
@@ -242,6 +243,8 @@ class Bench:
         if a.gateway_cores:  # this process, and what it starts unpinned (mock, sink, load), on the other cores
             os.sched_setaffinity(0, (os.sched_getaffinity(0) - set(a.gateway_cores)) or os.sched_getaffinity(0))
             self.notes.append(layout(a.gateway_cores, a.helper_cores, sorted(os.sched_getaffinity(0))))
+        if tuned := tuning():
+            self.notes.append("llm-scope tuned by " + " ".join(f"{k}={v}" for k, v in tuned.items()))
         self.start_helpers()
         for repeat in range(1, a.repeats + 1):
             print(f"bench: repeat {repeat}/{a.repeats}", flush=True)

@@ -30,6 +30,16 @@ def project_python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+# llm-scope's tuning knobs a caller may set for a run (`LLM_SCOPE_HELPER_SCHED=idle python -m bench.run ...`):
+# they reach llm-scope only; every other gateway setting is dropped so a shell's own config cannot leak in.
+TUNING = ("LLM_SCOPE_HELPER_SCHED", "LLM_SCOPE_HELPER_NICE", "LLM_SCOPE_QUEUE_MB", "LLM_SCOPE_MALLOC_TRIM_S")
+
+
+def tuning() -> dict[str, str]:
+    """The tuning knobs set in this process's environment, as llm-scope will get them."""
+    return {k: os.environ[k] for k in TUNING if os.environ.get(k)}
+
+
 def _clean_env() -> dict[str, str]:
     """The caller's environment minus anything that would configure a gateway or point it elsewhere."""
     drop = ("LLM_SCOPE_", "LANGFUSE_", "LITELLM_", "OPENAI_", "ANTHROPIC_", "AZURE_", "PROXY_", "METRICS_")
@@ -94,6 +104,7 @@ def llm_scope_service(
         LANGFUSE_HOST=f"http://127.0.0.1:{otlp_port}",
         METRICS_PORT=str(metrics_port),
     )
+    env.update(tuning())
     argv = [
         project_python(), "-m", "llm_scope", "serve", "--host", "127.0.0.1", "--port", str(port),
         "--config", str(config), "--data-dir", str(data), "--workers", str(workers),

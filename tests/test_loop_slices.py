@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 from pathlib import Path
 
+import pytest
+from pydantic import ValidationError
+
 from llm_scope.metrics import Metrics
+from llm_scope.model_config import parse_config
+from llm_scope.parts import build_pipeline
+from llm_scope.settings import load_settings
 from llm_scope.tracing.handoff import TraceHandoff
 from llm_scope.tracing.helper_protocol import HelperOptions
 from llm_scope.types import CallRecord, Usage
@@ -69,9 +76,16 @@ def test_a_scrape_between_slices_sees_every_call_folded_so_far_and_queued() -> N
     assert samples(sliced) == samples(at_once)  # and nothing twice
 
 
-async def _helper_priority(db: Path, nice: int) -> tuple[int, int]:
+async def _helper_priority(db: Path, nice: int, idle: bool = False) -> tuple[int, int, int]:
     options = HelperOptions(
-        store_path=db, langfuse=None, secrets=(), trace_content=True, max_outbox=1000, retention_days=30, nice=nice
+        store_path=db,
+        langfuse=None,
+        secrets=(),
+        trace_content=True,
+        max_outbox=1000,
+        retention_days=30,
+        nice=nice,
+        idle=idle,
     )
     handoff = TraceHandoff(options)
     await handoff.start()
@@ -79,13 +93,34 @@ async def _helper_priority(db: Path, nice: int) -> tuple[int, int]:
     await handoff.flush()  # answered: the helper has read its options and set its priority
     pid = handoff.helper_pid
     assert pid is not None
-    priority = os.getpriority(os.PRIO_PROCESS, pid)
+    priority, policy = os.getpriority(os.PRIO_PROCESS, pid), os.sched_getscheduler(pid)
     await handoff.stop()
-    return priority, os.getpriority(os.PRIO_PROCESS, 0)
+    return priority, os.getpriority(os.PRIO_PROCESS, 0), policy
 
 
 def test_the_helper_runs_below_the_workers_priority_by_the_nice_it_is_given(tmp_path: Path) -> None:
-    helper, worker = asyncio.run(_helper_priority(tmp_path / "a.db", 7))
+    helper, worker, policy = asyncio.run(_helper_priority(tmp_path / "a.db", 7))
     assert helper == min(19, worker + 7)
-    helper, worker = asyncio.run(_helper_priority(tmp_path / "b.db", 0))
+    assert policy == os.SCHED_OTHER
+    helper, worker, policy = asyncio.run(_helper_priority(tmp_path / "b.db", 0))
     assert helper == worker
+    assert policy == os.SCHED_OTHER
+
+
+def test_the_helper_runs_under_sched_idle_when_asked_and_still_stores_every_call(tmp_path: Path) -> None:
+    """LLM_SCOPE_HELPER_SCHED=idle: any normal task's wake-up preempts the helper (the c1 tail)."""
+    helper, worker, policy = asyncio.run(_helper_priority(tmp_path / "c.db", 0, idle=True))
+    assert policy == os.SCHED_IDLE
+    assert helper == worker
+    stored = sqlite3.connect(tmp_path / "c.db").execute("SELECT count(*) FROM traces").fetchone()[0]
+    assert stored == 1
+
+
+def test_the_helper_sched_setting_takes_normal_or_idle_only_and_reaches_the_helper(tmp_path: Path) -> None:
+    config = parse_config({"model_list": []}, {}, source="test")
+    for value, idle in (("normal", False), ("idle", True)):
+        settings = load_settings({"LLM_SCOPE_HELPER_SCHED": value, "LLM_SCOPE_DATA_DIR": str(tmp_path)}, env_file=None)
+        assert build_pipeline(settings, config, Metrics()).options.idle is idle
+    assert load_settings({}, env_file=None).helper_sched == "normal"
+    with pytest.raises(ValidationError):
+        load_settings({"LLM_SCOPE_HELPER_SCHED": "realtime"}, env_file=None)

@@ -54,6 +54,7 @@ def build_pipeline(settings: Settings, config: ModelConfig, metrics: Metrics) ->
         price_overrides=config.price_overrides,
         database_url=settings.database_url,
         nice=settings.helper_nice,
+        idle=settings.helper_sched == "idle",
         session_repo=settings.session_repo,
     )
     return TraceHandoff(

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # The trace helpers' CPU priority below the workers' (nice, 0-19): on a core they share, a helper's batch
     # then does not preempt a request (the c1 tail, docs/scaling.md); at saturation more is spilled instead.
     helper_nice: int = Field(0, ge=0, le=19, validation_alias=_alias("LLM_SCOPE_HELPER_NICE", "helper_nice"))
+    # "idle": the trace helpers run under Linux's SCHED_IDLE, so a request never waits for a helper's batch on
+    # a core they share (c1 added p99 ~2.9 -> ~0.45 ms, docs/PERFORMANCE.md); at saturation the helpers get
+    # only the CPU left over, so records spill and are stored once load ebbs. Off Linux it is "normal".
+    helper_sched: Literal["normal", "idle"] = Field(
+        "normal", validation_alias=_alias("LLM_SCOPE_HELPER_SCHED", "helper_sched")
+    )
     environment: str = Field("default", validation_alias=_alias("LLM_SCOPE_ENVIRONMENT", "environment"))
     langfuse_enabled: bool = Field(True, validation_alias=_alias("LANGFUSE_ENABLED", "langfuse_enabled"))
     langfuse_public_key: str | None = Field(None, validation_alias=_alias("LANGFUSE_PUBLIC_KEY", "langfuse_public_key"))

@@ -88,6 +88,20 @@ async def _pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asyncio
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
 
 
+def _run_idle() -> None:
+    """SCHED_IDLE, not a nice value, because since Linux 6.6 (EEVDF) a waking task no longer preempts a running
+    nice-19 one before its slice ends, so a helper's batch still delayed the request that arrived during it;
+    a SCHED_IDLE task is preempted by any normal task's wake-up. An unprivileged process may always do this."""
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None:
+        log.warning("LLM_SCOPE_HELPER_SCHED=idle: this OS has no SCHED_IDLE; the trace helper runs as normal")
+        return
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+    except OSError as exc:
+        log.warning("LLM_SCOPE_HELPER_SCHED=idle: could not set SCHED_IDLE (%s); the trace helper runs as normal", exc)
+
+
 async def serve(in_fd: int, out_fd: int) -> None:
     reader, writer = await _pipes(in_fd, out_fd)
     first = await helper_protocol.read(reader)
@@ -98,6 +112,8 @@ async def serve(in_fd: int, out_fd: int) -> None:
         os.nice(options.nice)  # lower only: an unprivileged process may always do that
     logs = BatchedStream(2)
     configure_logging(options.log_level, options.log_format, logs)
+    if options.idle:
+        _run_idle()
     call_lines = CallLines(options.log_format, logs)
     exporter = LangfuseExporter(**options.langfuse) if options.langfuse is not None else None
     otel = [GenAIExporter(**options.otel)] if options.otel is not None else []

@@ -59,6 +59,7 @@ class HelperOptions:
     otel: dict[str, Any] | None = None  # GenAIExporter's keyword arguments; None: no OpenTelemetry export
     database_url: str | None = None  # PostgreSQL the helper ships the local store to (see shipping)
     nice: int = 0  # added to the helper's nice value at start (LLM_SCOPE_HELPER_NICE)
+    idle: bool = False  # the helper runs under SCHED_IDLE (LLM_SCOPE_HELPER_SCHED=idle)
     session_repo: bool = False  # store the repository and branch the tools state (LLM_SCOPE_SESSION_REPO)
 
     @property
