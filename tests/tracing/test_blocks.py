@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from hashlib import sha256
 from typing import Any
 
 from hypothesis import given, settings
@@ -15,7 +16,9 @@ from hypothesis import strategies as st
 
 from llm_scope import jsoncodec
 from llm_scope.tracing import blocks
+from llm_scope.tracing.blobs import stored_row
 from llm_scope.tracing.blocks import BlockList, with_refs
+from llm_scope.tracing.callfacts import request_digest
 from llm_scope.tracing.genai import GenAIEncoder
 from llm_scope.tracing.inputruns import InputRuns
 from llm_scope.tracing.otlp import RecordEncoder, _dumps, _json
@@ -88,3 +91,37 @@ def test_spans_of_an_input_with_keys_are_the_spans_of_the_plain_input() -> None:
         for _ in range(2):  # the second time from the encoders' caches
             assert langfuse.record(keyed) == RecordEncoder(environment="default", release="1").record(plain)
             assert genai.record(keyed) == GenAIEncoder(service_name="s", version="1", content=True).record(plain)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.dictionaries(st.sampled_from(["role", "content"]), text, min_size=1), min_size=1, max_size=6)
+    | st.fixed_dictionaries(
+        {"messages": st.lists(st.dictionaries(text, text, max_size=2), max_size=5), "system": text},
+        optional={"tools": st.lists(text, max_size=3)},
+    ),
+    st.data(),
+)
+def test_a_call_stores_exactly_its_blocks_not_written_lately_each_under_its_own_key(value: Any, data: Any) -> None:
+    value = with_refs(value)
+    keys = blocks.flat(value.refs)
+    by_key = {key: jsoncodec.dumps_str(block) for key, block in zip(keys, blocks.blocks(value), strict=True)}
+    written = data.draw(st.sets(st.sampled_from(keys)))  # whatever this writer wrote lately, new ones in any place
+    record = CallRecord("ab" * 16, "chat_completion", 1.0, input=value)  # carrying refs: never kept inline
+    pending: dict[str, str] = {}
+    _, refs = stored_row(record, pending, dict.fromkeys(written, 1.0))
+    assert pending == {key: body for key, body in by_key.items() if key not in written}
+    assert refs == jsoncodec.dumps_str(value.refs)
+    everything: dict[str, str] = {}
+    stored_row(record, everything)  # nothing skipped: every block
+    assert everything == by_key
+
+
+def test_the_request_digest_of_an_input_read_from_bytes_is_its_blocks_digests_hashed_as_before() -> None:
+    value = BlockList([{"role": "user", "content": "hi"}, {"role": "tool", "content": "x"}])
+    value.digests = [sha256(b"one").digest(), sha256(b"two").digest()]
+    parts = [d.hex() for d in value.digests]  # the stored form: re-sends are found against older rows too
+    assert request_digest(value) == sha256(b"digests:" + jsoncodec.dumps(parts)).hexdigest()[:24]
+    value.digests = [value.digests[0], None]  # a block with no digest is digested by its JSON
+    parts = [parts[0], jsoncodec.dumps_str(value[1])]
+    assert request_digest(value) == sha256(b"digests:" + jsoncodec.dumps(parts)).hexdigest()[:24]

@@ -89,6 +89,23 @@ def test_a_conversations_messages_so_far_are_found_in_one_run_and_a_changed_one_
     assert shorter == json.loads(conversation(2))["messages"]
 
 
+def test_conversations_that_start_alike_each_find_their_own_run() -> None:
+    def talk(who: str, turns: int) -> bytes:  # the same system prompt, then each its own messages
+        body = json.loads(conversation(turns))
+        for message in body["messages"][1:]:
+            message["content"] = who + message["content"]
+        return json.dumps(body).encode()
+
+    cache = BodyBlocks()
+    for turns in range(1, 6):  # interleaved, as a gateway's clients are: each call is its last one's run + one
+        for who in "abcd":
+            hits = cache.hits
+            got = read(cache, "chat", talk(who, turns))
+            assert got == json.loads(talk(who, turns))["messages"]
+            expected = turns if turns > 1 else int(who != "a")  # its run so far; at first the prompt, once seen
+            assert cache.hits - hits == expected
+
+
 def test_what_cannot_be_read_block_by_block_is_read_whole_or_unknown() -> None:
     cache = BodyBlocks()
     assert read(cache, "chat", b'{"model": "m", "messages": [1, 2] } ') == [1, 2]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import pickle
+import threading
 
 from llm_scope.tracing import helper_protocol
 from llm_scope.tracing.bodyblocks import BodyBlocks
@@ -99,3 +101,41 @@ def test_bodies_arrive_as_views_into_the_batch_and_still_read_and_pickle_as_byte
     assert type(again.body) is bytes and again.body == body and again.family == "chat"
     broken = RawInput(memoryview(b'{"messages": [1, '), "chat")  # not JSON: the whole-body fallback, from a view
     assert BodyBlocks().input_of(broken) is None
+
+
+def test_the_helper_reads_frames_off_a_real_pipe_whole_however_they_arrive() -> None:
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "%s"}]}' % (b"y" * 300_000)
+    records = [full_record(), CallRecord("cd" * 16, "chat_completion", 3.0, input=RawInput(body, "chat"))]
+    frames = [
+        helper_protocol.encode(("records", 3, helper_protocol.dump_rows(records))),  # ~300 KB: beyond a pipe's
+        helper_protocol.encode(("score", 4, {"v": 1})),
+    ]
+    stream = b"".join(frames) + helper_protocol.encode(("score", 5, {"v": 2}))[:7]  # then cut mid-frame
+    read_end, write_end = os.pipe()
+
+    def write() -> None:  # in pieces of odd sizes, one split inside a length prefix, from another thread
+        with os.fdopen(write_end, "wb", buffering=0) as pipe:
+            for start in range(0, len(stream), 65_537):
+                pipe.write(stream[start : start + 3])
+                pipe.write(stream[start + 3 : start + 65_537])
+
+    async def receive() -> list[tuple[object, ...] | None]:
+        reader = helper_protocol.PipeReader(read_end)
+        return [await reader.read(), await reader.read(), await reader.read(), await reader.read()]
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = asyncio.run(receive())
+    finally:
+        writer.join()
+        os.close(read_end)
+    first, second, cut, after = got
+    assert first is not None and first[:2] == ("records", 3)
+    loaded = helper_protocol.load_rows(first[2])  # type: ignore[arg-type]
+    assert loaded[0] == records[0] and dataclasses.asdict(loaded[0]) == dataclasses.asdict(records[0])
+    raw = loaded[1].input
+    assert type(raw) is RawInput and raw.body == body and raw.family == "chat"
+    assert BodyBlocks().input_of(raw) == json.loads(body)["messages"]
+    assert second == ("score", 4, {"v": 1})
+    assert cut is None and after is None  # a frame cut off by the gateway's exit is the end, not an error

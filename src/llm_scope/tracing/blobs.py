@@ -23,11 +23,12 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import filterfalse
 from typing import Any
 
 from .. import jsoncodec
 from ..types import CallRecord
-from .blocks import assemble, blocks, flat, refs_of
+from .blocks import Refs, assemble, blocks, flat, refs_of
 from .records import IN_COLUMNS, record_to_json, short_input_json, with_columns
 from .storage import TraceStore
 
@@ -40,6 +41,7 @@ BUDGET = 6 * 1024 * 1024
 KEY_BYTES = 250
 LIMIT = BUDGET // KEY_BYTES
 _READ_CHUNK = 500  # keys per read query
+_FEW = 8  # new blocks of a call looked up by their key's place (list.index) rather than walked with the rest
 
 SQLITE_MIGRATION = """
     ALTER TABLE traces ADD COLUMN input_refs TEXT;
@@ -74,10 +76,31 @@ def stored_row(
     if value is None or short_input_json(value) is not None:  # kept inline: see records.INLINE_MAX
         return record_to_json(record, in_columns=True), None
     refs = refs_of(value)
-    for key, block in zip(flat(refs), blocks(value), strict=True):
-        if key not in pending and (skip is None or key not in skip):
-            pending[key] = jsoncodec.dumps_str(block)
+    keys = flat(refs)
+    fresh = keys if skip is None else list(filterfalse(skip.__contains__, keys))  # C-level: ~70 keys a call
+    if len(fresh) <= _FEW:  # a coding agent's call: its new turn only, each found by its key's place
+        for key in fresh:
+            if key not in pending:
+                pending[key] = jsoncodec.dumps_str(_block_at(value, refs, key))
+    else:
+        for key, block in zip(keys, blocks(value), strict=True):
+            if key not in pending and (skip is None or key not in skip):
+                pending[key] = jsoncodec.dumps_str(block)
     return record_to_json(record, with_input=False, in_columns=True), jsoncodec.dumps_str(refs)
+
+
+def _block_at(value: Any, refs: Refs, key: str) -> Any:
+    """The block of `value` whose key in `refs` (its shape: see `blocks`) is `key`, which refs holds."""
+    if isinstance(refs, list):
+        return value[refs.index(key)]
+    if isinstance(refs, dict):
+        for name, keys in refs.items():
+            if keys == key:
+                return value[name]
+            if isinstance(keys, list) and key in keys:
+                return value[name][keys.index(key)]
+        raise KeyError(key)
+    return value
 
 
 class BlockWriter:

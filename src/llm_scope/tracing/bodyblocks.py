@@ -174,7 +174,13 @@ class BodyBlocks:
         """The longest array run kept that starts with `first` and whose text is at `start`."""
         best: _Run | None = None
         for run in self._runs.alike(first.digest):
-            if (best is None or len(run.text) > len(best.text)) and s.startswith(run.text, start):
+            size = len(run.text)
+            if best is not None and size <= len(best.text):
+                continue
+            # Its last block first, where it would end: conversations that start alike (the same system prompt)
+            # differ further on, and a compare from the start ran through that prompt (~8 KB) for each of them.
+            last = run.blocks[-1].text
+            if s.startswith(last, start + size - len(last)) and s.startswith(run.text, start):
                 best = run
         if best is not None:
             self._runs.used(best)

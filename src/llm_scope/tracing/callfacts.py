@@ -111,7 +111,10 @@ def request_digest(content: Any) -> str | None:
         return None
     digests = getattr(content, "digests", None)
     if digests is not None:  # the blocks' digests stand for their content: no re-encoding of 50-200 KB (issue 20)
-        parts = [d.hex() if d is not None else _json(b) for b, d in zip(blocks(content), digests, strict=True)]
+        if None in digests:
+            parts = [d.hex() if d is not None else _json(b) for b, d in zip(blocks(content), digests, strict=True)]
+        else:  # every block read from the bytes (a coding agent's call: ~70): one C-level map, no walk
+            parts = list(map(bytes.hex, digests))
         return hashlib.sha256(b"digests:" + jsoncodec.dumps(shaped(content, parts))).hexdigest()[:24]
     try:
         data = jsoncodec.dumps(content)

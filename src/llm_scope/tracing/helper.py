@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llm_scope.tracing")
 STATS_EVERY = 1.0
-READ_LIMIT = 8 * 1024 * 1024  # bytes of the gateway's messages buffered before reading pauses (twice this)
 
 
 def stats_of(pipeline: TracePipeline, health: dict[str, int], shipper: Shipper | None = None) -> dict[str, int]:
@@ -74,18 +73,12 @@ async def _until_done(step: Callable[[], Awaitable[None]], health: dict[str, int
             await asyncio.sleep(1.0)
 
 
-async def _pipes(in_fd: int, out_fd: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _pipes(in_fd: int, out_fd: int) -> tuple[helper_protocol.PipeReader, asyncio.StreamWriter]:
     loop = asyncio.get_running_loop()
-    # The default limit (64 KiB) pauses the pipe whenever more than 128 KiB wait in the buffer, which one
-    # batch of coding-agent calls always is: the pipe was taken off the selector and put back for every batch
-    # (~7% of the helper's samples on bench.session). The gateway bounds what is in flight; this only lets
-    # a whole batch sit in the buffer.
-    reader = asyncio.StreamReader(limit=READ_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(in_fd, "rb", buffering=0))
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(out_fd, "wb", buffering=0)
     )
-    return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+    return helper_protocol.PipeReader(in_fd), asyncio.StreamWriter(transport, protocol, None, loop)
 
 
 def _run_idle() -> None:
@@ -104,7 +97,7 @@ def _run_idle() -> None:
 
 async def serve(in_fd: int, out_fd: int) -> None:
     reader, writer = await _pipes(in_fd, out_fd)
-    first = await helper_protocol.read(reader)
+    first = await reader.read()
     if first is None or first[0] != "init":
         return
     options: helper_protocol.HelperOptions = first[1]
@@ -156,7 +149,7 @@ async def serve(in_fd: int, out_fd: int) -> None:
     reporter = asyncio.create_task(report())
     deadline = 5.0
     try:
-        while (message := await helper_protocol.read(reader)) is not None:
+        while (message := await reader.read()) is not None:
             kind = message[0]
             if kind == "stop":
                 deadline = message[1]

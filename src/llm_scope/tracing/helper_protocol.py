@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import io
 import operator
+import os
 import pickle
 import struct
 from collections.abc import Sequence
@@ -113,7 +114,7 @@ def dump_rows(records: Sequence[CallRecord]) -> bytes:
     return b"".join((_LENGTH.pack(len(head)), head, *bodies))
 
 
-def load_rows(blob: bytes | memoryview) -> list[CallRecord]:
+def load_rows(blob: bytes | bytearray | memoryview) -> list[CallRecord]:
     """A batch: one or more `dump_rows` chunks one after another (the gateway pickles records a few at a time
     as calls finish and joins them at the hand-over; see `handoff_queue`). A chunk that starts with a pickle's
     PROTO byte is rows as an earlier version wrote them (in a spill file, say): a length prefix starts with
@@ -172,7 +173,59 @@ async def read(reader: asyncio.StreamReader) -> tuple[Any, ...] | None:
     return decode(body)
 
 
-def decode(body: bytes) -> tuple[Any, ...]:
+class PipeReader:
+    """The gateway's messages, each frame read off the pipe straight into a buffer of its size: the helper's end.
+
+    asyncio's StreamReader copied each batch three times (the transport's read, its buffer, then out of it
+    as bytes): with a coding agent's calls a batch is ~150 calls of ~85 KB each, and those copies of fresh
+    memory cost the helper more than the read itself (measured: docs/PERFORMANCE.md, issue 20). Here the
+    kernel copies each frame once, into the bytearray that `decode` reads and the bodies are views of."""
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self._fd = fd
+
+    async def read(self) -> tuple[Any, ...] | None:
+        """The next message, or None once the other side has closed the pipe (mid-frame included)."""
+        header = await self._fill(_LENGTH.size)
+        if header is None:
+            return None
+        body = await self._fill(_LENGTH.unpack(header)[0])
+        return None if body is None else decode(body)
+
+    async def _fill(self, size: int) -> bytearray | None:
+        buffer = bytearray(size)
+        with memoryview(buffer) as view:
+            got = 0
+            while got < size:
+                try:
+                    count = os.readv(self._fd, [view[got:]])
+                except BlockingIOError:
+                    await self._readable()
+                    continue
+                except ConnectionError:
+                    return None
+                if count == 0:
+                    return None
+                got += count
+        return buffer
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        ready = loop.create_future()
+        loop.add_reader(self._fd, _wake, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(self._fd)
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+def decode(body: bytes | bytearray) -> tuple[Any, ...]:
     """A message from its frame's body (what follows the length); a trailer comes as a view into `body`
     (copying a batch's bodies cost the helper ~45 µs a session-shaped call: measured)."""
     if body[:1] == b"B":  # the last element behind the pickle of the rest (see encode)

@@ -125,7 +125,9 @@ class InputRuns:
         n = len(keys)
         for run in self._runs.alike(keys[0]):
             m = len(run.keys)
-            if m <= n and (base is None or m > len(base.keys)) and keys[:m] == run.keys:
+            # The last keys first: conversations that start alike (the same system prompt) differ further on,
+            # and each full compare copied the call's keys up to the run's length (~70, for each candidate).
+            if m <= n and (base is None or m > len(base.keys)) and keys[m - 1] == run.keys[-1] and keys[:m] == run.keys:
                 base = run
         if base is not None and len(base.keys) == n:
             self._runs.used(base)

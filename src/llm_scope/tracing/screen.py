@@ -138,7 +138,12 @@ class CleanBlocks:
         best: list[bytes | None] | None = None
         for run in self._runs.alike(given[at]):
             m = len(run)
-            if (best is None or m > len(best)) and m <= n and given[at : at + m] == run:
+            if (
+                (best is None or m > len(best))
+                and m <= min(n, len(given) - at)
+                and given[at + m - 1] == run[-1]  # its end first: conversations that start alike differ later
+                and given[at : at + m] == run
+            ):
                 best = run
         if best is not None:
             self._runs.used(best)
