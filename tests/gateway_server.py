@@ -16,6 +16,7 @@ import uvicorn
 import yaml
 
 from llm_scope.app import create_app
+from llm_scope.cli import server_protocol
 from llm_scope.model_config import parse_config
 from llm_scope.settings import Settings, load_settings
 from tests.fakes.serving import free_port
@@ -29,7 +30,9 @@ class GatewayServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(  # the protocol the CLI serves with (cli.BodyProtocol)
+            self.app, http=server_protocol(), log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 

@@ -83,7 +83,7 @@ ALLOWED: dict[str, set[str]] = {
     # What the app is assembled from, built from settings alone (the key store for `llm-scope keys` too).
     "parts": {"access", "metrics", "model_config", "postgres", "providers", "settings", "tracing"},
     "store_commands": {"parts", "settings", "tracing", "access"},
-    "cli": {"app", "model_config", "settings", "metrics", "tracing", "logs", "access", "store_commands"},
+    "cli": {"app", "model_config", "settings", "metrics", "tracing", "logs", "access", "store_commands", "internals"},
     "__main__": {"cli"},
 }
 

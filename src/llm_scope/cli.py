@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import logging
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .internals import tested
 from .model_config import ConfigError, ModelConfig, effective_settings, load_model_config
 from .settings import Settings, load_settings
 from .store_commands import keys, traces
@@ -117,7 +119,7 @@ def serve(args: argparse.Namespace) -> int:
         log_config=uvicorn_log_config(settings.log_format),
         access_log=False,
         loop="auto",
-        http="auto",
+        http=server_protocol(),
         timeout_graceful_shutdown=30,
         server_header=False,
     )
@@ -138,6 +140,63 @@ def serve(args: argparse.Namespace) -> int:
         if metrics_server is not None:
             metrics_server.shutdown()
     return 0 if started else 1
+
+
+# Buffered past this while the app has not read it, a request body stops the socket's reading (uvicorn: 64 KB).
+PAUSE_BYTES = 1 << 20
+
+
+def server_protocol() -> Any:
+    """uvicorn's `http` setting: `BodyProtocol` on the uvicorn versions it was measured on, else "auto"."""
+    if not tested("uvicorn"):
+        return "auto"
+    try:
+        return _body_protocol()
+    except ImportError:  # no httptools: uvicorn's h11 protocol, as "auto" would pick
+        return "auto"
+
+
+@functools.cache
+def _body_protocol() -> type:
+    """uvicorn's httptools protocol, handing a request body to the app without two copies of it.
+
+    uvicorn 0.54 appends each body chunk from the parser to a `bytearray` and gives the app `bytes(that
+    bytearray)`: for a coding agent's 50-200 KB prompt, two copies of the whole body beside the parser's own,
+    each in fresh memory. Here a chunk that arrives while the cycle holds nothing is kept as the parser's own
+    `bytes`, which the cycle's `bytes(...)` hands on as it is; only a second chunk before the app reads joins.
+    Reading pauses past `PAUSE_BYTES` buffered instead of 64 KB, so a prompt is not paused and resumed (two
+    `epoll_ctl`s and a turn of the loop) half-way through arriving: the API handlers read the whole body at
+    once anyway, up to their limit. It touches the request cycle's private `body`, `response_complete` and
+    `message_event`, hence the version guard (`internals.TESTED`).
+    """
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BodyProtocol(HttpToolsProtocol):
+        def on_body(self, body: bytes) -> None:
+            cycle: Any = self.cycle  # its `body` is a bytearray to uvicorn, and may be a bytes here
+            if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+                return
+            held = cycle.body
+            if not held:
+                cycle.body = body  # the parser's bytes: the cycle's bytes(...) hands this very object on
+            elif type(held) is bytes:
+                cycle.body = held + body
+            else:
+                held += body
+            if len(cycle.body) > PAUSE_BYTES:
+                self.flow.pause_reading()
+            cycle.message_event.set()
+
+    # uvicorn's worker processes unpickle it by name (`llm_scope.cli.BodyProtocol`, see `__getattr__`).
+    BodyProtocol.__module__, BodyProtocol.__qualname__ = __name__, "BodyProtocol"
+    return BodyProtocol
+
+
+def __getattr__(name: str) -> Any:
+    """`BodyProtocol`, made on first use: uvicorn is imported only by the commands that serve."""
+    if name == "BodyProtocol":
+        return _body_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _serve_one(config: Any, text: str) -> bool:
