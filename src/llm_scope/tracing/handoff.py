@@ -351,7 +351,7 @@ class TraceHandoff(HandoffReads):
     async def _write_here(self) -> None:
         """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
         messages = [m for m, _, _ in self._unacked.values()]
-        records = [r for m in messages if m[0] == "records" for r in helper_protocol.load_rows(m[2])]
+        records = [r for m in messages if m[0] == "records" for r in helper_protocol.load_rows(_joined(m[2]))]
         scores = [m[2] for m in messages if m[0] == "score"]
         kinds = self.options.outbox_kinds
         outbox = self.options.langfuse is not None  # scores go to Langfuse only
@@ -395,4 +395,12 @@ class TraceHandoff(HandoffReads):
 def _size(message: tuple[Any, ...]) -> int:
     """What a message to the helper counts against `queue_bytes`: its batch of records, if it is one."""
     body = message[-1]
-    return len(body) if message[0] == "records" and isinstance(body, bytes | bytearray) else 0
+    if message[0] != "records":
+        return 0
+    if type(body) is helper_protocol.Pieces:
+        return body.size
+    return len(body) if isinstance(body, bytes | bytearray) else 0
+
+
+def _joined(body: bytes | helper_protocol.Pieces) -> bytes:
+    return body if isinstance(body, bytes) else b"".join(body)
