@@ -102,6 +102,17 @@ class Pieces(list[bytes]):
         return sum(map(len, self))
 
 
+def batch_bytes(batch: object) -> int:
+    """A batch's size, whether one bytes object (read back from the spill file) or `Pieces`."""
+    if type(batch) is Pieces:
+        return batch.size
+    return len(batch) if isinstance(batch, bytes | bytearray) else 0
+
+
+def joined(batch: bytes | Pieces) -> bytes:
+    return batch if isinstance(batch, bytes) else b"".join(batch)
+
+
 def dump_rows(records: Sequence[CallRecord]) -> bytes:
     """`dump_parts` joined: one chunk as one bytes object."""
     return b"".join(dump_parts(records))
