@@ -41,6 +41,7 @@ def test_a_batch_in_pieces_is_written_as_one_frame(tmp_path: Path) -> None:
     spill = Spill(tmp_path)
     pieces = [b"piece %d;" % i for i in range(2500)]
     assert spill.append(pieces, 7) and spill.append(b"after", 1)
+    assert spill.next_size() == len(b"".join(pieces))  # what the hand-over checks against its bound first
     assert drain(spill) == [(b"".join(pieces), 7), (b"after", 1)]
     spill.close()
 

@@ -127,9 +127,11 @@ class TraceHandoff(HandoffReads):
             or queue.bytes + self._unacked_bytes >= self.queue_bytes
         )
 
-    def _room(self) -> bool:
-        """Whether the helper may be sent more: what it has not committed yet is under both bounds."""
-        return self._unacked_records < self.queue_size and self._unacked_bytes < self.queue_bytes
+    def _room(self, size: int = 0) -> bool:
+        """Whether the helper may be sent `size` bytes more: what it has not committed, with them, stays under
+        both bounds (or it has nothing: a batch larger than the bound still goes)."""
+        held = self._unacked_bytes
+        return self._unacked_records < self.queue_size and (not held or held + size <= self.queue_bytes)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -234,7 +236,7 @@ class TraceHandoff(HandoffReads):
         """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
         self._send_spilled()
         queue = self._queue
-        while everything or not self._spills or self._room():
+        while everything or not self._spills or self._room(queue.bytes):
             if (batch := queue.take(self.batch_size)) is None:
                 return
             self._send(("records", batch[0]), batch[1])
@@ -243,7 +245,7 @@ class TraceHandoff(HandoffReads):
                 self._lose(batch[1], "the trace helper is behind and the spill file could not be written")
 
     def _send_spilled(self) -> None:
-        while self._room() and (taken := self.spill.take()) is not None:
+        while self._room(self.spill.next_size()) and (taken := self.spill.take()) is not None:
             self._send(("records", taken.body), taken.count, taken)
 
     def _send(self, message: tuple[str, Any], records: int = 0, taken: Taken | None = None) -> None:

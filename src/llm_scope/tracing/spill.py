@@ -192,6 +192,14 @@ class Spill:
                     return taken
         return None
 
+    def next_size(self) -> int:
+        """The body length of the frame `take` reads next (0 if none, or if its header is unreadable)."""
+        for segment in self._segments:
+            if segment.read_at < segment.size:
+                magic, length, _, _ = _HEADER.unpack(os.pread(segment.fd, _HEADER.size, segment.read_at))
+                return length if magic == MAGIC else 0
+        return 0
+
     def _read(self, segment: Segment) -> Taken | None:
         at = segment.read_at
         header = os.pread(segment.fd, _HEADER.size, at)
