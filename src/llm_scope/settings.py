@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     session_repo: bool = Field(False, validation_alias=_alias("LLM_SCOPE_SESSION_REPO", "session_repo"))
     outbox_max_rows: int = Field(2_000_000, validation_alias=_alias("LLM_SCOPE_OUTBOX_MAX_ROWS", "outbox_max_rows"))
     queue_size: int = Field(10_000, validation_alias=_alias("LLM_SCOPE_QUEUE_SIZE", "queue_size"))
-    # ... and at most this many MB of them (pickled, bodies included): coding agents' calls carry 50-200 KB each.
-    queue_mb: int = Field(16, ge=1, validation_alias=_alias("LLM_SCOPE_QUEUE_MB", "queue_mb"))
+    # ... and at most this many MB handed over uncommitted (pickled, bodies included), plus one gathering batch of
+    # up to 4 MB: coding agents' calls carry 50-200 KB each (12: docs/PERFORMANCE.md, issue 20 memory).
+    queue_mb: int = Field(12, ge=1, validation_alias=_alias("LLM_SCOPE_QUEUE_MB", "queue_mb"))
     # A worker gives freed memory back to the system (glibc's malloc_trim) at most every this many seconds,
     # when malloc holds 4 MB or more of freed memory (memtrim.py); 0: never.
     malloc_trim_s: float = Field(0.25, ge=0, validation_alias=_alias("LLM_SCOPE_MALLOC_TRIM_S", "malloc_trim_s"))

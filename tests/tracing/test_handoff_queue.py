@@ -39,7 +39,7 @@ def test_batches_hold_every_record_in_order_within_the_size() -> None:
     got: list[CallRecord] = []
     while (batch := pending.take(CHUNK * 2)) is not None:
         blob, count = batch
-        records = helper_protocol.load_rows(blob)
+        records = helper_protocol.load_rows(b"".join(blob))
         assert len(records) == count <= CHUNK * 2
         got.extend(records)
     assert [dataclasses.asdict(r) for r in got] == [dataclasses.asdict(numbered(n)) for n in range(total)]
@@ -53,7 +53,7 @@ def test_a_batch_takes_at_least_one_chunk_and_small_bounds_make_small_chunks() -
     sizes = []
     while (batch := pending.take(1)) is not None:
         sizes.append(batch[1])
-        assert len(helper_protocol.load_rows(batch[0])) == batch[1]
+        assert len(helper_protocol.load_rows(b"".join(batch[0]))) == batch[1]
     assert sizes == [3, 3, 1]
 
 
@@ -67,7 +67,7 @@ def test_one_record_that_cannot_be_pickled_is_the_only_one_lost() -> None:
         pending.append(record)
     batch = pending.take(10_000)
     assert batch is not None
-    records = helper_protocol.load_rows(batch[0])
+    records = helper_protocol.load_rows(b"".join(batch[0]))
     assert batch[1] == len(records) == CHUNK - 1
     assert [r.trace_id for r in records] == [f"{n:032x}" for n in range(CHUNK) if n != 5]
     assert lost == [(1, "trace records could not be encoded")]
@@ -91,7 +91,8 @@ def test_big_bodies_seal_a_chunk_early_and_count_in_bytes_until_taken() -> None:
     pending.append(big)  # one coding agent's body is enough to seal the chunk: the bound in bytes sees it
     assert len(pending) == 2 and pending.bytes > SEAL_BYTES
     blob, count = pending.take(CHUNK)
-    assert count == 2 and pending.bytes == 0 and len(blob) > SEAL_BYTES
-    records = helper_protocol.load_rows(blob)
+    assert count == 2 and pending.bytes == 0 and blob.size > SEAL_BYTES
+    assert blob[-1] is big.input.body  # the call's own bytes ride in the batch: not a copy of them
+    records = helper_protocol.load_rows(b"".join(blob))
     assert [r.trace_id for r in records] == [small.trace_id, big.trace_id]
     assert isinstance(records[1].input, RawInput) and records[1].input.body == b"x" * SEAL_BYTES

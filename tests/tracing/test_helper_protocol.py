@@ -67,6 +67,13 @@ def test_bodies_handed_over_as_bytes_cross_behind_the_rows_and_big_payloads_behi
     assert sent.endswith(blob) and sent[4:5] == b"B"  # the payload behind the pickle of the rest
     parts = helper_protocol.encode_parts(("records", 8, blob))
     assert parts[-1] is blob and b"".join(parts) == sent  # the worker writes the batch it holds, not a copy
+    pieces = helper_protocol.Pieces(helper_protocol.dump_parts(records))
+    assert pieces[-1] is bodies[1] and pieces.size == len(blob)  # the calls' own bytes, never copied
+    parts = helper_protocol.encode_parts(("records", 8, pieces))
+    assert parts[1:] == pieces and b"".join(parts) == sent  # as pieces: the same frame on the pipe
+    stats = ("done", 3, {"written": 1}, [("model", "provider", 0.5)])  # a last element that is merely a list
+    assert b"".join(helper_protocol.encode_parts(stats)) == helper_protocol.encode(stats)
+    assert helper_protocol.decode(helper_protocol.encode(stats)[4:]) == stats
 
     async def receive() -> tuple[object, ...] | None:
         reader = asyncio.StreamReader()

@@ -36,6 +36,16 @@ def test_batches_come_back_in_order_and_the_file_is_reused_once_drained(tmp_path
     assert not list(tmp_path.iterdir())
 
 
+def test_a_batch_in_pieces_is_written_as_one_frame(tmp_path: Path) -> None:
+    """More pieces than one writev takes (IOV_MAX): they come back as the one body they make, in order."""
+    spill = Spill(tmp_path)
+    pieces = [b"piece %d;" % i for i in range(2500)]
+    assert spill.append(pieces, 7) and spill.append(b"after", 1)
+    assert spill.next_size() == len(b"".join(pieces))  # what the hand-over checks against its bound first
+    assert drain(spill) == [(b"".join(pieces), 7), (b"after", 1)]
+    spill.close()
+
+
 def test_a_frame_handed_on_but_not_acknowledged_keeps_its_file(tmp_path: Path) -> None:
     spill = Spill(tmp_path, segment_bytes=64)
     for i in range(4):

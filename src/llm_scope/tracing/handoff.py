@@ -7,13 +7,14 @@ again (trace ids are the store's keys and span ids are stable, so a resent recor
 exported twice). Reads (dashboard, API, budgets) run on this process's own SQLite connection, on a thread.
 If the helper cannot take them at shutdown, what it still owes is written here.
 
-At most `queue_size` records and `queue_bytes` of them pickled (plus one batch) are held in memory, and a
-batch goes once `SEND_BYTES` of it wait: coding agents' calls carry 50-200 KB each (docs/PERFORMANCE.md,
-memory). When the helper falls behind (all cores busy), the `overflow` policy decides: "spill" (the default)
-appends each batch it has no room for to a local file (see `spill`) and hands it over, unchanged, once the
-helper has caught up, also after a restart or a kill -9; "backpressure" has the entry layer refuse new calls
-(503 + Retry-After) while the bound is reached, and every record of a call it let in is kept. Either way
-nothing is dropped while the disk has space, and `lost` stays 0.
+At most `queue_size` records and `queue_bytes` of them pickled (plus one gathering batch) are held in memory;
+a batch goes, to the helper or past the bound to disk, once `SEND_BYTES` of it wait or at the tick (coding
+agents' calls carry 50-200 KB each; spilling each 256 KB chunk once sealed sent the helper ~3 calls a message,
+and it fell further behind: docs/PERFORMANCE.md, memory). When the helper is behind (all cores busy), the
+`overflow` policy decides: "spill" (the default) appends each batch it has no room for to a local file (see
+`spill`) and hands it over, unchanged, once the helper has caught up, also after a restart or a kill -9;
+"backpressure" has the entry layer refuse new calls (503 + Retry-After) while the bound is reached, and every
+record of a call it let in is kept. Either way nothing is dropped while the disk has space, and `lost` stays 0.
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ log = logging.getLogger("llm_scope.tracing")
 Overflow = Literal["spill", "backpressure"]
 SYNC_EVERY = 1.0  # seconds between fdatasyncs of the spill file while it is written (see `spill`)
 ADOPT_EVERY = 5.0  # seconds between looks for spill files a dead gateway process left
-# Pickled records waiting that send a batch before the tick. Far above what a tick gathers of short calls at
-# c1 (~0.5 MB), so the helper is not woken more often there (docs/scaling.md); ~25 coding-agent calls.
+# Pickled records waiting that send (or spill) a batch before the tick. Far above what a tick gathers of short
+# calls at c1 (~0.5 MB), so the helper is not woken more often there (docs/scaling.md); ~25 coding-agent calls.
 SEND_BYTES = 4 << 20
 
 
@@ -114,11 +115,7 @@ class TraceHandoff(HandoffReads):
         queue.append(record)
         self._submitted += 1
         if queue.bytes >= SEND_BYTES or (
-            self._spills
-            and (
-                (len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size)
-                or (queue.bytes and queue.bytes + self._unacked_bytes >= self.queue_bytes)
-            )
+            self._spills and len(queue) >= self._chunk and len(queue) + self._unacked_records >= self.queue_size
         ):
             self._send_queued()  # big bodies go now; what the helper has no room for goes to disk now
 
@@ -130,9 +127,11 @@ class TraceHandoff(HandoffReads):
             or queue.bytes + self._unacked_bytes >= self.queue_bytes
         )
 
-    def _room(self) -> bool:
-        """Whether the helper may be sent more: what it has not committed yet is under both bounds."""
-        return self._unacked_records < self.queue_size and self._unacked_bytes < self.queue_bytes
+    def _room(self, size: int = 0) -> bool:
+        """Whether the helper may be sent `size` bytes more: what it has not committed, with them, stays under
+        both bounds (or it has nothing: a batch larger than the bound still goes)."""
+        held = self._unacked_bytes
+        return self._unacked_records < self.queue_size and (not held or held + size <= self.queue_bytes)
 
     # --- lifecycle -------------------------------------------------------------------------------------
 
@@ -237,7 +236,7 @@ class TraceHandoff(HandoffReads):
         """Spilled batches first, as the helper has room; then the queue; under "spill", the rest to disk."""
         self._send_spilled()
         queue = self._queue
-        while everything or not self._spills or self._room():
+        while everything or not self._spills or self._room(queue.bytes):
             if (batch := queue.take(self.batch_size)) is None:
                 return
             self._send(("records", batch[0]), batch[1])
@@ -246,7 +245,7 @@ class TraceHandoff(HandoffReads):
                 self._lose(batch[1], "the trace helper is behind and the spill file could not be written")
 
     def _send_spilled(self) -> None:
-        while self._room() and (taken := self.spill.take()) is not None:
+        while self._room(self.spill.next_size()) and (taken := self.spill.take()) is not None:
             self._send(("records", taken.body), taken.count, taken)
 
     def _send(self, message: tuple[str, Any], records: int = 0, taken: Taken | None = None) -> None:
@@ -351,7 +350,8 @@ class TraceHandoff(HandoffReads):
     async def _write_here(self) -> None:
         """Last resort at shutdown, when the helper is gone: store what it owed with this process's connection."""
         messages = [m for m, _, _ in self._unacked.values()]
-        records = [r for m in messages if m[0] == "records" for r in helper_protocol.load_rows(m[2])]
+        load, joined = helper_protocol.load_rows, helper_protocol.joined
+        records = [r for m in messages if m[0] == "records" for r in load(joined(m[2]))]
         scores = [m[2] for m in messages if m[0] == "score"]
         kinds = self.options.outbox_kinds
         outbox = self.options.langfuse is not None  # scores go to Langfuse only
@@ -394,5 +394,4 @@ class TraceHandoff(HandoffReads):
 
 def _size(message: tuple[Any, ...]) -> int:
     """What a message to the helper counts against `queue_bytes`: its batch of records, if it is one."""
-    body = message[-1]
-    return len(body) if message[0] == "records" and isinstance(body, bytes | bytearray) else 0
+    return helper_protocol.batch_bytes(message[-1]) if message[0] == "records" else 0

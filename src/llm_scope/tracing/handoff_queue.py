@@ -4,10 +4,13 @@ Pickling a whole tick's records at once, when they went to the helper, stalled t
 0.2 s at concurrency 1 (a request that arrived meanwhile waited for it: that was the added p99). Here every
 `CHUNK` records submitted are pickled right away, into one chunk of their own: the pickling is spread over
 the calls (8 of the benchmark's records take ~0.05 ms at once, ~3% more CPU than one pickle per batch,
-measured), and what the tick does is join chunks into one message. The records themselves die at once,
-instead of living on to a GC pass that has to scan them.
+measured), and what the tick does is put chunks together into one message. The records themselves die at
+once, instead of living on to a GC pass that has to scan them.
 
-A batch is its chunks one after another; `helper_protocol.load_rows` reads pickles until the end, so the
+A batch is its chunks one after another, kept as their pieces (`helper_protocol.Pieces`: each chunk's pickled
+rows and the calls' own body bytes behind them), never joined here: the pipe's writelines and the spill
+file's writev take them as they are (joining them was a second copy of every batch, ~4 MB each under a coding
+agent's traffic, at the worker's peak: issue 20); `helper_protocol.load_rows` reads pickles until the end, so the
 helper reads a batch the same way whether it comes from the pipe or the spill file, and one pickled list
 (what earlier versions spilled) is a batch of one chunk.
 """
@@ -36,7 +39,7 @@ class PendingRecords:
         self._chunk = max(1, min(CHUNK, at_most))
         self._loose: list[CallRecord] = []  # fewer than a chunk, not pickled yet
         self._loose_bytes = 0  # their raw request bodies
-        self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()  # (pickle, records)
+        self._chunks: collections.deque[tuple[list[bytes], int, int]] = collections.deque()  # (pieces, bytes, records)
         self._sealed = 0  # records in `_chunks`
         self.bytes = 0  # in `_chunks`: what the hand-over's bound in bytes counts
 
@@ -54,43 +57,42 @@ class PendingRecords:
         if len(loose) >= self._chunk or self._loose_bytes >= SEAL_BYTES:
             self._seal()
 
-    def take(self, most: int) -> tuple[bytes, int] | None:
-        """Whole chunks, up to `most` records (at least one chunk), as one batch: (bytes, records)."""
+    def take(self, most: int) -> tuple[helper_protocol.Pieces, int] | None:
+        """Whole chunks, up to `most` records (at least one chunk), as one batch: (its pieces, records)."""
         if self._loose:
             self._seal()
         chunks = self._chunks
         if not chunks:
             return None
-        blob, count = chunks.popleft()
-        if chunks and count + chunks[0][1] <= most:
-            parts = [blob]
-            while chunks and count + chunks[0][1] <= most:
-                part, n = chunks.popleft()
-                parts.append(part)
-                count += n
-            blob = b"".join(parts)
+        parts, size, count = chunks.popleft()
+        batch = helper_protocol.Pieces(parts)
+        while chunks and count + chunks[0][2] <= most:
+            parts, more, n = chunks.popleft()
+            batch += parts
+            size += more
+            count += n
         self._sealed -= count
-        self.bytes -= len(blob)
-        return blob, count
+        self.bytes -= size
+        return batch, count
 
     def _seal(self) -> None:
         records, self._loose, self._loose_bytes = self._loose, [], 0
         try:
-            chunk = helper_protocol.dump_rows(records)
+            self._add(helper_protocol.dump_parts(records), len(records))
         except Exception:  # something in a record pickle cannot take: lose that record, loudly, not the others
             log.exception("trace records could not be encoded for the helper; dropping the ones that fail")
             lost = 0
             for record in records:
                 try:
-                    one = helper_protocol.dump_rows([record])
+                    one = helper_protocol.dump_parts([record])
                 except Exception:
                     lost += 1
                     continue
-                self._chunks.append((one, 1))
-                self._sealed += 1
-                self.bytes += len(one)
+                self._add(one, 1)
             self._on_lost(lost, "trace records could not be encoded")
-            return
-        self._chunks.append((chunk, len(records)))
-        self._sealed += len(records)
-        self.bytes += len(chunk)
+
+    def _add(self, parts: list[bytes], count: int) -> None:
+        size = sum(map(len, parts))
+        self._chunks.append((parts, size, count))
+        self._sealed += count
+        self.bytes += size

@@ -94,24 +94,54 @@ def _unpack(row: tuple[Any, ...]) -> CallRecord:
     return record
 
 
+class Pieces(list[bytes]):
+    """A batch as the pieces of its chunks, one after another: what `load_rows` reads once they are joined, by
+    the pipe or the spill file (its own type, so that a message's last element that merely is a list is never
+    taken for one)."""
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self))
+
+
+def batch_bytes(batch: object) -> int:
+    """A batch's size, whether one bytes object (read back from the spill file) or `Pieces`."""
+    if type(batch) is Pieces:
+        return batch.size
+    return len(batch) if isinstance(batch, bytes | bytearray) else 0
+
+
+def joined(batch: bytes | Pieces) -> bytes:
+    return batch if isinstance(batch, bytes) else b"".join(batch)
+
+
 def dump_rows(records: Sequence[CallRecord]) -> bytes:
-    """The records' rows pickled, behind their length, then the bodies of the inputs still as bytes (RawInput).
+    """`dump_parts` joined: one chunk as one bytes object."""
+    return b"".join(dump_parts(records))
+
+
+def dump_parts(records: Sequence[CallRecord]) -> list[bytes]:
+    """The records' rows pickled, behind their length, then the bodies of the inputs still as bytes (RawInput),
+    as pieces: the bodies are the calls' own bytes objects, not copies of them.
 
     A coding agent's 85 KB body pickled into the rows cost the gateway ~30-50 µs a call (pickle grows its buffer
-    by copying, and such buffers are fresh mappings each time: measured); appended, it is copied once."""
+    by copying, and such buffers are fresh mappings each time: measured); behind them, it is not copied at all
+    until the pipe or the spill file takes it (a joined chunk was a second copy of every body while the call's
+    own was still alive: issue 20, the worker's peak memory)."""
     rows = pack(records)
     raws: list[tuple[int, str, int]] = []  # (row, family, body length) of each input still as bytes
-    bodies: list[bytes | memoryview] = []
+    bodies: list[bytes] = []
     for i, record in enumerate(records):
         raw = record.input
         if type(raw) is RawInput:
             row = list(rows[i])
             row[_INPUT_AT] = None
             rows[i] = tuple(row)
-            raws.append((i, raw.family, len(raw.body)))
-            bodies.append(raw.body)
+            body = raw.body
+            raws.append((i, raw.family, len(body)))
+            bodies.append(body if type(body) is bytes else bytes(body))  # a view's buffer might change: copy
     head = pickle.dumps((rows, raws), protocol=pickle.HIGHEST_PROTOCOL)
-    return b"".join((_LENGTH.pack(len(head)), head, *bodies))
+    return [_LENGTH.pack(len(head)) + head, *bodies]
 
 
 def load_rows(blob: bytes | bytearray | memoryview) -> list[CallRecord]:
@@ -152,13 +182,20 @@ def encode(message: tuple[Any, ...]) -> bytes:
 
 
 def encode_parts(message: tuple[Any, ...]) -> list[bytes]:
-    """`encode`'s bytes in pieces, the trailer itself the last: a writer that takes them apart (a transport's
-    writelines) keeps the batch it already holds instead of a joined copy of it (4 MB a batch, issue 20)."""
+    """`encode`'s bytes in pieces, the trailer's the last: a writer that takes them apart (a transport's
+    writelines) keeps the batch it already holds instead of a joined copy of it (4 MB a batch, issue 20). The
+    trailer may come as its pieces already (`Pieces`: a batch's chunks, see `handoff_queue`); the frame on the
+    pipe is the same."""
     last = message[-1]
-    if type(last) is bytes and len(last) >= _TRAILER_FROM:
+    pieces: list[bytes] | None = None
+    if type(last) is Pieces:
+        pieces = last
+    elif type(last) is bytes and len(last) >= _TRAILER_FROM:
+        pieces = [last]
+    if pieces is not None:
         head = pickle.dumps(message[:-1], protocol=pickle.HIGHEST_PROTOCOL)
-        size = 1 + _LENGTH.size + len(head) + len(last)
-        return [b"".join((_LENGTH.pack(size), b"B", _LENGTH.pack(len(head)), head)), last]
+        size = 1 + _LENGTH.size + len(head) + sum(map(len, pieces))
+        return [b"".join((_LENGTH.pack(size), b"B", _LENGTH.pack(len(head)), head)), *pieces]
     body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return [_LENGTH.pack(len(body)) + body]
 

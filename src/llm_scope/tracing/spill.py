@@ -31,6 +31,7 @@ import os
 import secrets
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,11 +42,21 @@ _HEADER = struct.Struct(">4sIII")  # magic, body length, record count, crc32(cou
 _COUNT = struct.Struct(">I")
 SEGMENT_BYTES = 64 * 1024 * 1024
 _MAX_BODY = 1 << 31
+_IOV_MAX = min(1024, os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024)
 
 
 def frame(body: bytes, count: int) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(_COUNT.pack(count)))
-    return _HEADER.pack(MAGIC, len(body), count, crc) + body
+    return b"".join(framed([body], count))
+
+
+def framed(pieces: Sequence[bytes], count: int) -> list[bytes]:
+    """A frame as its header and the body's pieces, not joined (see `Spill.append`)."""
+    crc = zlib.crc32(_COUNT.pack(count))
+    size = 0
+    for piece in pieces:
+        crc = zlib.crc32(piece, crc)
+        size += len(piece)
+    return [_HEADER.pack(MAGIC, size, count, crc), *pieces]
 
 
 @dataclass
@@ -120,23 +131,23 @@ class Spill:
 
     # --- writing -------------------------------------------------------------------------------------------
 
-    def append(self, body: bytes, count: int) -> bool:
-        """Add one batch; False if it could not be written (disk full, ...), with nothing left half-written."""
+    def append(self, body: bytes | Sequence[bytes], count: int) -> bool:
+        """Add one batch (one bytes object, or its pieces one after another); False if it could not be written
+        (disk full, ...), with nothing left half-written. Pieces go with writev, not joined first: a joined
+        batch was a second copy of it in memory (4 MB) at the worker's peak, when the helper is behind."""
         segment = self._writing
         try:
             if segment is None or segment.size >= self.segment_bytes:
                 segment = self._new_segment()
-            data = frame(body, count)
-            written = os.write(segment.fd, data)
-            if written != len(data):
-                raise OSError(f"short write ({written} of {len(data)} bytes)")
+            data = framed([body] if isinstance(body, bytes) else body, count)
+            length = _write_all(segment.fd, data)
         except OSError:
             log.exception("spilling %d trace records to %s failed", count, self.directory)
             if segment is not None:
                 with contextlib.suppress(OSError):
                     os.ftruncate(segment.fd, segment.size)
             return False
-        segment.size += len(data)
+        segment.size += length
         segment.pending += count
         segment.unread += 1
         self.spilled += count
@@ -180,6 +191,14 @@ class Spill:
                 if taken is not None:
                     return taken
         return None
+
+    def next_size(self) -> int:
+        """The body length of the frame `take` reads next (0 if none, or if its header is unreadable)."""
+        for segment in self._segments:
+            if segment.read_at < segment.size:
+                magic, length, _, _ = _HEADER.unpack(os.pread(segment.fd, _HEADER.size, segment.read_at))
+                return length if magic == MAGIC else 0
+        return 0
 
     def _read(self, segment: Segment) -> Taken | None:
         at = segment.read_at
@@ -233,6 +252,20 @@ class Spill:
             os.close(segment.fd)
         self._segments.clear()
         self._writing = None
+
+
+def _write_all(fd: int, pieces: list[bytes]) -> int:
+    """All of `pieces` appended with as few writev calls as IOV_MAX allows; a short write raises (the caller
+    cuts the file back to where the frame began)."""
+    total = 0
+    for at in range(0, len(pieces), _IOV_MAX):
+        group = pieces[at : at + _IOV_MAX]
+        want = sum(map(len, group))
+        written = os.writev(fd, group)
+        if written != want:
+            raise OSError(f"short write ({written} of {want} bytes)")
+        total += written
+    return total
 
 
 def _lock(path: Path) -> int | None:
